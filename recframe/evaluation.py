@@ -1,0 +1,64 @@
+"""Full-ranking next-item evaluation shared by testers and benchmarks.
+
+Every item of the vocabulary is ranked (no sampled negatives), the next item is predicted at every
+position of every test session, and ties are counted conservatively: the rank of the target is the
+number of items scoring at least as high as it, itself included, so a model that scores everything
+equally ranks every target last rather than first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from recframe.interfaces import Model
+from recframe.vocab import encode_sessions
+
+DEFAULT_KS = (1, 5, 10, 20)
+
+
+def ranks_of_targets(scores, targets) -> np.ndarray:
+    """Conservative 1-based rank of each target among all items (ties count against the target)."""
+    import torch
+
+    s = torch.as_tensor(scores)
+    t = torch.as_tensor(targets, dtype=torch.long)
+    s = torch.nan_to_num(s.float(), nan=float("-inf"))
+    tgt = s.gather(1, t.view(-1, 1))
+    return (s >= tgt).sum(dim=1).cpu().numpy().astype(np.int64)
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
+    """HR@K (= Recall@K with one target), MRR@K and NDCG@K from 1-based ranks."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    out: dict[str, float] = {}
+    n = max(len(ranks), 1)
+    for k in ks:
+        hit = ranks <= k
+        out[f"hr@{k}"] = float(hit.sum() / n)
+        out[f"mrr@{k}"] = float((hit / ranks).sum() / n)
+        out[f"ndcg@{k}"] = float((hit / np.log2(ranks + 1.0)).sum() / n)
+    return out
+
+
+def prefix_ranks(model: Model, sessions: Sequence[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    """Ranks for the next item at every position, in session order."""
+    parts = [ranks_of_targets(scores, targets) for scores, targets in model.score_prefixes(sessions, batch_size)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def evaluate(
+    model: Model, test: pd.DataFrame, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 512
+) -> dict[str, float]:
+    """Full-ranking metrics of ``model`` on long-format ``test`` events.
+
+    Test items unknown to the model's vocabulary are dropped from the sessions (they cannot be
+    targets); the number of targets scored is returned as ``targets``.
+    """
+    sessions = [s for s in encode_sessions(test, model.vocab) if len(s) >= 2]
+    ranks = prefix_ranks(model, sessions, batch_size)
+    out = metrics_from_ranks(ranks, ks)
+    out["targets"] = int(len(ranks))
+    return out

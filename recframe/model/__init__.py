@@ -1,0 +1,1 @@
+"""Model implementations; each module is imported only when its config selects it."""
