@@ -1,0 +1,212 @@
+"""Turn a composed config into a ready pipeline, without the command line.
+
+This is the seam between Hydra and the library: :func:`compose` builds a config from overrides the
+same way the CLI does, :func:`build_pipeline` instantiates every component *before* any work (so a
+bad value fails in a second with one line), and :func:`run` does both. The CLI, the tests and users'
+notebooks all go through here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from recframe.interfaces import ConfigError, RecframeError
+from recframe.pipeline import STEPS, Pipeline, RunResult
+
+GROUPS = ("datasource", "model", "tester", "deployer", "tracker")
+SECRET_PATTERN = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|credential)", re.I)
+REDACTED = "***"
+
+# Opt-outs of telemetry and cloud-metadata probes: recframe itself never reaches beyond what the
+# user configured, and the libraries it drives must not either.
+OFFLINE_ENV = {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def set_offline_env() -> None:
+    """Apply :data:`OFFLINE_ENV` (without overriding what the user set) and keep Comet offline without a key."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    if not os.environ.get("COMET_API_KEY"):
+        os.environ.setdefault("COMET_START_ONLINE", "0")
+
+
+def conf_dir() -> Path:
+    """The shipped config folder: ``recframe/conf`` when installed, ``conf/`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").exists():
+            return candidate
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("recframe.conf")))
+    except ModuleNotFoundError:
+        raise RecframeError("recframe's configs are missing: reinstall recframe") from None
+
+
+def dbt_project_dir() -> Path:
+    """The shipped dbt project: ``recframe/dbt_project`` when installed, ``dbt/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "dbt_project", here.parent / "dbt"):
+        if (candidate / "dbt_project.yml").exists():
+            return candidate
+    from importlib.resources import files
+
+    return Path(str(files("recframe.dbt_project")))
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """Compose the config exactly as ``python -m recframe OVERRIDES`` would (hydra section included)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from recframe.plugins import hydra_search_path_overrides
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(
+                config_name,
+                overrides=[*hydra_search_path_overrides(), *overrides],
+                return_hydra_config=True,
+            )
+    except Exception as e:  # Hydra's own errors are multi-line; make them one actionable line
+        raise ConfigError("overrides", list(overrides), one_line_hydra_error(e)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def one_line_hydra_error(e: BaseException) -> str:
+    """Collapse a Hydra composition error into one line that names the bad key and the options."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(e, MissingConfigException) and getattr(e, "options", None):
+        missing = getattr(e, "missing_cfg_file", "") or ""
+        group = missing.split("/")[0] if "/" in missing else missing
+        return f"unknown option {missing!r}; available for {group}: {', '.join(sorted(e.options))}"
+    text = " ".join(str(e).split())
+    return text.replace("Use '+", "to add a new key use '+") if text else type(e).__name__
+
+
+def choices(cfg: DictConfig) -> dict[str, str]:
+    """Which option was chosen in each group (``model: gru``), when the hydra section is present."""
+    try:
+        return {k: v for k, v in dict(cfg.hydra.runtime.choices).items() if v is not None}
+    except Exception:
+        return {}
+
+
+def redacted_params(cfg: DictConfig) -> dict[str, Any]:
+    """The config as flat ``a.b.c: value`` params with secrets masked (for trackers and logs)."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if prefix == "" and k == "hydra":
+                    continue
+                walk(f"{prefix}{k}." if not isinstance(v, (dict, list)) else f"{prefix}{k}.", v)
+        elif isinstance(node, list):
+            out[prefix.rstrip(".")] = str(node)
+        else:
+            key = prefix.rstrip(".")
+            out[key] = REDACTED if SECRET_PATTERN.search(key) and node is not None else node
+
+    walk("", plain)
+    return out
+
+
+def instantiate_group(group: str, node: Any) -> Any:
+    """Instantiate one group's config; turn every failure into a one-line RecframeError."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    if node is None:
+        return None
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(group, "...", "must be a config with a _target_ (choose an option of the group)")
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, RecframeError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "argument" in str(cause):
+            raise ConfigError(group, node.get("_target_"), f"does not accept these settings: {cause}") from None
+        if isinstance(cause, (ImportError, ModuleNotFoundError)):
+            raise RecframeError(f"{group}: {cause} (is the extra for this option installed?)") from None
+        msg = " ".join(str(cause or e).split())
+        raise ConfigError(group, node.get("_target_"), f"could not be built: {msg}") from None
+
+
+def validate(cfg: DictConfig) -> tuple[dict[str, Any], list[str], int]:
+    """Instantiate every group and check the top-level keys; no component does any work yet."""
+    from recframe import validation
+
+    steps = list(cfg.get("steps", STEPS))
+    for s in steps:
+        validation.choice("steps", s, STEPS)
+    seed = validation.integer("seed", cfg.get("seed", 42), 0)
+    parts = {g: instantiate_group(g, cfg.get(g)) for g in GROUPS}
+    return parts, steps, seed
+
+
+def build_pipeline(
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    on_step: Callable[[str, str, float], None] | None = None,
+) -> Pipeline:
+    """Instantiate every component (validating them) and return a pipeline ready to run."""
+    parts, steps, seed = validate(cfg)
+    name = choices(cfg).get("model")
+    if parts["model"] is not None and name and "/" not in name:
+        parts["model"].name = name
+    if run_dir is None:
+        run_dir = Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") is not None else {}
+    run = cfg.get("run", {}) or {}
+    resume_from = run.get("resume_from")
+    if resume_from is not None and not Path(resume_from).is_dir():
+        raise ConfigError("run.resume_from", resume_from, "must be an existing run directory")
+    if "data" not in steps and resume_from is None and not (Path(run_dir) / "data" / "manifest.json").exists():
+        raise ConfigError("steps", steps, "without the 'data' step, set run.resume_from to a finished run directory")
+    pipeline = Pipeline(
+        datasource=parts["datasource"],
+        model=parts["model"],
+        tester=parts["tester"],
+        deployer=parts["deployer"],
+        tracker=parts["tracker"],
+        trainer=trainer,
+        steps=steps,
+        run_dir=run_dir,
+        resume_from=resume_from,
+        seed=seed,
+        progress=bool(run.get("progress", True)),
+        params=redacted_params(cfg),
+        on_step=on_step,
+    )
+    for step, part in (("data", parts["datasource"]), ("deploy", parts["deployer"])):
+        if step in steps and part is not None:
+            part.check()
+    return pipeline
+
+
+def run(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> RunResult:
+    """Compose, build and run a pipeline from Python: ``recframe.run(["model=pop"], run_dir="out")``."""
+    set_offline_env()
+    cfg = compose(overrides)
+    return build_pipeline(cfg, run_dir).run()

@@ -1,0 +1,101 @@
+"""The command line: ``recframe [overrides]`` / ``python -m recframe``, and ``recframe compare``.
+
+Thin on purpose: it validates the overrides (one line and exit 2 on a bad one, before Hydra prints
+anything), hands them to Hydra, and inside the Hydra job calls :mod:`recframe.app`. Everything it
+does is also reachable from Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from recframe.app import compose, conf_dir, one_line_hydra_error, set_offline_env, validate
+from recframe.interfaces import RecframeError
+
+# Hydra flags that take a value in the next argument
+_FLAGS_WITH_VALUE = {
+    "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+    "-c", "--cfg", "-p", "--package", "--experimental-rerun",
+}  # fmt: skip
+_NO_PRECHECK = {"-m", "--multirun", "-h", "--help", "--hydra-help", "--info", "--version", "--shell-completion", "-sc"}
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Print a user error as one line on stderr."""
+    print(f"recframe: error: {message}", file=sys.stderr)
+    return code
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """The plain ``key=value`` overrides in ``argv``, and whether pre-checking them makes sense."""
+    overrides: list[str] = []
+    precheck = True
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _FLAGS_WITH_VALUE:
+            skip = True
+            if arg in ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"):
+                precheck = False  # a different primary config: let Hydra handle it
+            continue
+        if arg in _NO_PRECHECK or arg.startswith("--info"):
+            precheck = False
+            continue
+        if arg.startswith("-"):
+            continue
+        if arg.split("=", 1)[0].lstrip("+~").startswith("hydra."):
+            continue
+        overrides.append(arg)
+    return overrides, precheck
+
+
+def _hydra_main() -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def task(cfg: DictConfig) -> float | None:
+        from recframe.console import run_with_console
+
+        return run_with_console(cfg)
+
+    task()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``recframe`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "compare":
+        from recframe.tester.compare import main as compare_main
+
+        return compare_main(argv[1:]) or 0
+    set_offline_env()
+    logging.getLogger("hydra").setLevel(logging.WARNING)
+    overrides, do_precheck = split_overrides(argv)
+    if do_precheck:
+        try:
+            validate(compose(overrides))
+        except RecframeError as e:
+            return fail(str(e), getattr(e, "exit_code", 1))
+    from recframe.plugins import hydra_search_path_overrides
+
+    sys.argv = [sys.argv[0], *argv, *hydra_search_path_overrides()]
+    from hydra.errors import HydraException
+
+    try:
+        _hydra_main()
+    except RecframeError as e:  # raised inside the Hydra job
+        return fail(str(e), getattr(e, "exit_code", 1))
+    except HydraException as e:  # e.g. --help or --cfg over a config that does not compose
+        return fail(one_line_hydra_error(e), 2)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

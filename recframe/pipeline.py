@@ -1,0 +1,252 @@
+"""The four steps (data, train, test, deploy) and the run-directory contract.
+
+The pipeline knows nothing about Hydra: it receives ready components and a run directory, so it runs
+the same from the CLI, from Python, in a sweep, or in a test. Each step leaves its output in the run
+directory, and a step that is skipped reads what an earlier run left there (``resume_from``), which
+is what makes ``steps=[test,deploy] run.resume_from=PATH`` work.
+
+Run directory::
+
+    data/            dataset manifest + parquet splits (+ dbt lineage)
+    train/           checkpoints and per-epoch metrics of neural models
+    model/           the artifact: model.json, vocab.json, weights.pt, checksums.json
+    report/          report.json, index.html
+    metrics.json     headline metrics (model, hr@20, mrr@20, ndcg@20, baseline_pop)
+    gates.json       the tester's deployment verdict
+    deploy.json      endpoint url and smoke-test result
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recframe.interfaces import (
+    DataError,
+    Dataset,
+    DataSource,
+    Deployer,
+    Deployment,
+    FitContext,
+    GateError,
+    Model,
+    RecframeError,
+    Tester,
+    TestResult,
+    Tracker,
+)
+
+log = logging.getLogger("recframe")
+
+STEPS = ("data", "train", "test", "deploy")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_default))
+    os.replace(tmp, path)
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns to Python callers (the CLI prints it as the summary)."""
+
+    run_dir: Path
+    steps: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    data_stats: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    deployment: dict[str, Any] | None = None
+    gates: dict[str, Any] | None = None
+
+
+class Pipeline:
+    """Runs the selected steps over ready-made components.
+
+    ``on_step`` is called with ``(step, "start"|"end", seconds)`` so a front end can show progress
+    without the pipeline depending on it.
+    """
+
+    def __init__(
+        self,
+        datasource: DataSource | None,
+        model: Model | None,
+        tester: Tester | None,
+        deployer: Deployer | None,
+        run_dir: str | Path,
+        tracker: Tracker | None = None,
+        trainer: dict[str, Any] | None = None,
+        steps: Sequence[str] = STEPS,
+        resume_from: str | Path | None = None,
+        seed: int = 42,
+        progress: bool = True,
+        params: dict[str, Any] | None = None,
+        on_step: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        unknown = [s for s in steps if s not in STEPS]
+        if unknown:
+            from recframe.interfaces import ConfigError
+
+            raise ConfigError("steps", list(steps), f"each step must be one of {', '.join(STEPS)}")
+        self.steps = [s for s in STEPS if s in steps]  # always run in pipeline order
+        self.datasource, self.model, self.tester, self.deployer = datasource, model, tester, deployer
+        self.tracker = tracker
+        self.trainer = dict(trainer or {})
+        self.run_dir = Path(run_dir)
+        self.resume_from = Path(resume_from) if resume_from else None
+        self.seed = seed
+        self.progress = progress
+        self.params = params or {}
+        self.on_step = on_step
+        self._dataset: Dataset | None = None
+        self._model: Model | None = None
+        self._test: TestResult | None = None
+
+    # ---------------------------------------------------------------- inputs of skipped steps
+    def _source(self, sub: str) -> Path:
+        """Where a skipped step's output is read from: this run if it has it, else ``resume_from``."""
+        here = self.run_dir / sub
+        if here.exists() or self.resume_from is None:
+            return here
+        return self.resume_from / sub
+
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = Dataset.load(self._source("data"))
+        return self._dataset
+
+    def fitted_model(self) -> Model:
+        if self._model is None:
+            self._model = Model.load(self._source("model"))
+        return self._model
+
+    # ---------------------------------------------------------------- steps
+    def step_data(self) -> None:
+        data_dir = self.run_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ds = self.datasource.load(data_dir)
+        for name in ("train", "test"):
+            if getattr(ds, name).empty:
+                raise DataError(f"the {name} split is empty: widen the date window or lower the minimum session length")
+        ds.save(data_dir)
+        self._dataset = ds
+
+    def step_train(self) -> None:
+        ds = self.dataset()
+        ctx = FitContext(
+            trainer=self.trainer,
+            work_dir=self.run_dir / "train",
+            logger=self.tracker.lightning_logger() if self.tracker else None,
+            seed=self.seed,
+            progress=self.progress,
+        )
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        self.model.fit(ds.train, ds.valid, ctx)
+        self.model.save(self.run_dir / "model")
+        self._model = self.model
+
+    def step_test(self) -> None:
+        result = self.tester.run(self.fitted_model(), self.dataset(), self.run_dir / "report")
+        self._test = result
+        write_json(self.run_dir / "metrics.json", result.metrics)
+        write_json(self.run_dir / "gates.json", {"passed": result.passed, "failures": result.failures})
+        if self.tracker:
+            numeric = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+            self.tracker.log_metrics(numeric)
+
+    def _gate_verdict(self) -> dict[str, Any] | None:
+        if self._test is not None:
+            return {"passed": self._test.passed, "failures": self._test.failures}
+        path = self._source("gates.json")
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def step_deploy(self) -> Deployment:
+        verdict = self._gate_verdict()
+        if verdict and not verdict["passed"]:
+            failures = "; ".join(verdict["failures"]) or "a gate failed"
+            if not getattr(self.deployer, "force", False):
+                raise GateError(f"not deploying: {failures} (set deployer.force=true to override)")
+            log.warning("deploying despite failed gates because deployer.force=true: %s", failures)
+            self._record_forced(failures)
+        model_dir = self._source("model")
+        if not (model_dir / "checksums.json").exists():
+            raise RecframeError(f"no model artifact at {model_dir}: run the 'train' step or set run.resume_from")
+        deployment = self.deployer.deploy(model_dir, self.run_dir)
+        record = {"url": deployment.url, "smoke": deployment.smoke, **deployment.details}
+        write_json(self.run_dir / "deploy.json", record)
+        return deployment
+
+    def _record_forced(self, failures: str) -> None:
+        path = self.run_dir / "report" / "report.json"
+        if not path.exists():
+            return
+        report = json.loads(path.read_text())
+        report.setdefault("warnings", []).append(f"deployed with deployer.force=true despite failed gates: {failures}")
+        write_json(path, report)
+
+    # ---------------------------------------------------------------- driver
+    @contextmanager
+    def _timed(self, step: str, timings: dict[str, float]):
+        if self.on_step:
+            self.on_step(step, "start", 0.0)
+        t0 = time.perf_counter()
+        yield
+        timings[step] = round(time.perf_counter() - t0, 3)
+        if self.on_step:
+            self.on_step(step, "end", timings[step])
+
+    def run(self) -> RunResult:
+        """Run the steps; with ``deployer.keep_alive`` block serving until interrupted."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        result = RunResult(run_dir=self.run_dir, steps=list(self.steps))
+        if self.tracker:
+            self.tracker.start(self.run_dir, self.run_dir.name)
+            self.tracker.log_params(self.params)
+        deployment = None
+        try:
+            for step in self.steps:
+                with self._timed(step, result.timings):
+                    if step == "deploy":
+                        deployment = self.step_deploy()
+                    else:
+                        getattr(self, f"step_{step}")()
+            write_json(self.run_dir / "timings.json", result.timings)
+            if self._dataset is not None:
+                result.data_stats = self._dataset.stats
+            metrics_path = self._source("metrics.json")
+            if metrics_path.exists():
+                result.metrics = json.loads(metrics_path.read_text())
+            result.gates = self._gate_verdict()
+            if deployment is not None:
+                result.deployment = json.loads((self.run_dir / "deploy.json").read_text())
+                if getattr(self.deployer, "keep_alive", False):
+                    if self.on_step:
+                        self.on_step("serve", "start", 0.0)
+                    self.deployer.wait()
+            if self.tracker:
+                for name in ("metrics.json", "report/report.json", "report/index.html"):
+                    if (self.run_dir / name).exists():
+                        self.tracker.log_artifact(self.run_dir / name)
+        finally:
+            if deployment is not None:
+                self.deployer.teardown()
+            if self.tracker:
+                self.tracker.close()
+        return result

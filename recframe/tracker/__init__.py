@@ -1,0 +1,1 @@
+"""Experiment trackers; each module is imported only when its config selects it."""
