@@ -1,0 +1,272 @@
+"""The one predictor every deployer serves: SKUs in, SKUs out, over a verified model artifact.
+
+Every serving surface (the local FastAPI endpoint, SageMaker's ``code/inference.py``, the MLServer
+runtime) wraps this class, so the contract in ``docs/architecture.md`` is implemented once:
+
+* unknown SKUs are ignored and counted (``"unknown": n`` in each result),
+* items already in the session are excluded by default (``exclude_seen``, per request too),
+* cold sessions (no known item) get the most popular training items (the vocabulary's counts),
+* ``k`` must be an integer in ``[1, max_k]``; a ``k`` above the catalogue size is clamped to it (a
+  client cannot know the catalogue size, and "everything, ranked" is the honest answer), and
+  excluded items are dropped, so a result may hold fewer than ``k`` items,
+* request bodies are validated here (:meth:`Predictor.parse`), so a malformed request raises
+  :class:`RequestError` (a 4xx) in every deployer alike, never a server error.
+
+Scoring is batched: :meth:`Predictor.predict_many` calls ``model.score_next`` once for all warm
+sessions of a batch and ranks with one ``torch.topk``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recframe.interfaces import Model
+
+REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
+
+
+class RequestError(ValueError):
+    """A client error: the request is malformed or out of bounds. ``status`` is the HTTP 4xx to answer."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Bounds on what one request may ask for; they keep a single client from monopolising the server.
+
+    ``max_session_len`` bounds the SKUs of one session and ``max_sessions`` the sessions of one batch
+    request: a request beyond either is refused (422) rather than silently truncated, so the client
+    learns the limit. ``max_sku_len`` refuses absurdly long SKU strings before they are hashed.
+    """
+
+    default_k: int = 10
+    max_k: int = 1000
+    max_session_len: int = 1000
+    max_sessions: int = 1000
+    max_sku_len: int = 512
+    exclude_seen: bool = True
+
+    def __post_init__(self) -> None:
+        from recframe import validation as v
+
+        v.integer("deployer.max_k", self.max_k, 1)
+        v.integer("deployer.default_k", self.default_k, 1, self.max_k)
+        v.integer("deployer.max_session_len", self.max_session_len, 1)
+        v.integer("deployer.max_sessions", self.max_sessions, 1)
+        v.integer("deployer.max_sku_len", self.max_sku_len, 1)
+        v.boolean("deployer.exclude_seen", self.exclude_seen)
+
+
+@dataclass
+class Query:
+    """A validated request: one entry per session, plus whether it came as a batch."""
+
+    sessions: list[list[str]]
+    k: int
+    exclude_seen: bool
+    batch: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class Predictor:
+    """Serves a fitted :class:`~recframe.interfaces.Model`: validation, encoding, batching, top-k."""
+
+    def __init__(self, model: Model, limits: ServingLimits | None = None) -> None:
+        import torch
+
+        if model.vocab is None or len(model.vocab) == 0:
+            raise ValueError("cannot serve a model with an empty item vocabulary")
+        self.model = model
+        self.vocab = model.vocab
+        self.limits = limits or ServingLimits()
+        self.n_items = len(self.vocab)
+        self.model_name = getattr(model, "name", type(model).__name__)
+        pop = torch.as_tensor(self.vocab.popularity(), dtype=torch.float32)
+        # Cold sessions never depend on the session, so their ranking is computed once.
+        n_pop = min(self.n_items, self.limits.max_k)
+        pop_scores, pop_idx = torch.topk(pop, n_pop)
+        self._pop_items: list[str] = self.vocab.items[pop_idx.numpy()].tolist()
+        self._pop_scores: list[float] = pop_scores.tolist()
+        self._index = self.vocab.index
+
+    @classmethod
+    def from_artifact(cls, directory: str | Path, limits: ServingLimits | None = None) -> Predictor:
+        """Load an artifact (checksums verified, weights with ``weights_only=True``) and wrap it."""
+        from recframe.artifact import load_model
+
+        return cls(load_model(directory), limits)
+
+    # ------------------------------------------------------------------ request validation
+
+    def parse(self, body: Any) -> Query:
+        """Validate a decoded JSON body against the serving contract; raise :class:`RequestError`."""
+        lim = self.limits
+        if not isinstance(body, Mapping):
+            raise RequestError(f"request body must be a JSON object, got {_json_type(body)}")
+        extra = [str(key)[:40] for key in body if key not in REQUEST_KEYS]
+        if extra:
+            names = ", ".join(map(repr, extra[:5]))
+            raise RequestError(f"unknown field(s) {names}; allowed: {', '.join(REQUEST_KEYS)}")
+        has_one, has_many = "session" in body, "sessions" in body
+        if has_one == has_many:
+            raise RequestError('give exactly one of "session" (a list of SKUs) or "sessions" (a list of lists)')
+        k = body.get("k", lim.default_k)
+        if not _is_int(k) or not 1 <= k <= lim.max_k:
+            raise RequestError(f'"k" must be an integer in [1, {lim.max_k}], got {_json_type(k)}')
+        exclude = body.get("exclude_seen", lim.exclude_seen)
+        if not isinstance(exclude, bool):
+            raise RequestError(f'"exclude_seen" must be true or false, got {_json_type(exclude)}')
+        if has_one:
+            sessions = [self._session(body["session"], '"session"')]
+        else:
+            raw = body["sessions"]
+            if not isinstance(raw, list):
+                raise RequestError(f'"sessions" must be a list of lists of SKUs, got {_json_type(raw)}')
+            if not raw:
+                raise RequestError('"sessions" must not be empty')
+            if len(raw) > lim.max_sessions:
+                raise RequestError(f'"sessions" holds {len(raw)} sessions; at most {lim.max_sessions} per request')
+            sessions = [self._session(s, f'"sessions"[{i}]') for i, s in enumerate(raw)]
+        return Query(sessions, k, exclude, batch=has_many)
+
+    def _session(self, raw: Any, where: str) -> list[str]:
+        lim = self.limits
+        if not isinstance(raw, list):
+            raise RequestError(f"{where} must be a list of SKUs (strings or integers), got {_json_type(raw)}")
+        if len(raw) > lim.max_session_len:
+            raise RequestError(f"{where} holds {len(raw)} items; at most {lim.max_session_len}")
+        out: list[str] = []
+        for i, sku in enumerate(raw):
+            if isinstance(sku, str):
+                if len(sku) > lim.max_sku_len:
+                    raise RequestError(f"{where}[{i}] is {len(sku)} characters long; at most {lim.max_sku_len}")
+                out.append(sku)
+            elif _is_int(sku):
+                out.append(str(sku))
+            else:
+                raise RequestError(f"{where}[{i}] must be a SKU (string or integer), got {_json_type(sku)}")
+        return out
+
+    # ------------------------------------------------------------------ prediction
+
+    def encode(self, session: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Known SKUs as vocabulary indices (in order) and the number of unknown ones."""
+        index = self._index
+        known = [i for i in (index.get(s) for s in session) if i is not None]
+        return np.asarray(known, dtype=np.int64), len(session) - len(known)
+
+    def predict(self, session: Sequence[str], k: int | None = None, exclude_seen: bool | None = None) -> dict[str, Any]:
+        """Recommend for one session (already validated SKUs); see :meth:`predict_many`."""
+        return self.predict_many([session], k, exclude_seen)[0]
+
+    def predict_many(
+        self,
+        sessions: Sequence[Sequence[str]],
+        k: int | Sequence[int] | None = None,
+        exclude_seen: bool | Sequence[bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recommend for a batch of sessions with one ``score_next`` call and one ``topk``.
+
+        ``k`` and ``exclude_seen`` may be one value for all sessions or one per session (the
+        micro-batching server mixes requests). Each result is ``{"items", "scores", "unknown"}``.
+        """
+        import torch
+
+        n = len(sessions)
+        if n == 0:
+            return []
+        ks = _per_session(k if k is not None else self.limits.default_k, n)
+        excl = _per_session(exclude_seen if exclude_seen is not None else self.limits.exclude_seen, n)
+        ks = [min(int(x), self.n_items) for x in ks]
+        encoded = [self.encode(s) for s in sessions]
+        warm = [i for i, (idx, _) in enumerate(encoded) if len(idx)]
+        results: list[dict[str, Any] | None] = [None] * n
+        for i, (idx, unknown) in enumerate(encoded):
+            if not len(idx):  # cold: the precomputed popularity ranking
+                top = ks[i]
+                results[i] = {"items": self._pop_items[:top], "scores": self._pop_scores[:top], "unknown": unknown}
+        if warm:
+            with torch.inference_mode():
+                raw = self.model.score_next([encoded[i][0] for i in warm])
+                raw_t = torch.as_tensor(raw, dtype=torch.float32)
+                if raw_t.shape != (len(warm), self.n_items):
+                    raise RuntimeError(
+                        f"{type(self.model).__name__}.score_next returned shape {tuple(raw_t.shape)}, "
+                        f"expected {(len(warm), self.n_items)}"
+                    )
+                # A fresh tensor (so masking never writes into an array the model owns); NaN ranks last.
+                scores = torch.nan_to_num(raw_t, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+                for row, i in enumerate(warm):
+                    if excl[i]:
+                        scores[row, torch.from_numpy(encoded[i][0])] = -math.inf
+                top = max(ks[i] for i in warm)
+                values, indices = torch.topk(scores, top, dim=1)
+            values_l, indices_np = values.tolist(), indices.numpy()
+            items = self.vocab.items
+            for row, i in enumerate(warm):
+                vals = values_l[row][: ks[i]]
+                keep = len(vals)
+                while keep and vals[keep - 1] == -math.inf:  # excluded or NaN items never reach the client
+                    keep -= 1
+                results[i] = {
+                    "items": items[indices_np[row, :keep]].tolist(),
+                    "scores": vals[:keep],
+                    "unknown": encoded[i][1],
+                }
+        return results  # type: ignore[return-value]
+
+    def answer(self, body: Any) -> dict[str, Any]:
+        """Validate a decoded body and answer it in the contract's shape (single or batch)."""
+        q = self.parse(body)
+        return self.shape(q, self.predict_many(q.sessions, q.k, q.exclude_seen))
+
+    @staticmethod
+    def shape(query: Query, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """The response body: the single result itself, or ``{"results": [...]}`` for a batch."""
+        return {"results": results} if query.batch else results[0]
+
+    def example_session(self, n: int = 3) -> list[str]:
+        """A session of known SKUs (the most popular ones), for smoke tests and docs."""
+        return self._pop_items[: min(n, len(self._pop_items))]
+
+
+def _per_session(value: Any, n: int) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"got {len(value)} per-session values for {n} sessions")
+        return list(value)
+    return [value] * n
+
+
+def _json_type(x: Any) -> str:
+    """A short, safe description of a JSON value for error messages (never echoes big payloads)."""
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "a boolean"
+    if isinstance(x, int) and x.bit_length() > 64:
+        return "a very large number"  # repr of a huge int can itself raise (int_max_str_digits)
+    if isinstance(x, (int, float)):
+        text = repr(x)
+        return f"the number {text[:30]}" if len(text) <= 30 else "a very large number"
+    if isinstance(x, str):
+        return "a string"
+    if isinstance(x, list):
+        return "a list"
+    if isinstance(x, Mapping):
+        return "an object"
+    return type(x).__name__
