@@ -41,15 +41,32 @@ def known_metrics(ks: Iterable[int]) -> set[str]:
     return {f"{f}@{k}" for f in METRIC_FAMILIES for k in ks} | {"targets"}
 
 
-def popularity_for(vocab: ItemVocab, reference: ItemVocab) -> np.ndarray:
-    """Training counts of ``vocab``'s items, looked up by SKU in ``reference`` (the baseline's vocab).
+def vocab_lookup(vocab: ItemVocab, reference: ItemVocab) -> np.ndarray:
+    """For each item of ``vocab``, its index in ``reference`` (-1 when absent), matched by SKU."""
+    return np.asarray([reference.index.get(str(s), -1) for s in vocab.items], dtype=np.int64)
+
+
+def popularity_for(lookup: np.ndarray, reference: ItemVocab) -> np.ndarray:
+    """Training counts of a model's items, taken from the baseline's vocabulary via ``lookup``.
 
     Popularity bias must use one definition of popularity for every model, whatever counts (if any)
     a model stored in its own vocabulary.
     """
-    idx = np.asarray([reference.index.get(str(s), -1) for s in vocab.items], dtype=np.int64)
     counts = reference.counts.astype(np.float64)
-    return np.where(idx >= 0, counts[np.maximum(idx, 0)], 0.0)
+    return np.where(lookup >= 0, counts[np.maximum(lookup, 0)], 0.0)
+
+
+def pop_ranks_for(targets: np.ndarray, lookup: np.ndarray, reference: ItemVocab) -> np.ndarray:
+    """The popularity baseline's conservative rank of each of a model's targets.
+
+    Slices compare model and baseline on exactly the same targets even when the two vocabularies
+    differ; a target the baseline never saw ranks after every item it knows.
+    """
+    scores = reference.popularity()
+    n = len(scores)
+    item_rank = n - np.searchsorted(np.sort(scores), scores, side="left")
+    idx = lookup[targets]
+    return np.where(idx >= 0, item_rank[np.maximum(idx, 0)], n + 1).astype(np.int64)
 
 
 @dataclass
@@ -65,6 +82,8 @@ class Headline:
     pop_scored: ScoredTargets
     pop_enc: EncodedTest
     popularity: np.ndarray  # train counts over the model's vocabulary
+    model_items: np.ndarray  # the model's SKUs, by index
+    pop_ranks: np.ndarray  # the baseline's rank of each of the model's targets (aligned with scored)
     seconds: float
 
     def to_metrics_json(self) -> dict[str, Any]:
@@ -91,7 +110,8 @@ def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 5
         )
     pop = fit_pop_baseline(data.train)
     pop_scored, pop_enc = score_baseline(pop, data.test, kmax)
-    popularity = popularity_for(model.vocab, pop.vocab)
+    lookup = vocab_lookup(model.vocab, pop.vocab)
+    popularity = popularity_for(lookup, pop.vocab)
     metrics = {**scored.metrics(ks), **beyond_accuracy(scored, popularity, ks), "targets": int(len(scored.ranks))}
     base = {
         **pop_scored.metrics(ks),
@@ -108,6 +128,8 @@ def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 5
         pop_scored=pop_scored,
         pop_enc=pop_enc,
         popularity=popularity,
+        model_items=np.asarray(model.vocab.items, dtype=object),
+        pop_ranks=pop_ranks_for(scored.targets, lookup, pop.vocab),
         seconds=time.perf_counter() - t0,
     )
 

@@ -133,3 +133,8 @@ def markov(dataset: Dataset) -> MarkovModel:
 @pytest.fixture(scope="session")
 def random_model(dataset: Dataset) -> RandomModel:
     return RandomModel().fit(dataset.train)
+
+
+@pytest.fixture(scope="session")
+def flaky_model(dataset: Dataset) -> FlakyModel:
+    return FlakyModel().fit(dataset.train)
