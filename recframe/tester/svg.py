@@ -20,6 +20,8 @@ FONT = "font-family='system-ui, sans-serif' font-size='11'"
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
+    if float(v).is_integer() and abs(v) < 1e6:
+        return f"{int(v)}"
     if abs(v) >= 100:
         return f"{v:.0f}"
     if abs(v) >= 1:
@@ -38,11 +40,12 @@ def _nice_max(v: float) -> float:
 
 
 def _legend(series: Sequence[str], x: float, y: float) -> list[str]:
-    parts = []
+    parts, xx = [], x
     for i, name in enumerate(series):
-        xx = x + i * 110
         parts.append(f"<rect x='{xx}' y='{y - 9}' width='10' height='10' fill='{PALETTE[i % len(PALETTE)]}'/>")
-        parts.append(f"<text x='{xx + 14}' y='{y}' {FONT}>{escape(str(name)[:16])}</text>")
+        label = str(name)[:24]
+        parts.append(f"<text x='{xx + 14}' y='{y}' {FONT}>{escape(label)}</text>")
+        xx += 30 + 7 * len(label)
     return parts
 
 
@@ -58,14 +61,14 @@ def bar_chart(
     names = list(series)
     values = [[float(x) if x is not None and math.isfinite(float(x)) else 0.0 for x in series[n]] for n in names]
     top = _nice_max(max([max(v, default=0.0) for v in values], default=0.0))
-    left, right, top_pad, bottom = 48, 10, 34, 42
+    left, right, top_pad, bottom = 48, 10, 44, 42
     pw, ph = width - left - right, height - top_pad - bottom
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
         f"role='img' aria-label='{escape(title, quote=True)}'>",
         f"<text x='{left}' y='14' {FONT} font-weight='bold'>{escape(title)}</text>",
     ]
-    parts += _legend(names, left + 260 if title else left, 14)
+    parts += _legend(names, left, 30)
     for i in range(5):
         yv = top * i / 4
         y = top_pad + ph - ph * i / 4
@@ -118,7 +121,7 @@ def line_chart(
     x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
     if x1 == x0:
         x1 = x0 + 1
-    left, right, top_pad, bottom = 48, 10, 34, 36
+    left, right, top_pad, bottom = 48, 24, 44, 36
     pw, ph = width - left - right, height - top_pad - bottom
 
     def px(v: float) -> float:
@@ -132,7 +135,7 @@ def line_chart(
         f"role='img' aria-label='{escape(title, quote=True)}'>",
         f"<text x='{left}' y='14' {FONT} font-weight='bold'>{escape(title)}</text>",
     ]
-    parts += _legend(names, left + 200 if title else left, 14)
+    parts += _legend(names, left, 30)
     for i in range(5):
         yv = lo + (hi - lo) * i / 4
         parts.append(f"<line x1='{left}' x2='{left + pw}' y1='{py(yv):.1f}' y2='{py(yv):.1f}' stroke='#ddd'/>")
