@@ -1,0 +1,31 @@
+{#- Epoch milliseconds (bigint) -> timestamp without time zone, in UTC. -#}
+{% macro epoch_ms_to_timestamp(expr) -%}
+  {{ return(adapter.dispatch('epoch_ms_to_timestamp', 'recframe')(expr)) }}
+{%- endmacro %}
+
+{% macro default__epoch_ms_to_timestamp(expr) -%}
+  to_timestamp_ntz({{ expr }}, 3)
+{%- endmacro %}
+
+{% macro duckdb__epoch_ms_to_timestamp(expr) -%}
+  make_timestamp(({{ expr }}) * 1000)
+{%- endmacro %}
+
+
+{#- A 'YYYY-MM-DD' var rendered as an epoch-millisecond literal (computed in Jinja, so it is the same
+    number in every dialect), or none when the var is null. -#}
+{% macro date_var_ms(name) -%}
+  {%- set value = var(name) -%}
+  {%- if value is none or value == '' -%}
+    {{ return(none) }}
+  {%- endif -%}
+  {%- set d = modules.datetime.datetime.strptime(value | string, '%Y-%m-%d') -%}
+  {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
+  {{ return(((d - epoch).total_seconds() * 1000) | int) }}
+{%- endmacro %}
+
+
+{#- A list var rendered as a SQL list of string literals: ('a', 'b'). -#}
+{% macro sql_string_list(values) -%}
+  ({%- for v in values -%}'{{ v | replace("'", "''") }}'{%- if not loop.last %}, {% endif -%}{%- endfor -%})
+{%- endmacro %}

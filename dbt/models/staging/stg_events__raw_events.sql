@@ -1,0 +1,98 @@
+{{ config(materialized="table") }}
+{#- Materialised as a table, not a view: the intermediate model, quarantine and three tests all read it,
+    and recomputing the dedup window for each of them costs more than writing it once. -#}
+{#- The latest load of each tenant, normalised, with a reject reason per row (null = accepted).
+    Rows are never dropped here: quarantine and the intermediate model split them, so that every
+    raw row is accounted for. -#}
+{%- set start_ms = date_var_ms('start_date') -%}
+{%- set end_ms = date_var_ms('end_date') -%}
+
+with latest_load as (
+    select tenant, etl_id
+    from (
+        select
+            tenant,
+            etl_id,
+            row_number() over (partition by tenant order by etl_timestamp desc, etl_id desc) as load_rank
+        from {{ source('recframe_raw', 'loads') }}
+        {% if var('tenant') %}where tenant = '{{ var("tenant") }}'{% endif %}
+    ) as ranked
+    where load_rank = 1
+),
+
+source as (
+    select e.*
+    from {{ source('recframe_raw', 'events') }} as e
+    inner join latest_load as l
+        on e.tenant = l.tenant and e.etl_id = l.etl_id
+),
+
+renamed as (
+    select
+        -- ids
+        tenant,
+        etl_id,
+        nullif(trim(session_key), '') as session_key,
+        nullif(trim(user_key), '') as user_key,
+        lower(nullif(trim(sku), '')) as sku,
+        -- event kind, mapped onto recframe's actions
+        lower(trim(event_type)) as event_type_raw,
+        lower(nullif(trim(product_action), '')) as product_action_raw,
+        case
+            when lower(trim(event_type)) = 'pageview' then 'pageview'
+            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('detail', 'view', 'pv', 'click')
+                then 'detail'
+            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('add', 'cart', 'add_to_cart')
+                then 'add'
+            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('purchase', 'buy')
+                then 'purchase'
+            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type)))
+                in ('remove', 'remove_from_cart')
+                then 'remove'
+            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('fav', 'wishlist')
+                then 'fav'
+        end as action,
+        -- timestamps
+        ts_raw,
+        ts_ms,
+        etl_epoch_ms,
+        url
+    from source
+),
+
+checked as (
+    select
+        *,
+        row_number() over (
+            partition by tenant, session_key, user_key, sku, event_type_raw, product_action_raw, ts_raw, url
+            order by ts_ms
+        ) as copy_number
+    from renamed
+)
+
+select
+    tenant,
+    etl_id,
+    session_key,
+    user_key,
+    sku,
+    event_type_raw,
+    product_action_raw,
+    action,
+    ts_raw,
+    ts_ms,
+    url,
+    case
+        when session_key is null and user_key is null then 'null_session'
+        when ts_raw is null or trim(ts_raw) = '' then 'null_timestamp'
+        when ts_ms is null then 'malformed_timestamp'
+        when ts_ms > etl_epoch_ms + {{ var('future_tolerance_hours') | int }} * 3600000 then 'future_timestamp'
+        when action is null then 'unknown_action'
+        when action <> 'pageview' and sku is null then 'null_item'
+        when position('{{ "\ufffd" }}' in coalesce(session_key, '') || coalesce(user_key, '') || coalesce(sku, '')) > 0
+            then 'invalid_encoding'
+        when copy_number > 1 then 'duplicate'
+        {% if start_ms is not none %}when ts_ms < {{ start_ms }} then 'outside_date_window'{% endif %}
+        {% if end_ms is not none %}when ts_ms >= {{ end_ms }} then 'outside_date_window'{% endif %}
+    end as reject_reason
+from checked

@@ -1,0 +1,315 @@
+"""The embedded default data source: raw events -> DuckDB file -> dbt build -> one query -> split.
+
+``load(work_dir)`` runs the whole data step with no network and no account:
+
+1. **ingest** raw events (generated, or a file in a known/custom format) into the append-only raw
+   tables of a persistent DuckDB file (skipped when the same input is already the current load);
+2. **dbt build** the packaged project in-process (models and tests; a failing test raises
+   :class:`~recframe.interfaces.DataError` naming it, so the pipeline stops before training);
+3. **query** the ``session_sequences`` mart once for the date window and minimum length, and
+4. **split** by time (:mod:`recframe.datasource.split`), writing ``lineage.json`` for the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recframe import validation as v
+from recframe.datasource.formats import FORMAT_NAMES, RawFormat, resolve_format
+from recframe.datasource.split import time_split
+from recframe.interfaces import ConfigError, DataError, Dataset, DataSource
+
+DEFAULT_ACTIONS = ("detail", "add", "purchase")
+KNOWN_ACTIONS = ("detail", "add", "purchase", "remove", "fav")
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _as_dict(value: Any, key: str) -> dict[str, Any]:
+    """A config block (dict or OmegaConf node) as a plain dict."""
+    if value is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(value, DictConfig):
+            return OmegaConf.to_container(value, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, value, "must be a mapping")
+    return {
+        k: (list(x) if not isinstance(x, (str, bytes, Mapping)) and hasattr(x, "__iter__") else x)
+        for k, x in dict(value).items()
+    }
+
+
+def _date(key: str, value: Any) -> str | None:
+    import re
+
+    if value is None or value == "":
+        return None
+    s = str(value)
+    if not re.match(_DATE_RE, s):
+        raise ConfigError(key, value, "must be a date YYYY-MM-DD or null")
+    return s
+
+
+def validate_split(split: Mapping[str, Any], key: str = "datasource.split") -> dict[str, Any]:
+    """Validated split settings with defaults (shared by the warehouse sources)."""
+    out = {
+        "test_days": v.number(f"{key}.test_days", split.get("test_days", 7), 0.0, strict_min=True),
+        "valid_days": v.number(f"{key}.valid_days", split.get("valid_days", 3), 0.0),
+        "min_length": v.integer(f"{key}.min_length", split.get("min_length", 2), 2),
+        "start_date": _date(f"{key}.start_date", split.get("start_date")),
+        "end_date": _date(f"{key}.end_date", split.get("end_date")),
+        "drop_unseen": v.boolean(f"{key}.drop_unseen", split.get("drop_unseen", True)),
+    }
+    unknown = sorted(set(split) - set(out))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", split[unknown[0]], f"unknown key; known: {', '.join(out)}")
+    return out
+
+
+def validate_dbt_vars(vars: Mapping[str, Any], key: str = "datasource.dbt.vars") -> dict[str, Any]:
+    """Validated dbt vars (only the ones recframe knows are checked; others pass through)."""
+    out = dict(vars)
+    if "actions" in out:
+        acts = list(out["actions"] or [])
+        if not acts:
+            raise ConfigError(f"{key}.actions", out["actions"], "must list at least one action")
+        for i, a in enumerate(acts):
+            v.choice(f"{key}.actions[{i}]", a, KNOWN_ACTIONS)
+        out["actions"] = acts
+    if "session_gap_minutes" in out:
+        v.positive(f"{key}.session_gap_minutes", out["session_gap_minutes"])
+    if "max_session_length" in out:
+        v.integer(f"{key}.max_session_length", out["max_session_length"], 2)
+    if "future_tolerance_hours" in out:
+        v.number(f"{key}.future_tolerance_hours", out["future_tolerance_hours"], 0.0)
+    for d in ("start_date", "end_date"):
+        if d in out:
+            out[d] = _date(f"{key}.{d}", out[d])
+    return out
+
+
+class DuckDBSource(DataSource):
+    """Raw events in an embedded DuckDB warehouse, sessionised by the packaged dbt project.
+
+    Args:
+        warehouse: path of the persistent DuckDB file (created if missing; shared between runs).
+        tenant: tenant key the raw rows are stored and built under.
+        raw: where raw events come from: ``format`` (synthetic, coveo, rees46, taobao, custom),
+            ``path`` (file; required unless synthetic), ``items_path`` (a ``sku_to_content``-like
+            catalogue), and for custom formats ``columns`` (canonical -> source column), ``ts_unit``
+            (ms, s, timestamp), ``header``, ``names``, ``delimiter``.
+        synthetic: generator settings when ``raw.format`` is synthetic: ``n_sessions``, ``n_items``,
+            ``n_days``, ``seed`` (see :func:`recframe.datasource.synthetic.generate_events`).
+        dbt: ``runner`` (local), ``vars`` (passed to dbt: actions, session_gap_minutes,
+            max_session_length, ...), ``project_dir`` (null: the packaged project).
+        split: ``test_days``, ``valid_days``, ``min_length``, ``start_date``/``end_date`` (the query's
+            date window on session start), ``drop_unseen`` (items unseen in train leave valid/test).
+    """
+
+    def __init__(
+        self,
+        warehouse: str | Path = "warehouse.duckdb",
+        tenant: str = "default",
+        raw: Mapping[str, Any] | None = None,
+        synthetic: Mapping[str, Any] | None = None,
+        dbt: Mapping[str, Any] | None = None,
+        split: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not str(warehouse):
+            raise ConfigError("datasource.warehouse", warehouse, "must be a file path")
+        self.warehouse = Path(str(warehouse))
+        if not isinstance(tenant, str) or not tenant or "'" in tenant or "/" in tenant:
+            raise ConfigError("datasource.tenant", tenant, "must be a non-empty name without quotes or '/'")
+        self.tenant = tenant
+
+        self.raw = _as_dict(raw, "datasource.raw")
+        v.choice("datasource.raw.format", self.raw.get("format", "synthetic"), FORMAT_NAMES)
+        self.format: RawFormat = resolve_format(self.raw)
+        if self.format.name != "synthetic" and not self.raw.get("path"):
+            raise ConfigError("datasource.raw.path", self.raw.get("path"), f"is required for format {self.format.name}")
+
+        syn = _as_dict(synthetic, "datasource.synthetic")
+        self.synthetic = {
+            "n_sessions": v.integer("datasource.synthetic.n_sessions", syn.get("n_sessions", 25_000), 10),
+            "n_items": v.integer("datasource.synthetic.n_items", syn.get("n_items", 1_500), 10),
+            "n_days": v.integer("datasource.synthetic.n_days", syn.get("n_days", 28), 2),
+            "seed": v.integer("datasource.synthetic.seed", syn.get("seed", 42)),
+        }
+        extra = sorted(set(syn) - set(self.synthetic))
+        for k in extra:  # the generator's other knobs (follow_prob, mean_length, ...) pass through
+            self.synthetic[k] = syn[k]
+
+        dbt_cfg = _as_dict(dbt, "datasource.dbt")
+        self.dbt_runner = v.choice("datasource.dbt.runner", dbt_cfg.get("runner", "local"), ["local"])
+        self.dbt_vars = validate_dbt_vars(_as_dict(dbt_cfg.get("vars"), "datasource.dbt.vars"))
+        self.dbt_project_dir = Path(dbt_cfg["project_dir"]) if dbt_cfg.get("project_dir") else None
+        self.split = validate_split(_as_dict(split, "datasource.split"))
+
+    # ------------------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Fail fast when an input file is missing (the warehouse itself is created on demand)."""
+        for key in ("path", "items_path"):
+            p = self.raw.get(key)
+            if p and not Path(p).exists():
+                raise DataError(f"datasource.raw.{key} does not exist: {p}")
+
+    def load(self, work_dir: Path) -> Dataset:
+        """Ingest, build with dbt, query and split; see the module docstring."""
+        import duckdb
+
+        from recframe.datasource import transform
+        from recframe.datasource.warehouse import ingest
+
+        work_dir = Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.check()
+        self.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            load = self._ingest(con, ingest)
+        finally:
+            con.close()
+        timings["ingest_s"] = round(time.perf_counter() - t0, 3)
+
+        t0 = time.perf_counter()
+        project = transform.prepare_project(work_dir, self.dbt_project_dir)
+        dbt_vars = {
+            **self.dbt_vars,
+            "tenant": self.tenant,
+            "duckdb_path": str(self.warehouse.resolve()),
+        }
+        transform.run_dbt(["build"], project, work_dir, vars=dbt_vars, target="duckdb")
+        transform.write_lineage(work_dir, work_dir / "lineage.json")
+        timings["dbt_s"] = round(time.perf_counter() - t0, 3)
+
+        t0 = time.perf_counter()
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            events = self._query(con)
+            items = self._items(con)
+            quality = self._quality(con, load.etl_id)
+        finally:
+            con.close()
+        timings["query_s"] = round(time.perf_counter() - t0, 3)
+
+        t0 = time.perf_counter()
+        s = self.split
+        train, valid, test, split_stats = time_split(
+            events, s["test_days"], s["valid_days"], s["min_length"], s["drop_unseen"]
+        )
+        timings["split_s"] = round(time.perf_counter() - t0, 3)
+        stats = {
+            "source": "duckdb",
+            "warehouse": str(self.warehouse),
+            "tenant": self.tenant,
+            "format": self.format.name,
+            "etl_id": load.etl_id,
+            "ingest_skipped": load.skipped,
+            **quality,
+            "query": {"sessions": int(events["session_id"].nunique()), "events": len(events)},
+            **split_stats,
+            "timings": timings,
+        }
+        return Dataset(train=train, valid=valid, test=test, stats=stats, items=items)
+
+    # ------------------------------------------------------------------------------------------------
+    def _ingest(self, con: Any, ingest: Any) -> Any:
+        from recframe.datasource.warehouse import csv_relation_sql, fingerprint_files, fingerprint_params
+
+        if self.format.name == "synthetic":
+            from recframe.datasource.synthetic import generate_events
+
+            fp = fingerprint_params({"synthetic": self.synthetic, "generator": 1})
+            # generate only when needed: an unchanged input is already the current load
+            current = _current_fingerprint(con, self.tenant)
+            if current == fp:
+                return ingest(con, "", self.format, self.tenant, fp)
+            data = generate_events(**self.synthetic)
+            return ingest(con, data.events, self.format, self.tenant, fp, items=data.catalogue, source="synthetic")
+        path = Path(self.raw["path"])
+        items_path = self.raw.get("items_path")
+        fp = fingerprint_files(path, items_path, extra={"format": self.format.name, "raw": self.raw})
+        items_sql = None
+        if items_path:
+            items_sql = (
+                f"(select product_sku_hash, category_hash, price_bucket from "
+                f"read_csv('{str(items_path).replace(chr(39), chr(39) * 2)}', all_varchar = true, header = true))"
+            )
+        return ingest(
+            con, csv_relation_sql(path, self.format), self.format, self.tenant, fp, items=items_sql, source=str(path)
+        )
+
+    def _query(self, con: Any) -> pd.DataFrame:
+        """The one query: kept events of the sessions in the date window with >= min_length events."""
+        where = ["tenant = ?", "length >= ?"]
+        params: list[Any] = [self.tenant, self.split["min_length"]]
+        for key, op in (("start_date", ">="), ("end_date", "<")):
+            if self.split[key]:
+                where.append(f"session_start {op} cast(? as timestamp)")
+                params.append(self.split[key])
+        sql = f"""
+            select session_id, item_id, ts, action
+            from (
+                select session_id,
+                       unnest(items) as item_id,
+                       unnest(timestamps) as ts,
+                       unnest(actions) as action,
+                       unnest(generate_series(1, length)) as pos
+                from main.session_sequences
+                where {" and ".join(where)}
+            )
+            order by session_id, pos
+        """
+        return con.execute(sql, params).df()
+
+    def _items(self, con: Any) -> pd.DataFrame:
+        return con.execute(
+            "select sku as item_id, category, price_bucket, n_events, n_sessions from main.items "
+            "where tenant = ? order by n_events desc, sku",
+            [self.tenant],
+        ).df()
+
+    def _quality(self, con: Any, etl_id: str) -> dict[str, Any]:
+        """Row accounting of the current load: rows in = accepted + quarantined (by reason)."""
+        raw_rows = con.execute("select count(*) from raw.events where etl_id = ?", [etl_id]).fetchall()[0][0]
+        accepted = con.execute(
+            "select count(*) from main.int_events__sessionized where tenant = ? and session_reject_reason is null",
+            [self.tenant],
+        ).fetchall()[0][0]
+        reasons = dict(
+            con.execute(
+                "select reason, count(*) from main.quarantine where tenant = ? group by reason order by reason",
+                [self.tenant],
+            ).fetchall()
+        )
+        quarantined = int(sum(reasons.values()))
+        return {
+            "raw_rows": int(raw_rows),
+            "accepted": int(accepted),
+            "quarantined": quarantined,
+            "quarantine_reasons": {k: int(n) for k, n in reasons.items()},
+            "rows_accounted": int(raw_rows) == int(accepted) + quarantined,
+        }
+
+
+def _current_fingerprint(con: Any, tenant: str) -> str | None:
+    from recframe.datasource.warehouse import ensure_raw_tables
+
+    ensure_raw_tables(con)
+    row = con.execute(
+        "select fingerprint from raw.loads where tenant = ? order by etl_timestamp desc, etl_id desc limit 1",
+        [tenant],
+    ).fetchall()
+    return row[0][0] if row else None

@@ -1,0 +1,168 @@
+"""Run recframe's dbt project in-process and turn its outcome into recframe results or errors.
+
+dbt runs through :class:`dbt.cli.main.dbtRunner` (no subprocess, no shell): ``dbt build`` builds the
+models *and* runs their tests, and any failing test becomes a :class:`~recframe.interfaces.DataError`
+whose one-line message names the failing node and repeats dbt's message, so the pipeline stops
+before training on bad data.
+
+The packaged project directory is treated as read-only: it is copied into the run's work dir (the
+run then carries the exact SQL it was built with) and dbt's ``target/`` and ``logs/`` go there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from recframe.interfaces import DataError, RecframeError
+
+# dbt reads these at import/invocation time; a library run must not phone home.
+_DBT_ENV = {"DO_NOT_TRACK": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def packaged_project_dir() -> Path:
+    """The dbt project shipped with recframe (``dbt/`` in the repo, ``recframe.dbt_project`` when installed)."""
+    try:
+        pkg = resources.files("recframe.dbt_project")
+        path = Path(str(pkg))
+        if (path / "dbt_project.yml").exists():
+            return path
+    except ModuleNotFoundError:
+        pass
+    repo = Path(__file__).resolve().parents[2] / "dbt"
+    if (repo / "dbt_project.yml").exists():
+        return repo
+    raise RecframeError("recframe's dbt project is missing: reinstall recframe")
+
+
+def prepare_project(work_dir: Path, project_dir: Path | None = None) -> Path:
+    """Copy the dbt project (models, macros, tests, profiles) into ``work_dir/dbt_project``."""
+    src = Path(project_dir) if project_dir else packaged_project_dir()
+    if not (src / "dbt_project.yml").exists():
+        raise RecframeError(f"no dbt_project.yml in {src}")
+    dst = Path(work_dir) / "dbt_project"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(
+        src, dst, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "__pycache__", "*.pyc", "*.py")
+    )
+    return dst
+
+
+def _failure_line(results: Any) -> str | None:
+    """One line naming the first failed/errored node and dbt's message, or None if all passed."""
+    for r in getattr(results, "results", None) or []:
+        status = str(getattr(r, "status", "")).lower()
+        if status in ("fail", "error", "runtimeerror"):
+            node = getattr(r, "node", None)
+            kind = getattr(node, "resource_type", "node")
+            kind = getattr(kind, "value", kind)
+            name = getattr(node, "name", "?")
+            msg = " ".join(str(getattr(r, "message", "") or status).split())
+            return f"dbt {kind} {name} {status}: {msg}"
+    return None
+
+
+def run_dbt(
+    args: Sequence[str],
+    project_dir: Path,
+    work_dir: Path,
+    vars: Mapping[str, Any] | None = None,
+    target: str | None = None,
+) -> Any:
+    """Invoke ``dbt <args>`` in-process; raise :class:`DataError` naming the failure if anything fails.
+
+    ``vars`` are passed as ``--vars`` (JSON), so every setting reaches the SQL through ``var()``;
+    ``target/`` and ``logs/`` go under ``work_dir``.
+    """
+    for k, v in _DBT_ENV.items():
+        os.environ.setdefault(k, v)
+    try:
+        from dbt.cli.main import dbtRunner
+    except ImportError as e:  # pragma: no cover - dbt-core is a core dependency
+        raise RecframeError(f"dbt is not installed ({e}): pip install recframe") from None
+
+    work_dir = Path(work_dir)
+    cli = [
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target-path",
+        str(work_dir / "target"),
+        "--log-path",
+        str(work_dir / "logs"),
+        "--vars",
+        json.dumps(dict(vars or {})),
+        "--quiet",
+        "--no-use-colors",
+    ]
+    if target:
+        cli += ["--target", target]
+    try:
+        res = dbtRunner().invoke(cli)
+    finally:
+        release_duckdb()
+    if res.exception is not None:
+        msg = " ".join(str(res.exception).split())
+        raise DataError(f"dbt {args[0]} failed: {msg}")
+    line = _failure_line(res.result)
+    if line is not None or not res.success:
+        raise DataError(line or f"dbt {args[0]} failed (see {work_dir / 'logs' / 'dbt.log'})")
+    return res.result
+
+
+def release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open for the life of the process.
+
+    dbt-duckdb caches one database handle per process (a class attribute); left open it locks the
+    warehouse file against other processes, and against this process opening it with another
+    configuration (e.g. read-only). There is no public hook, so this reaches into the connection
+    manager defensively: if its internals change, the worst case is the old behaviour.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    lock = getattr(DuckDBConnectionManager, "_LOCK", None)
+    if lock is None:
+        return
+    with lock:
+        env = getattr(DuckDBConnectionManager, "_ENV", None)
+        if env is not None:
+            with contextlib.suppress(Exception):  # best effort, see docstring
+                env.close()
+            DuckDBConnectionManager._ENV = None
+
+
+def write_lineage(work_dir: Path, out: Path) -> dict[str, Any]:
+    """Save the manifest's lineage (nodes and edges of models, sources and tests) as ``out``."""
+    manifest_path = Path(work_dir) / "target" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, str]] = []
+    for uid, node in {**manifest.get("nodes", {}), **manifest.get("sources", {})}.items():
+        rtype = node.get("resource_type")
+        if rtype not in ("model", "source", "test", "seed", "snapshot"):
+            continue
+        nodes.append(
+            {
+                "id": uid,
+                "type": rtype,
+                "name": node.get("name"),
+                "materialized": (node.get("config") or {}).get("materialized"),
+                "description": node.get("description", ""),
+            }
+        )
+        for parent in (node.get("depends_on") or {}).get("nodes", []):
+            edges.append({"from": parent, "to": uid})
+    lineage = {"nodes": sorted(nodes, key=lambda n: n["id"]), "edges": edges}
+    out.write_text(json.dumps(lineage, indent=2))
+    return lineage

@@ -1,0 +1,75 @@
+"""FilesSource: already-sessionised TSV/CSV/parquet files, gzipped or not."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+from recframe.datasource.files_source import FilesSource
+from recframe.interfaces import ConfigError, DataError
+
+DIGINETICA = Path(os.environ.get("RECFRAME_DATA", "/work/shared/data")) / "diginetica"
+
+
+def _write_tsv_gz(path: Path, rows) -> Path:
+    with gzip.open(path, "wt") as fh:
+        fh.write("SessionId\tItemId\tTime\n")
+        for r in rows:
+            fh.write("\t".join(map(str, r)) + "\n")
+    return path
+
+
+def test_reads_gzipped_tsv_and_carves_validation(tmp_path):
+    t0 = 1_600_000_000
+    train = [(s, i, t0 + s * 600 + k) for s in range(20) for k, i in enumerate((s % 4, (s + 1) % 4, (s + 2) % 4))]
+    train.append((99, 1, t0))  # single-event session: dropped
+    test = [(100 + s, i, t0 + 10**5 + s * 600 + k) for s in range(5) for k, i in enumerate((1, 2, 77))]
+    src = FilesSource(
+        train=_write_tsv_gz(tmp_path / "train.tsv.gz", train),
+        test=_write_tsv_gz(tmp_path / "test.tsv.gz", test),
+        valid_fraction=0.2,
+    )
+    ds = src.load(tmp_path / "data")
+    assert ds.stats["time_unit"] == "s"
+    assert ds.train["ts"].dtype == "int64" and ds.train["ts"].min() == t0 * 1000
+    assert ds.train["session_id"].nunique() == 16 and ds.valid["session_id"].nunique() == 4
+    assert ds.valid.groupby("session_id")["ts"].min().min() > ds.train["ts"].max()
+    assert "77" not in set(ds.test["item_id"]) and ds.stats["test_unseen"]["unseen_dropped"] == 5
+    assert ds.stats["train_short_dropped"] == 1
+    assert list(ds.test["session_id"].unique()) == sorted(ds.test["session_id"].unique())
+
+
+def test_given_valid_file_and_csv(tmp_path):
+    rows = [(s, i, s * 10 + k) for s in range(6) for k, i in enumerate((1, 2, 3))]
+    for name in ("train", "valid", "test"):
+        (tmp_path / f"{name}.csv").write_text("sid,iid,t\n" + "".join(f"{name}{s},{i},{t}\n" for s, i, t in rows))
+    src = FilesSource(
+        train=tmp_path / "train.csv",
+        test=tmp_path / "test.csv",
+        valid=tmp_path / "valid.csv",
+        columns={"session": "sid", "item": "iid", "time": "t"},
+        time_unit="ordinal",
+    )
+    ds = src.load(tmp_path)
+    assert len(ds.train) == len(ds.valid) == len(ds.test) == 18
+
+
+def test_bad_config_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="datasource.valid_fraction"):
+        FilesSource(train="a", test="b", valid_fraction=0.9)
+    with pytest.raises(ConfigError, match="datasource.time_unit"):
+        FilesSource(train="a", test="b", time_unit="hours")
+    with pytest.raises(DataError, match="not found"):
+        FilesSource(train=tmp_path / "nope.tsv", test=tmp_path / "nope.tsv").load(tmp_path)
+
+
+@pytest.mark.skipif(not DIGINETICA.exists(), reason="real Diginetica sample not available")
+def test_real_diginetica_sample(tmp_path):
+    ds = FilesSource(train=DIGINETICA / "train.tsv.gz", test=DIGINETICA / "test.tsv.gz", valid_fraction=0.0).load(
+        tmp_path
+    )
+    assert ds.train["session_id"].nunique() == 186_670
+    assert len(ds.test) == 76_821 and ds.valid.empty

@@ -1,0 +1,100 @@
+"""The packaged dbt project on a real DuckDB file, run in-process through DuckDBSource.load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.transform import packaged_project_dir
+from recframe.interfaces import ConfigError, DataError
+
+SMALL = {"n_sessions": 1500, "n_items": 120, "n_days": 14, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One real build: ingest + dbt build + query + split."""
+    root = tmp_path_factory.mktemp("wh")
+    src = DuckDBSource(warehouse=root / "wh.duckdb", synthetic=SMALL, split={"test_days": 3, "valid_days": 2})
+    ds = src.load(root / "run1")
+    return src, ds, root
+
+
+def test_dataset_contract_and_row_accounting(built):
+    src, ds, root = built
+    for frame in (ds.train, ds.valid, ds.test):
+        assert list(frame.columns[:3]) == ["session_id", "item_id", "ts"]
+        assert frame["ts"].dtype == "int64" and frame["session_id"].map(type).eq(str).all()
+        assert frame.groupby("session_id").size().min() >= 2
+        assert frame.equals(frame.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True))
+    s = ds.stats
+    assert s["rows_accounted"] and s["raw_rows"] == s["accepted"] + s["quarantined"]
+    assert s["quarantine_reasons"].get("single_event_session", 0) > 0
+    assert set(ds.test["action"]) <= {"detail", "add", "purchase"}
+    assert ds.items is not None and ds.items["category"].notna().all()
+    lineage = json.loads((root / "run1" / "lineage.json").read_text())
+    ids = {n["id"] for n in lineage["nodes"]}
+    assert "model.recframe.session_sequences" in ids and "source.recframe.recframe_raw.events" in ids
+    assert {"from": "model.recframe.int_events__sessionized", "to": "model.recframe.session_sequences"} in lineage[
+        "edges"
+    ]
+
+
+def test_split_has_no_leakage(built):
+    _, ds, _ = built
+    test_start = ds.test.groupby("session_id")["ts"].min().min()
+    assert ds.train["ts"].max() < test_start and ds.valid["ts"].max() < test_start
+    assert ds.train["ts"].max() < ds.valid.groupby("session_id")["ts"].min().min()
+    ids = [set(f["session_id"]) for f in (ds.train, ds.valid, ds.test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert len(ds.valid) and not ds.valid.equals(ds.test)
+    assert set(ds.test["item_id"]) <= set(ds.train["item_id"])
+
+
+def test_rerun_is_idempotent_and_packaged_project_untouched(built):
+    src, ds, root = built
+    before = sorted(p.name for p in packaged_project_dir().iterdir())
+    again = src.load(root / "run2")
+    assert again.stats["ingest_skipped"] and again.stats["etl_id"] == ds.stats["etl_id"]
+    assert again.train.equals(ds.train) and again.test.equals(ds.test)
+    con = duckdb.connect(str(root / "wh.duckdb"), read_only=True)
+    assert con.execute("select count(*) from raw.loads").fetchall()[0][0] == 1
+    con.close()
+    after = sorted(p.name for p in packaged_project_dir().iterdir())
+    assert before == after and "target" not in after and "logs" not in after
+
+
+def test_failing_dbt_test_raises_data_error_naming_it(built, tmp_path):
+    src, _, root = built
+    project = tmp_path / "project"
+    shutil.copytree(packaged_project_dir(), project, ignore=shutil.ignore_patterns("target", "logs", "*.py"))
+    (project / "tests" / "assert_no_sessions_at_all.sql").write_text(
+        "select session_uid from {{ ref('session_sequences') }}\n"
+    )
+    bad = DuckDBSource(warehouse=root / "wh.duckdb", synthetic=SMALL, dbt={"project_dir": str(project)})
+    with pytest.raises(DataError, match="assert_no_sessions_at_all") as info:
+        bad.load(tmp_path / "run")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"split": {"test_days": 0}}, "datasource.split.test_days"),
+        ({"split": {"min_length": 1}}, "datasource.split.min_length"),
+        ({"split": {"start_date": "2019/01/01"}}, "datasource.split.start_date"),
+        ({"raw": {"format": "parquetish"}}, "datasource.raw.format"),
+        ({"raw": {"format": "coveo"}}, "datasource.raw.path"),
+        ({"dbt": {"vars": {"actions": ["click"]}}}, "datasource.dbt.vars.actions[0]"),
+        ({"synthetic": {"n_sessions": "many"}}, "datasource.synthetic.n_sessions"),
+        ({"tenant": ""}, "datasource.tenant"),
+    ],
+)
+def test_constructor_validates_without_io(tmp_path, kwargs, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        DuckDBSource(warehouse=tmp_path / "never.duckdb", **kwargs)
+    assert not (tmp_path / "never.duckdb").exists()
