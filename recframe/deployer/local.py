@@ -51,7 +51,7 @@ class LocalDeployer(Deployer):
         max_session_len: int = 1000,
         max_sessions: int = 1000,
         exclude_seen: bool = True,
-        torch_threads: int | None = None,
+        torch_threads: int | None = 1,
         startup_timeout_s: float = 60.0,
         log_level: str = "warning",
     ) -> None:
@@ -85,6 +85,7 @@ class LocalDeployer(Deployer):
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        self._saved_threads: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,6 +129,8 @@ class LocalDeployer(Deployer):
         if self.torch_threads:
             import torch
 
+            # Process-wide; restored by teardown so a pipeline or test session is left as it was.
+            self._saved_threads = torch.get_num_threads()
             torch.set_num_threads(self.torch_threads)
         predictor = Predictor.from_artifact(artifact_dir, self.limits)
         self._app = create_app(predictor, max_body_bytes=self.max_body_bytes, max_batch=self.max_batch)
@@ -237,6 +240,11 @@ class LocalDeployer(Deployer):
                 thread.join(5)
         if app is not None:
             app.close()
+        if self._saved_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._saved_threads)
+            self._saved_threads = None
         if sock is not None:
             sock.close()
         if proc is not None:

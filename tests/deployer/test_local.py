@@ -116,6 +116,7 @@ def test_busy_port_is_a_clear_error(probe_artifact: Path, tmp_path: Path) -> Non
             LocalDeployer(port=s.getsockname()[1]).deploy(probe_artifact, tmp_path)
 
 
+@pytest.mark.slow
 def test_multi_worker_subprocess(pop_artifact: Path, tmp_path: Path) -> None:
     deployer = LocalDeployer(workers=2)
     try:

@@ -1,0 +1,241 @@
+"""Serving benchmark: the local endpoint under load versus in-process ``predict`` calls.
+
+Builds a Diginetica-size model (43k items; recframe's GRU4Rec with one 100-unit layer when it is
+importable, else the probe GRU of ``recframe.deployer.probe_model``), saves it as a real artifact,
+serves it with ``deployer=local`` on 127.0.0.1 and drives it from a separate load-generator process
+(keep-alive HTTP/1.1 over raw asyncio sockets, so the client costs little of the shared CPU) at
+rising concurrency: sessions of 20 known SKUs, k = 20.
+
+It also measures in-process ``Predictor.predict`` calls per second (one session per call, the way a
+notebook would use the model) and reports ``ratio = rps / inprocess_per_s``.
+
+The headline is the concurrency level with the highest throughput whose p99 meets ``--p99-target-ms``
+and that had no errors (or the highest-throughput level when none meets it). The last line of output
+is one JSON object: ``{"rps", "p50_ms", "p99_ms", "errors", "inprocess_per_s", "ratio", ...}``.
+
+    python benchmarks/serving.py                 # full run (~1 minute)
+    python benchmarks/serving.py --quick         # a few seconds, for CI smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str:
+    """Write an untrained Diginetica-size model (serving cost does not depend on training)."""
+    import torch
+
+    from recframe.vocab import ItemVocab
+
+    rng = np.random.default_rng(seed)
+    counts = np.sort(rng.zipf(1.3, n_items).clip(max=100_000))[::-1]
+    vocab = ItemVocab([f"sku{i}" for i in range(n_items)], counts.tolist())
+    torch.manual_seed(seed)
+    try:
+        from recframe.model.gru4rec import GRU4RecModel
+
+        model = GRU4RecModel(layers=[hidden])
+        model.vocab = vocab
+        model.net = model.build_net(n_items).eval()
+        kind = f"GRU4RecModel(layers=[{hidden}], constrained_embedding=True)"
+    except ImportError:
+        from recframe.deployer.probe_model import ProbeGRUModel
+
+        model = ProbeGRUModel.with_vocab(vocab, dim=hidden, seed=seed)
+        kind = f"ProbeGRUModel(dim={hidden})"
+    model.save(directory)
+    return kind
+
+
+def make_sessions(n: int, n_items: int, length: int, seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed + 1)
+    # Popular items are requested more often, as in real traffic.
+    p = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    p /= p.sum()
+    return [[f"sku{i}" for i in rng.choice(n_items, size=length, p=p)] for _ in range(n)]
+
+
+def inprocess_rate(artifact: str, sessions: list[list[str]], k: int, seconds: float) -> float:
+    """Sequential single-session ``predict`` calls per second, in this process."""
+    from recframe.deployer.predictor import Predictor
+
+    pred = Predictor.from_artifact(artifact)
+    for s in sessions[:50]:
+        pred.predict(s, k=k)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        pred.predict(sessions[n % len(sessions)], k=k)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- load generator
+
+
+async def _connection(host: str, port: int, bodies: list[bytes], stop_at: float, start_at: float, out: dict) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    i = hash(id(out)) % len(bodies)
+    lat, errors = out["lat"], 0
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= stop_at:
+                break
+            body = bodies[i % len(bodies)]
+            i += 7
+            writer.write(body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            payload = await reader.readexactly(length)
+            done = time.perf_counter()
+            if now >= start_at:  # requests begun during warm-up are not counted
+                if status != 200 or not payload.startswith(b'{"items":'):
+                    errors += 1
+                lat.append(done - now)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        errors += 1
+    finally:
+        out["errors"] += errors
+        writer.close()
+
+
+async def _drive(host: str, port: int, bodies: list[bytes], concurrency: int, warmup: float, seconds: float) -> dict:
+    out = {"lat": [], "errors": 0}
+    t0 = time.perf_counter()
+    start_at, stop_at = t0 + warmup, t0 + warmup + seconds
+    await asyncio.gather(*(_connection(host, port, bodies, stop_at, start_at, out) for _ in range(concurrency)))
+    lat = np.asarray(out["lat"]) * 1000
+    return {
+        "concurrency": concurrency,
+        "rps": round(len(lat) / seconds, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "errors": out["errors"],
+        "requests": len(lat),
+    }
+
+
+def load_generator(host: str, port: int, bodies: list[bytes], levels: list[int], warmup: float, seconds: float, q):
+    """Runs in its own process: one closed-loop client per connection, each level in turn."""
+    try:
+        import uvloop  # the client should cost as little CPU as possible
+
+        uvloop.install()
+    except ImportError:
+        pass
+    for c in levels:
+        q.put(asyncio.run(_drive(host, port, bodies, c, warmup, seconds)))
+    q.put(None)
+
+
+def request_bytes(host: str, port: int, session: list[str], k: int) -> bytes:
+    body = json.dumps({"session": session, "k": k}).encode()
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--artifact", help="serve this artifact instead of building one")
+    ap.add_argument("--n-items", type=int, default=43_000, help="catalogue size (Diginetica: ~43k)")
+    ap.add_argument("--hidden", type=int, default=100, help="GRU width")
+    ap.add_argument("--session-len", type=int, default=20)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--levels", default="1,4,8,16,32,64", help="comma-separated client concurrency levels")
+    ap.add_argument("--seconds", type=float, default=6.0, help="measured seconds per level")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
+    ap.add_argument("--inprocess-seconds", type=float, default=5.0)
+    ap.add_argument("--max-batch", type=int, default=64, help="micro-batch size of the server")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads in the server")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn workers (1 = server thread)")
+    ap.add_argument("--p99-target-ms", type=float, default=25.0)
+    ap.add_argument("--quick", action="store_true", help="small levels and short runs (a smoke run)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.levels, args.seconds, args.warmup, args.inprocess_seconds = "4,16", 2.0, 0.5, 1.5
+
+    import torch
+
+    from recframe.deployer.local import LocalDeployer
+
+    tmp = Path(tempfile.mkdtemp(prefix="recframe-bench-"))
+    artifact = args.artifact
+    kind = "given artifact"
+    if artifact is None:
+        artifact = str(tmp / "model")
+        t0 = time.perf_counter()
+        kind = build_artifact(Path(artifact), args.n_items, args.hidden, args.seed)
+        print(f"built {kind} with {args.n_items} items in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    n_items = len(json.loads((Path(artifact) / "vocab.json").read_text())["items"])
+    sessions = make_sessions(2000, n_items, args.session_len, args.seed)
+
+    torch.set_num_threads(args.torch_threads)
+    inproc = inprocess_rate(artifact, sessions, args.k, args.inprocess_seconds)
+    print(f"in-process predict: {inproc:.0f} calls/s (torch threads {args.torch_threads})", file=sys.stderr)
+
+    deployer = LocalDeployer(
+        max_batch=args.max_batch, torch_threads=args.torch_threads, workers=args.workers, log_level="error"
+    )
+    dep = deployer.deploy(Path(artifact), tmp / "run")
+    try:
+        host, port = "127.0.0.1", int(dep.details["port"])
+        bodies = [request_bytes(host, port, s, args.k) for s in sessions]
+        levels = [int(x) for x in args.levels.split(",")]
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        proc = ctx.Process(target=load_generator, args=(host, port, bodies, levels, args.warmup, args.seconds, q))
+        proc.start()
+        results = []
+        while (res := q.get()) is not None:
+            batcher = deployer._app.batcher if deployer._app is not None else None
+            if batcher is not None:
+                res["mean_batch"] = round(batcher.sessions / max(1, batcher.batches), 1)
+                batcher.sessions = batcher.batches = 0
+            print(json.dumps(res), file=sys.stderr)
+            results.append(res)
+        proc.join()
+        alive = deployer._app is None or deployer._app.ready
+    finally:
+        deployer.teardown()
+    ok = [r for r in results if r["errors"] == 0 and r["p99_ms"] is not None and r["p99_ms"] <= args.p99_target_ms]
+    best = max(ok or results, key=lambda r: r["rps"])
+    summary = {
+        "rps": best["rps"],
+        "p50_ms": best["p50_ms"],
+        "p99_ms": best["p99_ms"],
+        "errors": sum(r["errors"] for r in results),
+        "inprocess_per_s": round(inproc, 1),
+        "ratio": round(best["rps"] / inproc, 3),
+        "concurrency": best["concurrency"],
+        "model": kind,
+        "n_items": n_items,
+        "server_alive": alive,
+        "levels": results,
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
