@@ -1,0 +1,212 @@
+"""Session-based kNN: S-KNN and V-SKNN (Ludewig & Jannach 2018), vectorised over sparse matrices.
+
+For the next item of a session these models find training sessions that share items with it (the
+neighbours), keep the ``k`` most similar among the ``sample_size`` most recent candidates, and score
+every item by the similarity-weighted votes of the neighbours containing it. Items already in the
+session stay rankable (session-rec's ``remind=True``): on e-commerce data a fifth of the next clicks
+repeat one.
+
+The batched search lives in :mod:`recframe.model.knn_index`; STAN and V-STAN, which also weigh where
+an item sits inside the neighbour, are in :mod:`recframe.model.knn_stan`. Fitting only indexes the
+training sessions, so it takes seconds; all the work happens when scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recframe import validation as v
+from recframe.interfaces import DataError, FitContext, Model
+from recframe.model.knn_index import (
+    WEIGHTINGS,
+    Candidates,
+    PrefixBatch,
+    SessionIndex,
+    encode_prefixes,
+    find_candidates,
+    position_weight,
+    step_decay,
+    top_k,
+    vote,
+)
+from recframe.vocab import ItemVocab
+
+TIE_BREAKS = ("newest", "oldest")
+
+
+class SessionKNNBase(Model):
+    """What every session-kNN model shares: fitting the index, the batched search, artifacts.
+
+    Subclasses say how a prefix weighs its items (:meth:`_item_weights`), how similar a candidate is
+    (:meth:`_similarity`) and how the chosen neighbours vote (:meth:`_vote`).
+    """
+
+    name = "knn"
+
+    def __init__(self, k: int, sample_size: int, tie_break: str) -> None:
+        self.k = v.integer("model.k", k, 1)
+        self.sample_size = v.integer("model.sample_size", sample_size, 0)
+        self.tie_break = v.choice("model.tie_break", tie_break, TIE_BREAKS)
+        self.vocab: ItemVocab | None = None
+        self.index: SessionIndex | None = None
+
+    # ---- what subclasses define -------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments, as the artifact stores them."""
+        return {"k": self.k, "sample_size": self.sample_size, "tie_break": self.tie_break}
+
+    def _item_weights(self, batch: PrefixBatch) -> np.ndarray:
+        """Weight of each (prefix, item) pair in the similarity; 1 unless the model is position-aware."""
+        return np.ones(len(batch.rows), dtype=np.float64)
+
+    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
+        raise NotImplementedError
+
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+        """Dense scores from the chosen neighbours; by default each votes its similarity for its items."""
+        return vote(self.index, neigh.rows, neigh.sessions, sim, batch.size)
+
+    # ---- the Model contract -----------------------------------------------------------------
+
+    def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None, ctx: FitContext | None = None) -> Model:
+        """Index the training sessions; there is nothing to learn beyond that."""
+        if train is None or len(train) == 0:
+            raise DataError(f"{self.name}: the training split is empty")
+        self.vocab = ItemVocab.from_events(train)
+        items = self.vocab.encode_column(train["item_id"])
+        sessions = pd.factorize(train["session_id"], sort=False)[0]
+        ts = pd.to_numeric(train["ts"]).to_numpy(dtype=np.float64)
+        self.index = SessionIndex.from_codes(sessions, items, ts, len(self.vocab))
+        self._fitted()
+        return self
+
+    def _fitted(self) -> None:
+        """Hook run after fit and after loading (derived per-item arrays)."""
+
+    def idf(self) -> np.ndarray:
+        """session-rec's inverse document frequency: log(#training sessions / #events of the item)."""
+        counts = np.maximum(self.vocab.counts.astype(np.float64), 1.0)
+        return np.log(self.index.n_sessions / counts)
+
+    def score_next(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
+        if self.index is None:
+            raise DataError(f"{self.name}: call fit() before scoring")
+        batch = encode_prefixes(sessions)
+        if len(batch.rows) == 0:
+            out = np.zeros((batch.size, self.index.n_items), dtype=np.float32)
+        else:
+            weights = self._item_weights(batch)
+            cands = find_candidates(self.index, batch, weights, self.sample_size)
+            sim = self._similarity(batch, cands)
+            positive = np.flatnonzero(sim > 0)  # session-rec drops zero-similarity sessions before the cut
+            cands, sim = cands.take(positive), sim[positive]
+            chosen = top_k(cands, sim, self.k, batch.size, self.tie_break == "newest")
+            out = np.asarray(self._vote(batch, cands.take(chosen), sim[chosen]), dtype=np.float32)
+        cold = batch.lengths == 0
+        if cold.any():  # no known item: fall back to popularity, scaled below any neighbour vote
+            pop = self.vocab.popularity().astype(np.float32)
+            out[cold] = pop / (pop.max() + 1.0) * 1e-6
+        return out
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.index is None:
+            raise DataError(f"{self.name}: cannot save a model that has not been fitted")
+        config = {"params": self.params(), "n_sessions": int(self.index.n_sessions)}
+        return config, self.index.state()
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, Any], vocab: ItemVocab) -> Model:
+        model = cls(**config["params"])
+        model.vocab = vocab
+        model.index = SessionIndex.from_state(tensors, len(vocab))
+        model._fitted()
+        return model
+
+
+class SKNN(SessionKNNBase):
+    """S-KNN: plain session-based kNN; the session is a set, every neighbour votes its similarity.
+
+    ``similarity`` is ``cosine`` (|A and B| / sqrt(|A| |B|)) or ``jaccard`` (|A and B| / |A or B|),
+    over the sets of distinct items. session-rec's ``cosine`` misplaces a bracket
+    (``li / sqrt(la) * sqrt(lb)``); this is the textbook definition.
+    """
+
+    name = "sknn"
+    SIMILARITIES = ("cosine", "jaccard")
+
+    def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine", tie_break: str = "newest"):
+        super().__init__(k, sample_size, tie_break)
+        self.similarity = v.choice("model.similarity", similarity, self.SIMILARITIES)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "similarity": self.similarity}
+
+    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
+        shared = cands.overlap
+        mine = batch.n_distinct[cands.rows].astype(np.float64)
+        theirs = self.index.lengths[cands.sessions].astype(np.float64)
+        if self.similarity == "jaccard":
+            return shared / (mine + theirs - shared)
+        return shared / np.sqrt(mine * theirs)
+
+
+class VSKNN(SessionKNNBase):
+    """V-SKNN: session kNN where recent clicks of the session matter more.
+
+    * ``weighting``: the weight of the item at position ``i`` of a prefix of length ``n`` in the
+      similarity (``div``: i/n, ``quadratic``: (i/n)^2, ``log``: 1/log10(n-i+1.7), ``linear``:
+      max(0, 1-0.1(n-i)), ``same``: 1). The similarity is the sum of the weights of the shared items
+      divided by the number of distinct items of the prefix.
+    * ``weighting_score``: a neighbour's vote decays with the step ``t`` from the end of the prefix
+      to the most recent item it shares (``div``: 1/t, ``quadratic``: 1/t^2, ``log``:
+      1/log10(t+1.7), ``linear``: max(0, 1-0.1t), ``same``: 1).
+    * ``idf_weighting``: a vote for item ``j`` is multiplied by ``1 + idf_weighting * idf(j)``
+      (0 turns it off), favouring rare items.
+    """
+
+    name = "vsknn"
+
+    def __init__(
+        self,
+        k: int = 100,
+        sample_size: int = 500,
+        weighting: str = "div",
+        weighting_score: str = "div",
+        idf_weighting: float = 0.0,
+        tie_break: str = "newest",
+    ) -> None:
+        super().__init__(k, sample_size, tie_break)
+        self.weighting = v.choice("model.weighting", weighting, WEIGHTINGS)
+        self.weighting_score = v.choice("model.weighting_score", weighting_score, WEIGHTINGS)
+        self.idf_weighting = v.number("model.idf_weighting", idf_weighting, 0.0)
+        self._idf_factor: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "weighting": self.weighting,
+            "weighting_score": self.weighting_score,
+            "idf_weighting": self.idf_weighting,
+        }
+
+    def _fitted(self) -> None:
+        self._idf_factor = (1.0 + self.idf_weighting * self.idf()).astype(np.float32) if self.idf_weighting else None
+
+    def _item_weights(self, batch: PrefixBatch) -> np.ndarray:
+        return position_weight(self.weighting, batch.last_pos, batch.lengths[batch.rows])
+
+    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
+        return cands.overlap / batch.n_distinct[cands.rows]
+
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+        scores = vote(
+            self.index, neigh.rows, neigh.sessions, sim * step_decay(self.weighting_score, neigh.step), batch.size
+        )
+        if self._idf_factor is not None:
+            scores *= self._idf_factor[None, :]
+        return scores

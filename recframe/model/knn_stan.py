@@ -1,0 +1,154 @@
+"""STAN (Garg et al. 2019) and V-STAN (Ludewig et al. 2021): session kNN aware of sequence and time.
+
+STAN adds three exponential decays to session kNN, each switched off by setting its lambda to null:
+
+* ``lambda_spw`` (sequence position weight): the item at position ``i`` of a prefix of length ``n``
+  weighs ``exp((i - n) / lambda_spw)`` in a cosine similarity between the weighted prefix and the
+  neighbour's item set;
+* ``lambda_snh`` (session neighbourhood, in days): a neighbour that ended ``d`` days before the
+  latest training session has its similarity multiplied by ``exp(-d / lambda_snh)``. session-rec
+  measures from the time of the current click; that differs by a factor common to all neighbours of
+  a prefix, so the ranking is the same and serving needs no clock;
+* ``lambda_inh`` (item neighbourhood): inside a neighbour, an item ``m`` positions away from the
+  neighbour's most recent item shared with the prefix gets ``exp(-m / lambda_inh)`` of its vote.
+
+V-STAN keeps all of that and adds V-SKNN's ideas: the vote of a neighbour decays with how far back
+the most recent shared item sits in the prefix (``exp((1 - step) / lambda_ipw)``), and votes are
+multiplied by ``1 + lambda_idf * idf(item)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recframe import validation as v
+from recframe.model.knn import SessionKNNBase
+from recframe.model.knn_index import Candidates, PrefixBatch, expand_neighbours
+
+
+def _optional_positive(key: str, value: Any) -> float | None:
+    return None if value is None else v.positive(key, value)
+
+
+class STAN(SessionKNNBase):
+    """Sequence and Time Aware Neighbourhood; see the module docstring for the three lambdas."""
+
+    name = "stan"
+
+    def __init__(
+        self,
+        k: int = 500,
+        sample_size: int = 5000,
+        lambda_spw: float | None = 1.02,
+        lambda_snh: float | None = 5.0,
+        lambda_inh: float | None = 2.05,
+        ts_per_day: float = 86_400_000.0,
+        tie_break: str = "newest",
+    ) -> None:
+        super().__init__(k, sample_size, tie_break)
+        self.lambda_spw = _optional_positive("model.lambda_spw", lambda_spw)
+        self.lambda_snh = _optional_positive("model.lambda_snh", lambda_snh)
+        self.lambda_inh = _optional_positive("model.lambda_inh", lambda_inh)
+        self.ts_per_day = v.positive("model.ts_per_day", ts_per_day)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "lambda_spw": self.lambda_spw,
+            "lambda_snh": self.lambda_snh,
+            "lambda_inh": self.lambda_inh,
+            "ts_per_day": self.ts_per_day,
+        }
+
+    def _item_weights(self, batch: PrefixBatch) -> np.ndarray:
+        if self.lambda_spw is None:
+            return np.ones(len(batch.rows), dtype=np.float64)
+        return np.exp((batch.last_pos - batch.lengths[batch.rows]) / self.lambda_spw)
+
+    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
+        w = self._item_weights(batch)
+        norm = np.sqrt(np.bincount(batch.rows, weights=w * w, minlength=batch.size))
+        sim = cands.overlap / (norm[cands.rows] * np.sqrt(self.index.lengths[cands.sessions]))
+        if self.lambda_snh is not None:
+            age = self.index.times[-1] - self.index.times[cands.sessions]
+            sim = sim * np.exp(-age / (self.lambda_snh * self.ts_per_day))
+        return sim
+
+    def _neighbour_weight(self, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+        """Weight of each chosen neighbour's vote before the per-item factors."""
+        return sim
+
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+        weight = self._neighbour_weight(neigh, sim)
+        entry, items, pos = expand_neighbours(self.index, neigh.sessions)
+        rows = neigh.rows[entry]
+        if self.lambda_inh is not None:
+            in_prefix = np.zeros((batch.size, self.index.n_items), dtype=bool)
+            in_prefix[batch.rows, batch.items] = True
+            starts = np.cumsum(self.index.lengths[neigh.sessions]) - self.index.lengths[neigh.sessions]
+            anchor = np.maximum.reduceat(np.where(in_prefix[rows, items], pos, 0), starts)
+            vote = weight[entry] * np.exp(-np.abs(pos - anchor[entry]) / self.lambda_inh)
+        else:
+            vote = weight[entry]
+        shape = (batch.size, self.index.n_items)
+        return sp.csr_matrix((vote.astype(np.float32), (rows, items)), shape=shape, dtype=np.float32).toarray()
+
+
+class VSTAN(STAN):
+    """V-STAN: STAN plus V-SKNN's decay of votes by prefix position and idf weighting."""
+
+    name = "vstan"
+    SIMILARITIES = ("cosine", "vec")
+
+    def __init__(
+        self,
+        k: int = 500,
+        sample_size: int = 5000,
+        similarity: str = "cosine",
+        lambda_spw: float | None = 1.02,
+        lambda_snh: float | None = 5.0,
+        lambda_inh: float | None = 2.05,
+        lambda_ipw: float | None = 1.02,
+        lambda_idf: float | None = 5.0,
+        ts_per_day: float = 86_400_000.0,
+        tie_break: str = "newest",
+    ) -> None:
+        super().__init__(k, sample_size, lambda_spw, lambda_snh, lambda_inh, ts_per_day, tie_break)
+        self.similarity = v.choice("model.similarity", similarity, self.SIMILARITIES)
+        self.lambda_ipw = _optional_positive("model.lambda_ipw", lambda_ipw)
+        self.lambda_idf = None if lambda_idf is None else v.number("model.lambda_idf", lambda_idf, 0.0)
+        self._idf_factor: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "similarity": self.similarity,
+            "lambda_ipw": self.lambda_ipw,
+            "lambda_idf": self.lambda_idf,
+        }
+
+    def _fitted(self) -> None:
+        self._idf_factor = (1.0 + self.lambda_idf * self.idf()).astype(np.float32) if self.lambda_idf else None
+
+    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
+        if self.similarity == "cosine":
+            return super()._similarity(batch, cands)
+        sim = cands.overlap / batch.n_distinct[cands.rows]
+        if self.lambda_snh is not None:
+            age = self.index.times[-1] - self.index.times[cands.sessions]
+            sim = sim * np.exp(-age / (self.lambda_snh * self.ts_per_day))
+        return sim
+
+    def _neighbour_weight(self, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+        if self.lambda_ipw is None:
+            return sim
+        return sim * np.exp((1 - neigh.step) / self.lambda_ipw)
+
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+        scores = super()._vote(batch, neigh, sim)
+        if self._idf_factor is not None:
+            scores *= self._idf_factor[None, :]
+        return scores
