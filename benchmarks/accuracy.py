@@ -1,0 +1,168 @@
+"""Accuracy benchmark: train models on a session data set and rank every item for every next click.
+
+DIR holds ``train.tsv.gz`` and ``test.tsv.gz`` (``SessionId, ItemId, Time``, as in
+``../shared/data/diginetica``). Each model is built from its ``conf/model/<name>.yaml`` through
+Hydra's compose API (so ``--set`` takes the same overrides as the CLI), fitted on train and
+evaluated with :mod:`recframe.evaluation`: full ranking over the catalogue, ties counted against
+the target, the next item predicted at every position, items already in the session rankable.
+
+    python benchmarks/accuracy.py --dataset ../shared/data/diginetica --models pop,vsknn
+    python benchmarks/accuracy.py --dataset DIR --models vsknn --set model.k=500 --set model.sample_size=5000
+    python benchmarks/accuracy.py --dataset DIR --models gru,sasrec --device cuda --epochs 10
+
+``--set model.KEY=VALUE`` applies to every model listed, ``--set NAME.KEY=VALUE`` to model NAME only.
+Progress goes to stdout line by line; the last line is one JSON object
+``{"dataset", "results": [{"model", "hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "events_per_s",
+"device", "targets"}]}``. ``events_per_s`` is training events (times epochs, for neural models)
+per second of ``fit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+# Models that never touch an accelerator: they report device "cpu" whatever --device says.
+CPU_ONLY_MODULES = ("recframe.model.pop", "recframe.model.knn", "recframe.model.knn_stan")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="accuracy.py",
+        description="Train models on DIR/train.tsv.gz, evaluate on DIR/test.tsv.gz (full ranking, every position).",
+        epilog="Last line of output: one JSON object with the results.",
+    )
+    p.add_argument(
+        "--dataset", required=True, help="folder with train.tsv.gz and test.tsv.gz (SessionId, ItemId, Time)"
+    )
+    p.add_argument("--models", required=True, help="comma-separated names of conf/model/<name>.yaml, e.g. pop,vsknn")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="accelerator for neural models")
+    p.add_argument("--epochs", type=int, default=None, help="max_epochs for neural models (default: their trainer's)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override: model.KEY=VALUE for every model, NAME.KEY=VALUE for one (repeatable)",
+    )
+    p.add_argument("--test-sessions", type=int, default=None, help="evaluate on the first N test sessions only")
+    p.add_argument("--batch-size", type=int, default=512, help="prefixes scored per batch during evaluation")
+    p.add_argument("--seed", type=int, default=42, help="seed handed to fit (neural models)")
+    return p.parse_args(argv)
+
+
+def model_overrides(name: str, overrides: list[str]) -> list[str]:
+    """The overrides that concern model ``name``, spelled ``model.KEY=VALUE`` for Hydra."""
+    out = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if not sep or "." not in key:
+            raise SystemExit(f"--set {o!r}: expected model.KEY=VALUE or NAME.KEY=VALUE")
+        scope, _, rest = key.partition(".")
+        if scope == "model":
+            out.append(o)
+        elif scope == name:
+            out.append(f"model.{rest}={value}")
+    return out
+
+
+def compose(name: str, overrides: list[str], device: str, epochs: int | None) -> tuple[Any, dict[str, Any]]:
+    """The model config (``_target_`` + arguments) and the trainer settings, composed by Hydra."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    conf_dir = ROOT / "conf"
+    if not (conf_dir / "model" / f"{name}.yaml").exists():
+        known = sorted(p.stem for p in (conf_dir / "model").glob("*.yaml"))
+        raise SystemExit(f"unknown model {name!r}: no conf/model/{name}.yaml (known: {', '.join(known)})")
+    trainer_option = "gpu" if device == "cuda" else "cpu"
+    groups = [f"+model={name}"]
+    if (conf_dir / "trainer" / f"{trainer_option}.yaml").exists():
+        groups.append(f"+trainer={trainer_option}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = hydra_compose(overrides=[*groups, *overrides])
+    trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
+    trainer = {k: v for k, v in trainer.items() if not k.startswith("_")}
+    trainer["accelerator"] = device
+    if epochs is not None:
+        trainer["max_epochs"] = epochs
+    return cfg.model, trainer
+
+
+def run_model(name: str, args: argparse.Namespace, train, test) -> dict[str, Any]:
+    from hydra.utils import instantiate
+
+    from recframe.evaluation import evaluate
+    from recframe.interfaces import FitContext
+
+    model_cfg, trainer = compose(name, model_overrides(name, args.overrides), args.device, args.epochs)
+    model = instantiate(model_cfg, _convert_="all")
+    target = str(model_cfg.get("_target_", ""))
+    cpu_only = target.startswith(CPU_ONLY_MODULES)
+    ctx = FitContext(trainer=trainer, seed=args.seed, progress=False)
+    print(f"[{name}] fitting {target} on {len(train):,} events", flush=True)
+    t0 = time.perf_counter()
+    model.fit(train, None, ctx)
+    train_s = time.perf_counter() - t0
+    print(f"[{name}] fit in {train_s:.1f}s; evaluating", flush=True)
+    t0 = time.perf_counter()
+    metrics = evaluate(model, test, batch_size=args.batch_size)
+    eval_s = time.perf_counter() - t0
+    epochs = 1 if cpu_only else int(getattr(model, "epochs_run", None) or trainer.get("max_epochs") or 1)
+    result = {
+        "model": name,
+        "hr@20": round(metrics["hr@20"], 6),
+        "mrr@20": round(metrics["mrr@20"], 6),
+        "ndcg@20": round(metrics["ndcg@20"], 6),
+        "train_s": round(train_s, 3),
+        "eval_s": round(eval_s, 3),
+        "events_per_s": round(len(train) * epochs / max(train_s, 1e-9), 1),
+        "device": "cpu" if cpu_only else args.device,
+        "targets": metrics["targets"],
+    }
+    print(
+        f"[{name}] HR@20 {result['hr@20']:.4f}  MRR@20 {result['mrr@20']:.4f}  NDCG@20 {result['ndcg@20']:.4f}  "
+        f"fit {train_s:.1f}s  eval {eval_s:.1f}s  ({metrics['targets']:,} targets)",
+        flush=True,
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from _common import load_split
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if not names:
+        raise SystemExit("--models: give at least one model name")
+    import torch  # noqa: F401 - imported here so its start-up time is not billed to the first model's eval
+
+    train, test = load_split(args.dataset)
+    if args.test_sessions is not None:
+        keep = test["session_id"].drop_duplicates().iloc[: args.test_sessions]
+        test = test[test["session_id"].isin(set(keep))]
+    print(f"dataset {args.dataset}: {len(train):,} train events, {len(test):,} test events", flush=True)
+    results = [run_model(name, args, train, test) for name in names]
+    print(json.dumps({"dataset": str(args.dataset), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
