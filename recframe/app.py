@@ -84,7 +84,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
                 return_hydra_config=True,
             )
     except Exception as e:  # Hydra's own errors are multi-line; make them one actionable line
-        raise ConfigError("overrides", list(overrides), one_line_hydra_error(e)) from None
+        raise ConfigError.plain(one_line_hydra_error(e)) from None
     finally:
         GlobalHydra.instance().clear()
 
@@ -97,7 +97,8 @@ def one_line_hydra_error(e: BaseException) -> str:
         missing = getattr(e, "missing_cfg_file", "") or ""
         group = missing.split("/")[0] if "/" in missing else missing
         return f"unknown option {missing!r}; available for {group}: {', '.join(sorted(e.options))}"
-    text = " ".join(str(e).split())
+    text = str(e).split("\nConfig search path", 1)[0]
+    text = " ".join(text.split())
     return text.replace("Use '+", "to add a new key use '+") if text else type(e).__name__
 
 

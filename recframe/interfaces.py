@@ -40,6 +40,14 @@ class ConfigError(RecframeError):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"invalid config {key}={value!r}: {allowed}")
 
+    @classmethod
+    def plain(cls, message: str) -> ConfigError:
+        """A config error whose message is already a complete sentence (e.g. from Hydra)."""
+        err = cls.__new__(cls)
+        err.key, err.value, err.allowed = "", None, message
+        Exception.__init__(err, message)
+        return err
+
 
 class DataError(RecframeError):
     """The data cannot be used (empty split, failing dbt test, malformed input)."""

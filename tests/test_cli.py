@@ -1,0 +1,121 @@
+"""The command line: one-line config errors with exit code 2, --help, --cfg, and the whole loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from recframe.cli import main, split_overrides
+
+SMALL_DATA = [
+    "datasource.synthetic.n_sessions=4000",
+    "datasource.synthetic.n_items=300",
+]
+
+
+def run_cli(args: list[str], env_home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RECFRAME_HOME": str(env_home)}
+    return subprocess.run(
+        [sys.executable, "-m", "recframe", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("tester.k=0", "tester.k=0"),
+        ("model=nope", "unknown option 'model/nope'"),
+        ("datasource=nope", "available for datasource"),
+        ("steps=[data,fly]", "steps"),
+        ("seed=-1", "seed=-1"),
+        ("+model.bogus=1", "bogus"),
+        ("model.no_such_key=1", "no_such_key"),
+        ("tester.ks=[5,0]", "tester.ks[1]=0"),
+        ("deployer.port=-5", "deployer.port"),
+        ("datasource.split.test_days=0", "datasource.split.test_days"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(override, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECFRAME_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    code = main([override, f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert expected in err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists(), "nothing may be written for a bad config"
+
+
+def test_split_overrides_skips_flags_and_hydra_keys():
+    overrides, check = split_overrides(["model=pop", "--cfg", "job", "hydra.run.dir=x", "-p", "model"])
+    assert overrides == ["model=pop"] and check
+    assert split_overrides(["-m", "model=pop,gru"])[1] is False
+
+
+def test_help_and_cfg_job_compose_every_cloud_option(tmp_path):
+    help_out = run_cli(["--help"], tmp_path, timeout=120)
+    assert help_out.returncode == 0, help_out.stderr
+    assert "Config groups" in help_out.stdout and "deployer" in help_out.stdout
+    for option in ("deployer=sagemaker", "deployer=seldon", "datasource=snowflake", "tracker=comet"):
+        out = run_cli(["model=gru", option, "--cfg", "job"], tmp_path, timeout=120)
+        assert out.returncode == 0, (option, out.stderr)
+        assert "_target_" in out.stdout
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"recframe exited early: {proc.stderr.read()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_default_pipeline_end_to_end_with_a_live_endpoint(tmp_path):
+    """The whole loop from the command line on a small synthetic data set, endpoint kept alive."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "RECFRAME_HOME": str(tmp_path / "home")}
+    args = [*SMALL_DATA, "deployer.keep_alive=true", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recframe", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(run_dir / "deploy.json", proc, timeout=400)
+        deploy = json.loads((run_dir / "deploy.json").read_text())
+        assert deploy["url"].startswith("http://127.0.0.1:") and deploy["smoke"]["passed"]
+        url = deploy["url"]
+        assert httpx.get(f"{url}/ping").status_code == 200
+        vocab = json.loads((run_dir / "model" / "vocab.json").read_text())["items"]
+        r = httpx.post(f"{url}/invocations", json={"session": vocab[:2], "k": 5})
+        assert r.status_code == 200
+        body = r.json()
+        assert len(body["items"]) == 5 and len(body["scores"]) == 5
+        assert not set(body["items"]) & set(vocab[:2]), "items already in the session are excluded"
+        r = httpx.post(f"{url}/invocations", json={"sessions": [vocab[:1], ["unknown-sku"]], "k": 3})
+        assert r.status_code == 200 and len(r.json()["results"]) == 2
+        bad = httpx.post(f"{url}/invocations", content=b"{not json", headers={"content-type": "application/json"})
+        assert 400 <= bad.status_code < 500 and "error" in bad.json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for path in (".hydra/config.yaml", "data/manifest.json", "model/checksums.json", "report/report.json",
+                 "report/index.html", "metrics.json"):  # fmt: skip
+        assert (run_dir / path).exists(), path
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["model"] == "gru"
+    assert metrics["hr@20"] >= 1.5 * metrics["baseline_pop"]["hr@20"], metrics
