@@ -1,0 +1,407 @@
+"""What a sweep leaves behind: a leaderboard (CSV + HTML) and the best job's config.
+
+``python -m recframe -m model=pop,sknn tester.k=10,20`` runs one job per combination, each in its
+own run directory under the sweep directory. When the sweep ends, Hydra calls
+:meth:`LeaderboardCallback.on_multirun_end`, which reads every job's ``metrics.json`` and writes,
+next to the jobs::
+
+    leaderboard.csv    one row per job, best first (failed jobs last, with the reason)
+    leaderboard.html   the same table, self-contained, linking each job's report
+    best.yaml          the winner: objective, value, overrides, the command to rerun it, its config
+
+It works the same for the basic sweeper, the Optuna sweeper and any launcher, because it reads only
+the run directories. A job that failed (the CLI returns NaN for it so the sweep goes on) has no
+``metrics.json``: it is listed as failed, with the error line from its log.
+
+The callback is registered in ``conf/hydra/default.yaml``; Hydra instantiates callbacks for single
+runs too, so this module imports nothing heavy at import time.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("recframe")
+
+# The objective the CLI returns to sweepers (recframe.console.objective): validation MRR@20 when the
+# run recorded it, else test MRR@20. The leaderboard ranks by the same number.
+DEFAULT_OBJECTIVES = ("val_mrr@20", "mrr@20")
+HEADLINE = ("hr@20", "mrr@20", "ndcg@20")
+
+
+@dataclass
+class JobResult:
+    """One job of a sweep, as read back from its run directory."""
+
+    num: str
+    run_dir: Path
+    overrides: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.metrics)
+
+    def value(self, objectives: tuple[str, ...]) -> float:
+        """The objective, or NaN when the job failed or did not record it."""
+        for key in objectives:
+            v = self.metrics.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        return math.nan
+
+
+def read_jobs(sweep_dir: Path) -> list[JobResult]:
+    """Every job under ``sweep_dir`` (any folder holding ``.hydra/overrides.yaml``), in job order."""
+    jobs: list[JobResult] = []
+    for marker in sweep_dir.rglob(".hydra/overrides.yaml"):
+        run_dir = marker.parent.parent
+        if run_dir == sweep_dir:
+            continue
+        overrides = [str(o) for o in (OmegaConf.load(marker) or [])]
+        metrics_path = run_dir / "metrics.json"
+        metrics: dict[str, Any] = {}
+        if metrics_path.exists():
+            try:
+                metrics = json.loads(metrics_path.read_text())
+            except json.JSONDecodeError:
+                metrics = {}
+        job = JobResult(num=str(run_dir.relative_to(sweep_dir)), run_dir=run_dir, overrides=overrides, metrics=metrics)
+        if not job.ok:
+            job.error = last_error(run_dir) or "no metrics.json (the job failed or skipped the test step)"
+        jobs.append(job)
+    return sorted(jobs, key=lambda j: (len(j.num), j.num))
+
+
+def last_error(run_dir: Path) -> str | None:
+    """The last ERROR line of a job's Hydra log (the CLI logs why a sweep job failed there)."""
+    for log_file in sorted(run_dir.glob("*.log")):
+        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if "[ERROR]" in ln]
+        if lines:
+            return lines[-1].split("[ERROR]", 1)[1].strip()
+    return None
+
+
+def rank(jobs: list[JobResult], objectives: tuple[str, ...], maximize: bool = True) -> list[JobResult]:
+    """Best first; jobs without a finite objective last, in job order."""
+    scored = [j for j in jobs if math.isfinite(j.value(objectives))]
+    unscored = [j for j in jobs if not math.isfinite(j.value(objectives))]
+    scored.sort(key=lambda j: j.value(objectives), reverse=maximize)
+    return scored + unscored
+
+
+def swept(jobs: list[JobResult]) -> list[str]:
+    """The override keys whose value differs between jobs: what the sweep varied (shown in the table)."""
+    values: dict[str, set[str | None]] = {}
+    for j in jobs:
+        for o in j.overrides:
+            key, _, value = o.partition("=")
+            values.setdefault(key, set()).add(value)
+    return [k for k, vs in values.items() if len(vs) > 1 or any(k not in _keys(j) for j in jobs)]
+
+
+def _keys(job: JobResult) -> set[str]:
+    return {o.partition("=")[0] for o in job.overrides}
+
+
+def leaderboard_rows(ranked: list[JobResult], objectives: tuple[str, ...]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of the leaderboard: rank, job, status, objective, swept params, then metrics."""
+    varied = set(swept(ranked))
+    metric_keys: list[str] = [k for k in HEADLINE if any(k in j.metrics for j in ranked)]
+    for j in ranked:
+        for k, v in j.metrics.items():
+            if k not in metric_keys and isinstance(v, (int, float)) and not isinstance(v, bool):
+                metric_keys.append(k)
+    has_pop = any(isinstance(j.metrics.get("baseline_pop"), dict) for j in ranked)
+    columns = ["rank", "job", "status", "objective", "model", "params", *metric_keys]
+    if has_pop:
+        columns.append("pop_mrr@20")
+    columns += ["error", "overrides", "run_dir"]
+    rows = []
+    for i, j in enumerate(ranked, start=1):
+        value = j.value(objectives)
+        row: dict[str, Any] = {
+            "rank": i if math.isfinite(value) else "",
+            "job": j.num,
+            "status": "ok" if j.ok else "failed",
+            "objective": value if math.isfinite(value) else "",
+            "model": j.metrics.get("model", ""),
+            "params": " ".join(o for o in j.overrides if o.partition("=")[0] in varied),
+            "overrides": " ".join(j.overrides),
+            "error": j.error or "",
+            "run_dir": str(j.run_dir),
+        }
+        for k in metric_keys:
+            row[k] = j.metrics.get(k, "")
+        if has_pop:
+            row["pop_mrr@20"] = (j.metrics.get("baseline_pop") or {}).get("mrr@20", "")
+        rows.append(row)
+    return columns, rows
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def write_html(path: Path, columns: list[str], rows: list[dict[str, Any]], title: str, objective: str) -> None:
+    """A self-contained page (no scripts, no external assets) that opens from a file or a CI artifact."""
+    shown = [c for c in columns if c not in ("run_dir", "overrides")]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
+    body = []
+    for row in rows:
+        cls = "best" if row["rank"] == 1 else ("failed" if row["status"] == "failed" else "")
+        cells = []
+        for c in shown:
+            text = _cell(row[c])
+            if c == "job":
+                report = Path(row["run_dir"]) / "report" / "index.html"
+                if report.exists():
+                    rel = report.relative_to(path.parent) if report.is_relative_to(path.parent) else report
+                    text = f'<a href="{html.escape(str(rel))}">{text}</a>'
+            cells.append(f"<td>{text}</td>")
+        body.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; }}
+th {{ background: #f3f3f3; }}
+tr.best td {{ background: #e6f6e6; font-weight: 600; }}
+tr.failed td {{ color: #a33; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Ranked by <code>{html.escape(objective)}</code> (higher is better). {len(rows)} jobs,
+{sum(r["status"] == "failed" for r in rows)} failed.</p>
+<table><thead><tr>{head}</tr></thead><tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+    path.write_text(page)
+
+
+def _mask(node: Any) -> Any:
+    """A config tree with values under secret-looking keys replaced (interpolations stay unresolved)."""
+    from recframe.app import REDACTED, SECRET_PATTERN
+
+    if isinstance(node, dict):
+        return {k: (REDACTED if SECRET_PATTERN.search(str(k)) and v is not None else _mask(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v) for v in node]
+    return node
+
+
+def _mask_override(override: str) -> str:
+    from recframe.app import REDACTED, SECRET_PATTERN
+
+    key, sep, _ = override.partition("=")
+    return f"{key}={REDACTED}" if sep and SECRET_PATTERN.search(key) else override
+
+
+def write_best(path: Path, best: JobResult, objective: str, value: float) -> None:
+    """``best.yaml``: what won, how to rerun it, and its full config.
+
+    The config is the job's ``.hydra/config.yaml`` with interpolations left as written (so
+    ``${oc.env:...}`` stays a reference) and values under secret-looking keys masked, because
+    ``best.yaml`` is the file people paste into tickets and commit as a preset.
+    """
+    config_path = best.run_dir / ".hydra" / "config.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False) if config_path.exists() else {}
+    overrides = [_mask_override(o) for o in best.overrides]
+    doc = {
+        "objective": objective,
+        "value": value,
+        "job": best.num,
+        "run_dir": str(best.run_dir),
+        "overrides": overrides,
+        "command": "python -m recframe " + " ".join(overrides),
+        "metrics": {k: v for k, v in best.metrics.items() if not isinstance(v, dict)},
+        "config": _mask(config),
+    }
+    OmegaConf.save(OmegaConf.create(doc), path)
+
+
+def summarize_sweep(
+    sweep_dir: str | Path,
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES,
+    maximize: bool = True,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Write ``leaderboard.csv``, ``leaderboard.html`` and ``best.yaml`` into ``sweep_dir``.
+
+    Usable on its own (``python -m recframe.sweep SWEEP_DIR``) for a sweep whose callback did not run,
+    e.g. one that was interrupted. Returns a summary dict (paths, job counts, the best job).
+    """
+    sweep_dir = Path(sweep_dir)
+    jobs = read_jobs(sweep_dir)
+    ranked = rank(jobs, objectives, maximize)
+    used = next((k for k in objectives if any(k in j.metrics for j in jobs)), objectives[-1])
+    columns, rows = leaderboard_rows(ranked, objectives)
+    csv_path, html_path, best_path = (sweep_dir / n for n in ("leaderboard.csv", "leaderboard.html", "best.yaml"))
+    write_csv(csv_path, columns, rows)
+    write_html(html_path, columns, rows, title or f"recframe sweep {sweep_dir.name}", used)
+    summary: dict[str, Any] = {
+        "sweep_dir": str(sweep_dir),
+        "jobs": len(jobs),
+        "failed": sum(not j.ok for j in jobs),
+        "leaderboard_csv": str(csv_path),
+        "leaderboard_html": str(html_path),
+        "objective": used,
+        "best": None,
+    }
+    if ranked and math.isfinite(ranked[0].value(objectives)):
+        best = ranked[0]
+        value = best.value(objectives)
+        write_best(best_path, best, used, value)
+        varied = set(swept(jobs))
+        summary["best"] = {
+            "job": best.num,
+            "value": value,
+            "overrides": best.overrides,
+            "params": [o for o in best.overrides if o.partition("=")[0] in varied],
+            "run_dir": str(best.run_dir),
+        }
+        summary["best_yaml"] = str(best_path)
+    elif best_path.exists():
+        best_path.unlink()  # a stale winner from an earlier summary of this folder would mislead
+    _compare_runs([j.run_dir for j in ranked if j.ok], sweep_dir)
+    return summary
+
+
+def _compare_runs(run_dirs: list[Path], sweep_dir: Path) -> None:
+    """Also hand the finished runs to the tester's ``compare_runs`` (richer plots) when it is there.
+
+    Our own leaderboard is written first and is the contract; the comparison page is a bonus, so any
+    failure here is logged, never raised: a sweep must not fail after all its jobs succeeded.
+    """
+    if len(run_dirs) < 1:
+        return
+    try:
+        from recframe.tester.compare import compare_runs
+    except ImportError:
+        return
+    try:
+        out = sweep_dir / "compare"
+        out.mkdir(exist_ok=True)
+        try:
+            compare_runs([str(p) for p in run_dirs], out_dir=out)
+        except TypeError:
+            compare_runs([str(p) for p in run_dirs])
+    except Exception as e:  # noqa: BLE001 - see docstring
+        log.warning("recframe.tester.compare could not compare the sweep's runs: %s", e)
+
+
+class LeaderboardCallback(Callback):
+    """Hydra callback: at the end of a multirun, write the leaderboard and ``best.yaml``.
+
+    Args:
+        objectives: metric keys tried in order as the ranking objective (the first one a job has).
+        maximize: rank higher values first (all recframe headline metrics are "higher is better").
+        enabled: switch it off with ``hydra.callbacks.leaderboard.enabled=false``.
+    """
+
+    def __init__(
+        self, objectives: list[str] | tuple[str, ...] = DEFAULT_OBJECTIVES, maximize: bool = True, enabled: bool = True
+    ) -> None:
+        self.objectives = tuple(objectives)
+        self.maximize = maximize
+        self.enabled = enabled
+        self._sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Resolve the sweep dir now: ${now:...} read again at the end could name another folder.
+        self._sweep_dir = Path(str(config.hydra.sweep.dir))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Under the Optuna sweeper, report a job that returned NaN as a failed job.
+
+        Why: the CLI returns NaN for a job that failed so the *basic* sweeper goes on (it re-raises
+        failed jobs). hydra-optuna-sweeper 1.3.0 instead tells Optuna 2.10 a COMPLETE trial with
+        value NaN; Optuna rejects it and the sweeper's error path then raises again, ending the
+        study. Marked failed, the job takes the sweeper's supported path: the trial is recorded as
+        FAIL and the study goes on (``max_failure_rate: 1.0`` in ``conf/hparams_search``).
+        """
+        if not _optuna_sweeper(config):
+            return
+        from hydra.core.utils import JobStatus
+
+        value = getattr(job_return, "_return_value", None)
+        if job_return.status == JobStatus.COMPLETED and isinstance(value, float) and math.isnan(value):
+            job_return.status = JobStatus.FAILED
+            job_return.return_value = FailedJobError("the job failed; its log in the run directory says why")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        sweep_dir = self._sweep_dir or Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.is_dir():
+            return
+        try:
+            summary = summarize_sweep(sweep_dir, self.objectives, self.maximize)
+        except Exception as e:  # noqa: BLE001 - the jobs' results are already on disk; say so, don't crash
+            log.error("could not write the sweep leaderboard in %s: %s", sweep_dir, e)
+            return
+        print(format_summary(summary), file=sys.stderr)
+
+
+class FailedJobError(RuntimeError):
+    """Stands in for a sweep job that returned NaN (the CLI's "this job failed, go on" value)."""
+
+
+def _optuna_sweeper(config: DictConfig) -> bool:
+    target = OmegaConf.select(config, "hydra.sweeper._target_", default="") or ""
+    return "optuna" in str(target).lower()
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The few lines printed at the end of a sweep."""
+    lines = [
+        f"sweep: {summary['jobs']} jobs, {summary['failed']} failed; leaderboard: {summary['leaderboard_html']}",
+    ]
+    best = summary.get("best")
+    if best:
+        lines.append(
+            f"best: job {best['job']} {summary['objective']}={best['value']:.4f} "
+            f"({' '.join(best['params']) or 'defaults'}) -> {summary['best_yaml']}"
+        )
+    else:
+        lines.append("best: none (no job recorded the objective)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m recframe.sweep SWEEP_DIR``: (re)write the leaderboard of a finished sweep."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: python -m recframe.sweep SWEEP_DIR", file=sys.stderr)
+        return 2
+    if not Path(args[0]).is_dir():
+        print(f"recframe: error: not a directory: {args[0]}", file=sys.stderr)
+        return 2
+    print(format_summary(summarize_sweep(args[0])), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
