@@ -49,9 +49,12 @@ def fast_overrides(data_dir: Path) -> list[str]:
     return args
 
 
-def run_cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], home: Path, timeout: float = 300, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``python -m recframe ARGS`` from the repository root with its own RECFRAME_HOME."""
     env = {**os.environ, "RECFRAME_HOME": str(home), "COMET_START_ONLINE": "0", "HYDRA_FULL_ERROR": "0"}
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "recframe", *args],
         cwd=ROOT,

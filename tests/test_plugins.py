@@ -1,0 +1,102 @@
+"""A separate package adds a model to recframe: examples/custom_plugin, installed, selected by name.
+
+The package is pip-installed (no dependencies, no build isolation, so no network) into a folder under
+the test's tmp dir and put on the path, rather than into the shared virtual environment: other
+test runs in the same environment never see it, and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_sweeps import ROOT, fast_overrides, run_cli
+
+PLUGIN_SRC = ROOT / "examples" / "custom_plugin"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip install --no-deps --target SITE examples/custom_plugin`` (from a copy: no build/ in the repo)."""
+    work = tmp_path_factory.mktemp("plugin")
+    src = work / "custom_plugin"
+    shutil.copytree(PLUGIN_SRC, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = work / "site"
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+           "--target", str(site), str(src)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (site / "my_recframe_plugin" / "conf" / "model" / "my_model.yaml").exists()
+    return site
+
+
+def with_site(site: Path) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+def test_the_installed_plugin_model_is_selected_by_name_on_the_command_line(plugin_site, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["model=my_model", *fast_overrides(tmp_path / "data"), f"hydra.run.dir={run_dir}", "run.progress=false"]
+    proc = run_cli(args, tmp_path / "home", extra_env=with_site(plugin_site))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["model"] == "my_model"
+    # the synthetic sessions mostly go item -> item+1: a transition model must beat popularity clearly
+    assert metrics["mrr@20"] > 2 * metrics["baseline_pop"]["mrr@20"]
+    artifact = json.loads((run_dir / "model" / "model.json").read_text())
+    assert artifact["target"] == "my_recframe_plugin.model.TransitionModel"
+
+
+def test_a_bad_plugin_setting_fails_fast_with_one_line(plugin_site, tmp_path):
+    args = ["model=my_model", "model.window=0", *fast_overrides(tmp_path / "data")]
+    proc = run_cli(args, tmp_path / "home", extra_env=with_site(plugin_site), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("recframe: error: invalid config model.window=0")
+
+
+def test_without_the_plugin_the_option_is_unknown(tmp_path):
+    proc = run_cli(["model=my_model", *fast_overrides(tmp_path / "data")], tmp_path / "home", timeout=120)
+    assert proc.returncode == 2 and "my_model" in proc.stderr
+
+
+def test_the_plugin_model_runs_from_python_and_reloads_from_its_artifact(plugin_site, tmp_path, monkeypatch):
+    import importlib
+
+    import recframe
+    from recframe.plugins import plugin_config_packages
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    importlib.invalidate_caches()
+    monkeypatch.setenv("RECFRAME_HOME", str(tmp_path / "home"))
+    assert "my_recframe_plugin.conf" in plugin_config_packages()  # route 1: the entry point
+
+    overrides = ["model=my_model", "model.window=1", "run.progress=false", *fast_overrides(tmp_path / "data")]
+    result = recframe.run(overrides, run_dir=tmp_path / "run")
+    assert result.metrics["model"] == "my_model"
+
+    model = recframe.Model.load(tmp_path / "run" / "model")
+    assert type(model).__name__ == "TransitionModel" and model.window == 1
+    known = model.vocab.encode(["sku3"])[0]
+    top = model.vocab.decode(model.score_next([known]).argmax(axis=1))
+    assert top == ["sku4"]  # learned item -> item+1
+
+
+def test_the_hydra_searchpath_plugin_alone_finds_the_config(plugin_site):
+    """Route 2, without recframe's entry-point handling: plain Hydra compose in a fresh process."""
+    code = (
+        "from hydra import compose, initialize_config_dir\n"
+        "from recframe.app import conf_dir\n"
+        "with initialize_config_dir(config_dir=str(conf_dir()), version_base='1.3'):\n"
+        "    cfg = compose('config', overrides=['model=my_model', 'datasource=files', '~trainer'])\n"
+        "print(cfg.model._target_)\n"
+    )
+    env = {**os.environ, **with_site(plugin_site)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "my_recframe_plugin.model.TransitionModel"
