@@ -78,7 +78,7 @@ def encode_test(test: pd.DataFrame, vocab: ItemVocab, min_length: int = 2) -> En
 class ScoredTargets:
     """Ranks and top-K lists of one model for every next-item target of the test split."""
 
-    ranks: np.ndarray  # [n] conservative 1-based rank of the target
+    ranks: np.ndarray  # [n] conservative 1-based rank of the target, exact up to K; K + 1 = "beyond K"
     topk: np.ndarray  # [n, K] item indices, best first
     targets: np.ndarray  # [n] target item index
     n_items: int
@@ -91,20 +91,46 @@ class ScoredTargets:
 
 
 def _rank_and_topk(scores, targets: np.ndarray, k: int):
-    """Ranks (ties count against the target) and top-``k`` indices from one score batch."""
+    """Conservative ranks and top-``k`` indices from one score batch, in one pass over the scores.
+
+    Every metric the testers report is "@K" with K <= ``k``, so a target's rank only matters up to
+    ``k``. ``torch.topk`` already reads every score once; comparing the target's score with the top-k
+    *values* then gives its exact conservative rank whenever it is inside the top k, and proves a miss
+    whenever it scores strictly below the k-th value. Only rows where the target ties the k-th value
+    (or that hold NaN/+inf) need the full ``scores >= target`` count. That saves two of the three full
+    passes of the naive count, the difference between ~10 s and ~25 s on Diginetica's 2.6e9 scores.
+
+    Ranks beyond ``k`` are reported as ``k + 1`` ("a miss at every cut-off"). NaN scores rank last and
+    +inf is clipped, exactly as in :func:`recframe.evaluation.ranks_of_targets`.
+    """
     import torch
 
     s = torch.as_tensor(scores)
     if s.dtype != torch.float32:
         s = s.float()
-    bad = ~torch.isfinite(s).all(dim=1)
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.long).view(-1, 1)
+    kk = min(k, s.shape[1])
+    vals, top = torch.topk(s, kk, dim=1, sorted=True)
+    tgt = s.gather(1, t)
+    # NaN sorts above everything in topk, so a row holding NaN or +inf shows it in its top values
+    bad = (
+        torch.isnan(vals).any(dim=1)
+        | torch.isposinf(vals).any(dim=1)
+        | torch.isnan(tgt[:, 0])
+        | torch.isposinf(tgt[:, 0])
+    )
+    kth = vals[:, -1]
+    ranks = torch.where(tgt[:, 0] > kth, (vals >= tgt).sum(dim=1), torch.full_like(kth, k + 1, dtype=torch.long))
+    need_full = bad | (tgt[:, 0] == kth)
     n_bad = int(bad.sum())
-    if n_bad:
-        s = torch.nan_to_num(s, nan=float("-inf"))
-    t = torch.as_tensor(targets, dtype=torch.long)
-    tgt = s.gather(1, t.view(-1, 1))
-    ranks = (s >= tgt).sum(dim=1)
-    top = torch.topk(s, min(k, s.shape[1]), dim=1, sorted=True).indices
+    if bool(need_full.any()):
+        rows = need_full.nonzero().view(-1)
+        sub = torch.nan_to_num(s[rows], nan=float("-inf"))
+        sub_t = sub.gather(1, t[rows])
+        full = (sub >= sub_t).sum(dim=1)
+        ranks[rows] = torch.clamp(full, max=k + 1) if kk == k else full
+        if n_bad:
+            top[rows] = torch.topk(sub, kk, dim=1, sorted=True).indices
     return ranks.numpy().astype(np.int64), top.numpy().astype(np.int32), n_bad
 
 

@@ -107,3 +107,24 @@ def test_hydra_configs_instantiate() -> None:
     for name, cls in (("metrics", MetricsTester), ("none", NoneTester)):
         obj = hydra_utils.instantiate(OmegaConf.load(root / f"{name}.yaml"))
         assert isinstance(obj, cls)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_rank_matches_reference_with_ties_nan_inf(seed: int) -> None:
+    """The top-k shortcut gives the reference's conservative rank wherever it is <= k, and k + 1 beyond."""
+    from recframe.evaluation import ranks_of_targets
+    from recframe.tester.scoring import _rank_and_topk
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, size=(300, 40)).astype(np.float32)  # heavy ties
+    scores[rng.random(scores.shape) < 0.03] = np.nan
+    scores[rng.random(scores.shape) < 0.02] = np.inf
+    scores[rng.random(scores.shape) < 0.05] = -np.inf
+    scores[:5] = 1.0  # constant rows: every target ranks last
+    targets = rng.integers(0, 40, size=300)
+    ref = ranks_of_targets(scores, targets)
+    for k in (1, 5, 20, 40, 60):
+        ranks, top, _ = _rank_and_topk(scores, targets, k)
+        np.testing.assert_array_equal(np.minimum(ref, k + 1), np.minimum(ranks, k + 1))
+        assert top.shape == (300, min(k, 40))
+        assert (ranks[:5] == min(40, k + 1)).all()
