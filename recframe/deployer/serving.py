@@ -17,7 +17,6 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,40 +26,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from recframe.deployer.jsoncodec import decode, error_body
+from recframe.deployer.jsoncodec import dumps as _dumps
 from recframe.deployer.predictor import Predictor, Query, RequestError
 
 log = logging.getLogger(__name__)
-
-try:  # orjson is much faster on both ends; it is optional (the seldon extra brings it in).
-    import orjson
-
-    _loads = orjson.loads
-    _JSONDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
-
-    def _dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-
-except ImportError:  # pragma: no cover - exercised only without orjson
-    orjson = None  # type: ignore[assignment]
-    _JSONDecodeError = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
-
-    def _loads(data: bytes) -> Any:
-        return json.loads(data)
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
-
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 # A body far beyond the limit is not drained (that would let a client make us read forever); the
 # connection is closed after the 413 instead.
 _DRAIN_FACTOR = 64
-
-
-def error_body(message: str) -> bytes:
-    """``{"error": message}`` that always encodes (ASCII-escaped, so even lone surrogates are safe)."""
-    return json.dumps({"error": str(message)[:2000]}, ensure_ascii=True).encode()
 
 
 class BodyTooLarge(Exception):
@@ -89,18 +65,6 @@ async def read_body(receive: Any, limit: int) -> bytes:
     if too_large:
         raise BodyTooLarge(f"request body is larger than the {limit}-byte limit")
     return b"".join(chunks)
-
-
-def decode(body: bytes) -> Any:
-    """Decode a JSON body; any failure is a 400 :class:`RequestError`."""
-    if not body or not body.strip():
-        raise RequestError('empty request body: send a JSON object such as {"session": ["sku1"], "k": 10}', 400)
-    try:
-        return _loads(body)
-    except _JSONDecodeError as e:
-        raise RequestError(f"request body is not valid JSON: {str(e)[:200]}", 400) from None
-    except (ValueError, RecursionError) as e:
-        raise RequestError(f"request body is not valid JSON: {str(e)[:200]}", 400) from None
 
 
 class MicroBatcher:
