@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from tests.test_sweeps import ROOT
 
@@ -50,3 +53,29 @@ def test_library_example_help_explains_itself():
     out = subprocess.run([sys.executable, str(EXAMPLES / "library_usage.py"), "--help"], capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0 and "--quick" in out.stdout
+
+
+def test_docs_build_strict(tmp_path):
+    """``mkdocs build --strict``: every nav page exists, every link between pages resolves."""
+    import shutil
+
+    if shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("mkdocs not installed (pip install 'recframe[docs]')")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "site" / "configuration" / "index.html").exists()
+
+
+def test_configuration_reference_covers_every_group():
+    """Each config group folder has a section in docs/configuration.md (options are listed from the yaml)."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    for group_dir in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir() and p.name not in ("hydra", "local")):
+        assert f"## `{group_dir.name}`" in text, group_dir.name
+    for launcher in (ROOT / "conf" / "hydra" / "launcher").glob("*.yaml"):
+        assert f"`{launcher.stem}`" in text, launcher
