@@ -1,0 +1,119 @@
+"""``deployer=seldon``: a real ``mlserver start`` on 127.0.0.1 serving a real artifact over V2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+pytest.importorskip("mlserver")
+
+from recframe.deployer.local import LocalDeployer  # noqa: E402
+from recframe.deployer.seldon_deployer import SeldonDeployer  # noqa: E402
+from recframe.interfaces import ConfigError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def seldon(probe_artifact: Path, tmp_path_factory):
+    deployer = SeldonDeployer(parallel_workers=0, smoke_k=5, storage_uri="s3://bucket/recframe/recframe")
+    run_dir = tmp_path_factory.mktemp("seldon")
+    deployment = deployer.deploy(probe_artifact, run_dir)
+    yield deployer, deployment, run_dir
+    deployer.teardown()
+    deployer.teardown()
+
+
+def test_mlserver_serves_and_smoke_passes(seldon) -> None:
+    _, dep, run_dir = seldon
+    assert dep.url.startswith("http://127.0.0.1:")
+    assert dep.smoke["passed"], dep.smoke
+    assert set(dep.smoke["checks"]) == {"single", "batch", "malformed", "v2_native"}
+    settings = json.loads((run_dir / "seldon/models/settings.json").read_text())
+    assert settings["host"] == "127.0.0.1" and settings["metrics_endpoint"] is None
+    model_settings = json.loads((run_dir / "seldon/models/recframe/model-settings.json").read_text())
+    assert model_settings["implementation"] == "recframe.deployer.mlserver_runtime.RecframeRuntime"
+    assert model_settings["parallel_workers"] == 0
+
+
+def test_same_items_as_local(seldon, probe_artifact: Path, tmp_path: Path) -> None:
+    _, dep, _ = seldon
+    session = ["sku2", "sku5", "unknown-sku", "sku1"]
+    local = LocalDeployer()
+    try:
+        local_dep = local.deploy(probe_artifact, tmp_path)
+        expected = httpx.post(f"{local_dep.url}/invocations", json={"session": session, "k": 8}, trust_env=False).json()
+    finally:
+        local.teardown()
+    infer = f"{dep.url}/v2/models/recframe/infer"
+    native = httpx.post(
+        infer,
+        json={
+            "inputs": [
+                {"name": "session", "shape": [len(session)], "datatype": "BYTES", "data": session},
+                {"name": "k", "shape": [1], "datatype": "INT64", "data": [8]},
+            ]
+        },
+        trust_env=False,
+    )
+    assert native.status_code == 200, native.text
+    outputs = {o["name"]: o for o in native.json()["outputs"]}
+    assert outputs["items"]["data"] == expected["items"]
+    assert outputs["scores"]["datatype"] == "FP32"
+    assert outputs["scores"]["data"] == pytest.approx(expected["scores"], rel=1e-5)
+    assert outputs["unknown"]["data"] == [1]
+    wrapped = httpx.post(
+        infer,
+        json={
+            "inputs": [
+                {
+                    "name": "request",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [json.dumps({"sessions": [session, []]})],
+                }
+            ]
+        },
+        trust_env=False,
+    )
+    results = json.loads(wrapped.json()["outputs"][0]["data"][0])["results"]
+    assert results[0]["items"][:8] == expected["items"]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [],
+        [{"name": "session", "shape": [1], "datatype": "INT64", "data": [1.5]}],
+        [{"name": "request", "shape": [1], "datatype": "BYTES", "data": ["{not json"]}],
+        [{"name": "request", "shape": [1], "datatype": "BYTES", "data": ['{"session": ["a"], "k": 0}']}],
+        [
+            {"name": "session", "shape": [1], "datatype": "BYTES", "data": ["sku1"]},
+            {"name": "k", "shape": [1], "datatype": "INT64", "data": [0]},
+        ],
+    ],
+)
+def test_bad_v2_requests_get_4xx_json(seldon, inputs) -> None:
+    _, dep, _ = seldon
+    r = httpx.post(f"{dep.url}/v2/models/recframe/infer", json={"inputs": inputs}, trust_env=False)
+    assert 400 <= r.status_code < 500, r.text
+    assert "error" in r.json()
+
+
+def test_manifests_are_rendered(seldon) -> None:
+    deployer, dep, run_dir = seldon
+    docs = {p.name: yaml.safe_load(p.read_text()) for p in (run_dir / "seldon/manifests").glob("*.yaml")}
+    assert docs["model.yaml"]["kind"] == "Model"
+    assert docs["model.yaml"]["spec"]["storageUri"] == "s3://bucket/recframe/recframe"
+    assert docs["server.yaml"]["kind"] == "Server"
+    assert docs["server.yaml"]["spec"]["serverConfig"] == "mlserver"
+    assert docs["seldondeployment-v1.yaml"]["kind"] == "SeldonDeployment"
+    assert docs["seldondeployment-v1.yaml"]["spec"]["protocol"] == "v2"
+    assert dep.details["applied_to"] is None  # no kube context: nothing applied
+
+
+def test_bad_model_name() -> None:
+    with pytest.raises(ConfigError, match="deployer.model_name"):
+        SeldonDeployer(model_name="Bad_Name")
