@@ -1,0 +1,150 @@
+"""What GRU4Rec, SASRec and LSTM share behind the ``Model`` interface: scoring, artifacts, devices.
+
+A sequence model owns a network with two methods:
+
+* ``sequence_states(items)`` -> ``[b, L, d]`` states for right-padded ``[b, L]`` item indices
+  (``PAD`` = -1 after the end), each position seeing only itself and earlier positions;
+* ``score_all(states)`` -> ``[n, n_items]`` scores for ``[n, d]`` states.
+
+With those, scoring every prefix of a batch of sessions is one forward pass
+(:meth:`SequenceModel.score_prefixes`), and serving is the same pass read at the last position.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from recframe.interfaces import FitContext, Model
+from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
+from recframe.vocab import ItemVocab, encode_sessions
+
+log = logging.getLogger("recframe")
+
+
+class SequenceModel(Model):
+    """Base for the neural sequence models; subclasses build ``self.net`` and train it in ``fit``."""
+
+    #: longest context the network reads (None: the whole session)
+    max_len: int | None = None
+
+    def __init__(self) -> None:
+        self.vocab: ItemVocab | None = None
+        self.net: nn.Module | None = None
+        self.fit_summary: dict[str, Any] = {}
+
+    # --- subclass hooks ------------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments as stored attributes (JSON-able): the artifact rebuilds from them."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def build_net(self, n_items: int) -> nn.Module:
+        raise NotImplementedError
+
+    # --- shared helpers ------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: str | torch.device) -> SequenceModel:
+        """Move the network (e.g. to ``cuda`` for fast batched evaluation); returns self."""
+        self.net.to(device)
+        return self
+
+    def _valid_sessions(self, valid: pd.DataFrame | None) -> list[np.ndarray]:
+        if valid is None or valid.empty:
+            return []
+        return [s for s in encode_sessions(valid, self.vocab) if len(s) >= 2]
+
+    @staticmethod
+    def _ctx(ctx: FitContext | None) -> FitContext:
+        return ctx if ctx is not None else FitContext()
+
+    def _check_fitted(self) -> None:
+        if self.net is None or self.vocab is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load an artifact first")
+
+    # --- Model interface -----------------------------------------------------------------
+    @torch.no_grad()
+    def score_next(self, sessions: Sequence[np.ndarray], batch_size: int = 1024) -> np.ndarray:
+        """Scores ``[len(sessions), n_items]``; empty sessions get training popularity."""
+        self._check_fitted()
+        self.net.eval()
+        n = len(self.vocab)
+        out = np.empty((len(sessions), n), dtype=np.float32)
+        nonempty = [i for i, s in enumerate(sessions) if len(s) > 0]
+        empty = [i for i, s in enumerate(sessions) if len(s) == 0]
+        if empty:
+            out[empty] = self.vocab.popularity().astype(np.float32)
+        dev = self.device
+        for lo in range(0, len(nonempty), batch_size):
+            idx = nonempty[lo : lo + batch_size]
+            rows = [np.asarray(sessions[i], dtype=np.int64) for i in idx]
+            items = torch.from_numpy(pad_sessions(rows, self.max_len)).to(dev)
+            last = (items != PAD).sum(dim=1) - 1
+            states = self.net.sequence_states(items)
+            final = states[torch.arange(len(idx), device=dev), last]
+            out[idx] = self.net.score_all(final).float().cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def score_prefixes(
+        self, sessions: Sequence[np.ndarray], batch_size: int = 512
+    ) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """One forward pass per batch of sessions scores every position (targets in session order).
+
+        Positions past ``max_len`` (bounded-context models) get their own row holding exactly the
+        last ``max_len`` items, so every prediction sees the context it would see when serving.
+        """
+        self._check_fitted()
+        self.net.eval()
+        dev = self.device
+        for group in prefix_batches(sessions, batch_size):
+            in_rows: list[np.ndarray] = []
+            tgt_rows: list[np.ndarray] = []
+            for i in group:
+                s = np.asarray(sessions[i], dtype=np.int64)
+                head = s if self.max_len is None else s[: self.max_len + 1]
+                in_rows.append(head[:-1])
+                tgt_rows.append(head[1:])
+                if self.max_len is not None:
+                    for j in range(self.max_len, len(s) - 1):
+                        in_rows.append(s[j - self.max_len + 1 : j + 1])
+                        tgt = np.full(self.max_len, PAD, dtype=np.int64)
+                        tgt[-1] = s[j + 1]
+                        tgt_rows.append(tgt)
+            inputs = torch.from_numpy(pad_sessions(in_rows)).to(dev)
+            targets = torch.from_numpy(pad_sessions(tgt_rows))
+            mask = targets != PAD
+            states = self.net.sequence_states(inputs)
+            scores = self.net.score_all(states[mask.to(dev)])
+            yield scores, targets[mask].numpy()
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        self._check_fitted()
+        config = {"hyperparameters": self.hyperparameters(), "n_items": len(self.vocab), "fit": self.fit_summary}
+        tensors = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        return config, tensors
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, Any], vocab: ItemVocab) -> SequenceModel:
+        model = cls(**config["hyperparameters"])
+        model.vocab = vocab
+        model.net = model.build_net(int(config["n_items"]))
+        model.net.load_state_dict({k: torch.as_tensor(v) for k, v in tensors.items()})
+        model.net.eval()
+        model.fit_summary = dict(config.get("fit", {}))
+        return model
+
+
+def item_matrix(weight: torch.Tensor) -> np.ndarray:
+    """An output item table as a float32 numpy ``[n_items, d]`` array."""
+    return weight.detach().float().cpu().numpy()
