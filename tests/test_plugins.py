@@ -53,6 +53,7 @@ def test_the_installed_plugin_model_is_selected_by_name_on_the_command_line(plug
     assert artifact["target"] == "my_recframe_plugin.model.TransitionModel"
 
 
+@pytest.mark.slow
 def test_a_bad_plugin_setting_fails_fast_with_one_line(plugin_site, tmp_path):
     args = ["model=my_model", "model.window=0", *fast_overrides(tmp_path / "data")]
     proc = run_cli(args, tmp_path / "home", extra_env=with_site(plugin_site), timeout=120)
@@ -60,6 +61,7 @@ def test_a_bad_plugin_setting_fails_fast_with_one_line(plugin_site, tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("recframe: error: invalid config model.window=0")
 
 
+@pytest.mark.slow
 def test_without_the_plugin_the_option_is_unknown(tmp_path):
     proc = run_cli(["model=my_model", *fast_overrides(tmp_path / "data")], tmp_path / "home", timeout=120)
     assert proc.returncode == 2 and "my_model" in proc.stderr

@@ -186,6 +186,7 @@ def test_the_gru_search_space_names_real_model_keys():
         assert key.startswith("model.") and key.split(".", 1)[1] in model_keys, key
 
 
+@pytest.mark.slow  # ~25-35 s on 2 shared cores
 def test_optuna_sweep_of_six_trials_reports_the_best_mrr(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "optuna"

@@ -87,9 +87,6 @@ def test_comet_without_key_writes_an_offline_archive_with_params_metrics_and_ass
     tracker.start(run_dir, "run-2026")
     tracker.log_params(params_with_secret())
     tracker.log_metrics({"mrr@20": 0.25, "hr@20": 0.5, "model": "gru", "baseline_pop": {"hr@20": 0.1}})
-    logger = tracker.lightning_logger()
-    assert logger is not None and logger.experiment is tracker.experiment  # one run, one experiment
-    logger.log_metrics({"train_loss": 1.5}, step=3)
     tracker.log_artifact(report)
     tracker.close()
 
@@ -102,9 +99,29 @@ def test_comet_without_key_writes_an_offline_archive_with_params_metrics_and_ass
     metrics = {m["payload"]["metric"]["metricName"]: m["payload"]["metric"]["metricValue"]
                for m in messages if m["type"] == "metric_msg"}  # fmt: skip
     assert params["model.hidden_size"] == 64 and params["datasource.password"] == "***"
-    assert metrics["mrr@20"] == 0.25 and metrics["hr@20"] == 0.5 and metrics["train_loss"] == 1.5
+    assert metrics["mrr@20"] == 0.25 and metrics["hr@20"] == 0.5
     assert json.loads(assets["report.json"]) == {"metrics": {"mrr@20": 0.25}}  # the report travels as an asset
     assert_no_canary(run_dir)
+
+
+@pytest.mark.slow  # imports Lightning (10-20 s on a busy 2-core machine)
+def test_lightning_trains_into_the_same_comet_experiment(tmp_path, secret_env):
+    """CometLogger bound to the run's experiment: training curves land in the same offline archive."""
+    from recframe.tracker.comet_tracker import CometTracker
+
+    tracker = CometTracker()
+    tracker.start(tmp_path, "run-lightning")
+    logger = tracker.lightning_logger()
+    assert logger is not None and logger.experiment is tracker.experiment  # one run, one experiment
+    logger.log_metrics({"train_loss": 1.5}, step=3)
+    logger.finalize("success")
+    tracker.log_metrics({"mrr@20": 0.2})
+    tracker.close()
+    _, messages, _ = read_offline_archive(tracker.archive())
+    names = {m["payload"]["metric"]["metricName"] for m in messages if m["type"] == "metric_msg"}
+    assert {"train_loss", "mrr@20"} <= names
+    assert len(list((tmp_path / "comet").glob("*.zip"))) == 1  # not a second experiment
+    assert_no_canary(tmp_path)
 
 
 def test_comet_is_chosen_by_config_and_stays_offline_without_a_key(tmp_path, secret_env):
