@@ -141,7 +141,10 @@ def load_generator(host: str, port: int, bodies: list[bytes], levels: list[int],
     except ImportError:
         pass
     for c in levels:
-        q.put(asyncio.run(_drive(host, port, bodies, c, warmup, seconds)))
+        cpu0 = time.process_time()
+        res = asyncio.run(_drive(host, port, bodies, c, warmup, seconds))
+        res["client_cpu_ms_per_req"] = round((time.process_time() - cpu0) * 1000 / max(1, res["requests"]), 3)
+        q.put(res)
     q.put(None)
 
 
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from recframe.deployer.local import LocalDeployer
 
+    load_start = round(os.getloadavg()[0], 2)
     tmp = Path(tempfile.mkdtemp(prefix="recframe-bench-"))
     artifact = args.artifact
     kind = "given artifact"
@@ -207,7 +211,13 @@ def main(argv: list[str] | None = None) -> dict:
         proc = ctx.Process(target=load_generator, args=(host, port, bodies, levels, args.warmup, args.seconds, q))
         proc.start()
         results = []
+        cpu0 = time.process_time()  # the server runs in this process (workers=1): its CPU per request
         while (res := q.get()) is not None:
+            cpu1 = time.process_time()
+            if args.workers == 1:
+                # includes the unmeasured warm-up requests: an upper bound
+                res["server_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1000 / max(1, res["requests"]), 3)
+            cpu0 = cpu1
             batcher = deployer._app.batcher if deployer._app is not None else None
             if batcher is not None:
                 res["mean_batch"] = round(batcher.sessions / max(1, batcher.batches), 1)
@@ -231,6 +241,9 @@ def main(argv: list[str] | None = None) -> dict:
         "model": kind,
         "n_items": n_items,
         "server_alive": alive,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_start": load_start,
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "levels": results,
     }
     print(json.dumps(summary))

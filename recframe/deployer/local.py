@@ -144,6 +144,8 @@ class LocalDeployer(Deployer):
             access_log=False,
             timeout_graceful_shutdown=5,
             timeout_keep_alive=30,
+            server_header=False,  # two headers fewer for h11 to validate on every response
+            date_header=False,
         )
         self._server = uvicorn.Server(config)
         sock = self._sock
@@ -180,7 +182,7 @@ class LocalDeployer(Deployer):
             sys.executable, "-m", "uvicorn", "recframe.deployer.serving:app_from_env", "--factory",
             "--host", self.host, "--port", str(self._port), "--workers", str(self.workers),
             "--lifespan", "off", "--no-access-log", "--log-level", self.log_level,
-            "--timeout-graceful-shutdown", "5",
+            "--timeout-graceful-shutdown", "5", "--no-server-header", "--no-date-header",
         ]  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         self._log_path = run_dir / "serve.log"
