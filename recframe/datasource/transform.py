@@ -41,18 +41,56 @@ def packaged_project_dir() -> Path:
     raise RecframeError("recframe's dbt project is missing: reinstall recframe")
 
 
-def prepare_project(work_dir: Path, project_dir: Path | None = None) -> Path:
-    """Copy the dbt project (models, macros, tests, profiles) into ``work_dir/dbt_project``."""
+def prepare_project(state_dir: Path, project_dir: Path | None = None) -> Path:
+    """Sync the dbt project into ``state_dir/project`` and return that path.
+
+    dbt only re-parses what changed when the project path, the files and the target path stay the
+    same between runs (partial parsing: ~0.4 s instead of ~5 s of CPU). So the copy lives next to
+    the warehouse rather than in each run directory, and files are rewritten only when their bytes
+    differ. The packaged project itself is never written.
+    """
     src = Path(project_dir) if project_dir else packaged_project_dir()
     if not (src / "dbt_project.yml").exists():
         raise RecframeError(f"no dbt_project.yml in {src}")
-    dst = Path(work_dir) / "dbt_project"
+    dst = Path(state_dir) / "project"
+    wanted: dict[Path, bytes] = {}
+    for f in src.rglob("*"):
+        rel = f.relative_to(src)
+        if f.is_file() and not _ignored(rel):
+            wanted[rel] = f.read_bytes()
+    for rel, data in wanted.items():
+        target = dst / rel
+        if not target.exists() or target.read_bytes() != data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
     if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(
-        src, dst, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "__pycache__", "*.pyc", "*.py")
-    )
+        for f in sorted(dst.rglob("*"), reverse=True):
+            rel = f.relative_to(dst)
+            if f.is_file() and rel not in wanted:
+                f.unlink()
+            elif f.is_dir() and not any(f.iterdir()):
+                f.rmdir()
     return dst
+
+
+def _ignored(rel: Path) -> bool:
+    parts = rel.parts
+    return (
+        parts[0] in ("target", "logs", "dbt_packages")
+        or "__pycache__" in parts
+        or rel.suffix in (".py", ".pyc")
+        or rel.name.startswith(".")
+    )
+
+
+def collect_artifacts(target_dir: Path, work_dir: Path) -> None:
+    """Copy the run's manifest and results into the run directory (the target dir is reused)."""
+    out = Path(work_dir) / "target"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("manifest.json", "run_results.json", "catalog.json"):
+        f = Path(target_dir) / name
+        if f.exists():
+            shutil.copy2(f, out / name)
 
 
 def _failure_line(results: Any) -> str | None:
@@ -75,11 +113,13 @@ def run_dbt(
     work_dir: Path,
     vars: Mapping[str, Any] | None = None,
     target: str | None = None,
+    target_dir: Path | None = None,
 ) -> Any:
     """Invoke ``dbt <args>`` in-process; raise :class:`DataError` naming the failure if anything fails.
 
-    ``vars`` are passed as ``--vars`` (JSON), so every setting reaches the SQL through ``var()``;
-    ``target/`` and ``logs/`` go under ``work_dir``.
+    ``vars`` are passed as ``--vars`` (JSON), so every setting reaches the SQL through ``var()``.
+    Logs go to ``work_dir/logs``; dbt's target dir is ``target_dir`` (default ``work_dir/target``):
+    pass a stable one to keep partial parsing, then :func:`collect_artifacts` into the run.
     """
     for k, v in _DBT_ENV.items():
         os.environ.setdefault(k, v)
@@ -96,7 +136,7 @@ def run_dbt(
         "--profiles-dir",
         str(project_dir),
         "--target-path",
-        str(work_dir / "target"),
+        str(target_dir or work_dir / "target"),
         "--log-path",
         str(work_dir / "logs"),
         "--vars",
@@ -142,9 +182,9 @@ def release_duckdb() -> None:
             DuckDBConnectionManager._ENV = None
 
 
-def write_lineage(work_dir: Path, out: Path) -> dict[str, Any]:
+def write_lineage(target_dir: Path, out: Path) -> dict[str, Any]:
     """Save the manifest's lineage (nodes and edges of models, sources and tests) as ``out``."""
-    manifest_path = Path(work_dir) / "target" / "manifest.json"
+    manifest_path = Path(target_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, str]] = []

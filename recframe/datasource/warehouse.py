@@ -53,6 +53,13 @@ create table if not exists {RAW_SCHEMA}.events (
     ts_ms bigint,
     url varchar
 );
+create table if not exists {RAW_SCHEMA}.rejects (
+    tenant varchar not null,
+    etl_id varchar not null,
+    line bigint,
+    error_type varchar,
+    raw_line varchar
+);
 create table if not exists {RAW_SCHEMA}.items (
     tenant varchar not null,
     etl_id varchar not null,
@@ -116,11 +123,25 @@ def _ts_ms_sql(unit: str) -> str:
     return "epoch_ms(try_cast(regexp_replace(ts_raw, '\\s*UTC$', '') as timestamp))"
 
 
+REJECTS_TABLE = "_recframe_rejects"
+REJECTS_SCAN = "_recframe_reject_scans"
+
+
+def relation_sql(path: Path | str, fmt: RawFormat) -> str:
+    """A DuckDB table function reading a raw file: parquet by extension, else CSV (gzip allowed)."""
+    name = str(path).lower()
+    if name.endswith((".parquet", ".pq")):
+        return f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
+    return csv_relation_sql(path, fmt)
+
+
 def csv_relation_sql(path: Path | str, fmt: RawFormat) -> str:
     """A ``read_csv`` call reading every column as text (types are checked in dbt, not by the reader).
 
-    Rows whose bytes are not valid UTF-8 are not dropped: DuckDB would otherwise reject the whole file,
-    so the caller reads with ``ignore_errors`` plus ``store_rejects`` and quarantines what it lists.
+    Lines the reader cannot use (invalid UTF-8, too few or too many columns) must not abort the load
+    nor vanish: ``ignore_errors`` + ``store_rejects`` keeps reading (still in parallel, unlike
+    ``strict_mode=false``, which costs 2-3x) and lists every skipped line, which :func:`ingest` copies
+    into ``raw.rejects`` so quarantine can count it.
     """
     opts = [
         "all_varchar = true",
@@ -128,8 +149,10 @@ def csv_relation_sql(path: Path | str, fmt: RawFormat) -> str:
         f"delim = '{fmt.delimiter}'",
         "quote = '\"'",
         "escape = '\"'",
-        "strict_mode = false",
-        "null_padding = true",
+        "ignore_errors = true",
+        "store_rejects = true",
+        f"rejects_table = '{REJECTS_TABLE}'",
+        f"rejects_scan = '{REJECTS_SCAN}'",
     ]
     if fmt.names:
         opts.append("names = [" + ", ".join(f"'{n}'" for n in fmt.names) + "]")
@@ -148,9 +171,11 @@ def ingest(
 ) -> LoadInfo:
     """Append one load of ``events`` (an Arrow table or a SQL relation such as ``read_csv(...)``).
 
-    ``items`` is an optional catalogue with columns ``product_sku_hash, category_hash, price_bucket``
-    (Coveo's ``sku_to_content``); formats whose events carry category/price fill ``raw.items`` from
-    the events through ``fmt.items``. Skips the load when ``fingerprint`` equals the tenant's current one.
+    ``n_rows`` counts every input row: the rows stored in ``raw.events`` plus the lines the CSV
+    reader rejected (stored in ``raw.rejects``). ``items`` is an optional catalogue with columns
+    ``product_sku_hash, category_hash, price_bucket`` (Coveo's ``sku_to_content``); formats whose
+    events carry category/price fill ``raw.items`` from the events through ``fmt.items``. Skips the
+    load when ``fingerprint`` equals the tenant's current one.
     """
     ensure_raw_tables(con)
     rows = con.execute(
@@ -171,6 +196,8 @@ def ingest(
         src = "_recframe_src_events"
     else:
         src = events
+    for table in (REJECTS_TABLE, REJECTS_SCAN):
+        con.execute(f"drop table if exists {table}")
     m = fmt.mapping
     select = ", ".join(
         f"{_text(m.get(c))} as {c}"
@@ -188,6 +215,15 @@ def ingest(
             [tenant, etl_id, now, epoch_ms],
         )
         n_rows = con.execute(f"select count(*) from {RAW_SCHEMA}.events where etl_id = ?", [etl_id]).fetchall()[0][0]
+        if con.execute(
+            "select count(*) from duckdb_tables() where table_name = ? and temporary", [REJECTS_TABLE]
+        ).fetchall()[0][0]:
+            con.execute(
+                f"""insert into {RAW_SCHEMA}.rejects
+                select ?, ?, line, cast(error_type as varchar), csv_line from {REJECTS_TABLE}""",
+                [tenant, etl_id],
+            )
+            n_rows += con.execute(f"select count(*) from {REJECTS_TABLE}").fetchall()[0][0]
         n_items = 0
         if items is not None:
             if isinstance(items, pa.Table):
@@ -225,4 +261,7 @@ def ingest(
         for view in ("_recframe_src_events", "_recframe_src_items"):
             with contextlib.suppress(Exception):  # not registered
                 con.unregister(view)
+        for table in (REJECTS_TABLE, REJECTS_SCAN):
+            with contextlib.suppress(Exception):
+                con.execute(f"drop table if exists {table}")
     return LoadInfo(tenant, etl_id, int(n_rows), int(n_items), skipped=False)

@@ -39,9 +39,7 @@ def test_dataset_contract_and_row_accounting(built):
     lineage = json.loads((root / "run1" / "lineage.json").read_text())
     ids = {n["id"] for n in lineage["nodes"]}
     assert "model.recframe.session_sequences" in ids and "source.recframe.recframe_raw.events" in ids
-    assert {"from": "model.recframe.int_events__sessionized", "to": "model.recframe.session_sequences"} in lineage[
-        "edges"
-    ]
+    assert {"from": "model.recframe.int_sessions", "to": "model.recframe.session_sequences"} in lineage["edges"]
 
 
 def test_split_has_no_leakage(built):

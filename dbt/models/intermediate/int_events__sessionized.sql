@@ -1,69 +1,78 @@
-{#- Accepted events cut into sessions. Sources with a session id keep it; sources with only a user id
-    (e.g. Taobao) start a new session after `session_gap_minutes` of inactivity. Session-level rejects
-    (no product events, a single event, more than `max_session_length` kept events) are marked here. -#}
+{{ config(materialized="ephemeral") }}
+{#- Accepted events with exact duplicates collapsed (`n_copies`) and a session id each.
+    An exact duplicate is the same tenant, session/user, SKU, action and timestamp. Sources with a
+    session id keep it; rows with only a user id (e.g. Taobao) are cut into sessions after
+    var('session_gap_minutes') of inactivity. The two cases are separate branches of a union so that
+    the window runs only over user-keyed rows (partitioning keyed rows by a null user id would sort
+    them all as one partition). Ephemeral: only int_sessions reads it, so the 10M-row event level is
+    never written to disk; narrow on purpose: the raw text columns stay in staging. -#}
 {%- set gap_ms = (var('session_gap_minutes') | float * 60000) | int -%}
 
 with accepted as (
-    select *
-    from {{ ref('stg_events__raw_events') }}
-    where reject_reason is null
-),
-
-gaps as (
-    select
-        *,
-        case
-            when session_key is not null then 0
-            when lag(ts_ms) over (partition by tenant, user_key order by ts_ms, sku, action) is null then 1
-            when ts_ms - lag(ts_ms) over (partition by tenant, user_key order by ts_ms, sku, action) > {{ gap_ms }}
-                then 1
-            else 0
-        end as starts_session
-    from accepted
-),
-
-numbered as (
-    select
-        *,
-        sum(starts_session) over (
-            partition by tenant, user_key order by ts_ms, sku, action rows between unbounded preceding and current row
-        ) as user_session_number
-    from gaps
-),
-
-sessioned as (
     select
         tenant,
-        etl_id,
-        coalesce(session_key, user_key || '-' || cast(user_session_number as varchar)) as session_id,
+        session_key,
         user_key,
         sku,
         action,
-        event_type_raw,
-        product_action_raw,
-        ts_raw,
         ts_ms,
-        case when action in {{ sql_string_list(var('actions')) }} then 1 else 0 end as is_kept
-    from numbered
+        count(*) as n_copies
+    from {{ ref('stg_events__raw_events') }}
+    where reject_reason is null
+    group by 1, 2, 3, 4, 5, 6
 ),
 
-sized as (
+keyed as (
+    select
+        tenant,
+        session_key as session_id,
+        sku,
+        action,
+        ts_ms,
+        n_copies
+    from accepted
+    where session_key is not null
+),
+
+user_gaps as (
     select
         *,
-        sum(is_kept) over (partition by tenant, session_id) as session_length,
-        row_number() over (
-            partition by tenant, session_id
-            order by ts_ms, case action when 'pageview' then 0 when 'detail' then 1 when 'add' then 2
-                               when 'remove' then 3 when 'purchase' then 4 else 5 end, sku
-        ) as event_seq
-    from sessioned
+        case
+            when ts_ms - lag(ts_ms) over (partition by tenant, user_key order by ts_ms, sku, action)
+                <= {{ gap_ms }} then 0
+            else 1
+        end as starts_session
+    from accepted
+    where session_key is null
+),
+
+user_sessions as (
+    select
+        tenant,
+        user_key || '-' || cast(sum(starts_session) over (
+            partition by tenant, user_key order by ts_ms, sku, action rows between unbounded preceding and current row
+        ) as varchar) as session_id,
+        sku,
+        action,
+        ts_ms,
+        n_copies
+    from user_gaps
+),
+
+sessioned as (
+    select * from keyed
+    union all
+    select * from user_sessions
 )
 
 select
-    *,
-    case
-        when session_length = 0 then 'no_product_events'
-        when session_length = 1 then 'single_event_session'
-        when session_length > {{ var('max_session_length') | int }} then 'bot_session'
-    end as session_reject_reason
-from sized
+    tenant,
+    session_id,
+    sku,
+    action,
+    case action when 'pageview' then 0 when 'detail' then 1 when 'add' then 2 when 'remove' then 3
+        when 'purchase' then 4 else 5 end as action_rank,
+    case when action in {{ sql_string_list(var('actions')) }} then 1 else 0 end as is_kept,
+    ts_ms,
+    n_copies
+from sessioned

@@ -1,6 +1,8 @@
-{#- Every raw row of the current loads that did not reach a session, with the reason. Together with
-    the accepted rows of int_events__sessionized this accounts for every input row:
-    rows in = accepted + quarantined. -#}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
+{#- Every raw row of the current loads that did not reach a session, with the reason. `n_rows` is how
+    many raw rows a quarantine row stands for (1 for a row-level reject; for duplicate, the extra
+    copies of exact duplicates in one session; for a rejected session, its distinct events), so that
+    rows in = accepted + sum(n_rows). -#}
 select
     tenant,
     etl_id,
@@ -9,20 +11,57 @@ select
     sku,
     event_type_raw,
     product_action_raw,
-    ts_raw
+    ts_raw,
+    1 as n_rows
 from {{ ref('stg_events__raw_events') }}
 where reject_reason is not null
 
 union all
 
 select
-    tenant,
-    etl_id,
-    session_reject_reason as reason,
-    session_id as session_key,
-    sku,
-    event_type_raw,
-    product_action_raw,
-    ts_raw
-from {{ ref('int_events__sessionized') }}
-where session_reject_reason is not null
+    r.tenant,
+    r.etl_id,
+    case when upper(r.error_type) like '%ENCODING%' then 'invalid_encoding' else 'malformed_row' end as reason,
+    null as session_key,
+    null as sku,
+    null as event_type_raw,
+    null as product_action_raw,
+    r.raw_line as ts_raw,
+    1 as n_rows
+from {{ source('recframe_raw', 'rejects') }} as r
+inner join {{ ref('stg_events__current_loads') }} as l
+    on r.tenant = l.tenant and r.etl_id = l.etl_id
+
+union all
+
+select
+    s.tenant,
+    l.etl_id,
+    'duplicate' as reason,
+    s.session_id as session_key,
+    null as sku,
+    null as event_type_raw,
+    null as product_action_raw,
+    null as ts_raw,
+    s.n_duplicates as n_rows
+from {{ ref('int_sessions') }} as s
+inner join {{ ref('stg_events__current_loads') }} as l
+    on s.tenant = l.tenant
+where s.n_duplicates > 0
+
+union all
+
+select
+    s.tenant,
+    l.etl_id,
+    s.reject_reason as reason,
+    s.session_id as session_key,
+    null as sku,
+    null as event_type_raw,
+    null as product_action_raw,
+    null as ts_raw,
+    s.n_events as n_rows
+from {{ ref('int_sessions') }} as s
+inner join {{ ref('stg_events__current_loads') }} as l
+    on s.tenant = l.tenant
+where s.reject_reason is not null

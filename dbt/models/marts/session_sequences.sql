@@ -1,22 +1,21 @@
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
 {#- One row per usable session: its kept product events (var('actions')) as time-ordered lists.
-    This is the table recframe's query reads; Python never re-sorts or re-sessionises. -#}
-with events as (
-    select *
-    from {{ ref('int_events__sessionized') }}
-    where session_reject_reason is null and is_kept = 1
-)
-
+    This is the table recframe's query reads; Python never re-sorts or re-sessionises.
+    Incremental with delete+insert on tenant: a build replaces the sessions of the tenants it covers
+    (var('tenant'), or all) and leaves every other tenant's sessions in place. -#}
 select
-    tenant || '/' || session_id as session_uid,
-    tenant,
-    session_id,
-    max(etl_id) as etl_id,
-    min(ts_ms) as session_start_ms,
-    max(ts_ms) as session_end_ms,
-    {{ epoch_ms_to_timestamp('min(ts_ms)') }} as session_start,
-    count(*) as length,
-    {{ ordered_list_agg('sku', 'event_seq') }} as items,
-    {{ ordered_list_agg('action', 'event_seq') }} as actions,
-    {{ ordered_list_agg('ts_ms', 'event_seq') }} as timestamps
-from events
-group by tenant, session_id
+    s.tenant || '/' || s.session_id as session_uid,
+    s.tenant,
+    s.session_id,
+    l.etl_id,
+    s.start_ms as session_start_ms,
+    s.end_ms as session_end_ms,
+    {{ epoch_ms_to_timestamp('s.start_ms') }} as session_start,
+    s.n_kept as length,
+    s.items,
+    s.actions,
+    s.timestamps
+from {{ ref('int_sessions') }} as s
+inner join {{ ref('stg_events__current_loads') }} as l
+    on s.tenant = l.tenant
+where s.reject_reason is null

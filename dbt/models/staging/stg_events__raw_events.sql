@@ -1,29 +1,14 @@
-{{ config(materialized="table") }}
-{#- Materialised as a table, not a view: the intermediate model, quarantine and three tests all read it,
-    and recomputing the dedup window for each of them costs more than writing it once. -#}
-{#- The latest load of each tenant, normalised, with a reject reason per row (null = accepted).
-    Rows are never dropped here: quarantine and the intermediate model split them, so that every
-    raw row is accounted for. -#}
+{#- The latest load of each tenant (or only var('tenant')), normalised, with a row-level reject reason
+    (null = accepted). A view: it is a projection of the raw table, read once by the intermediate
+    model (accepted rows) and once by quarantine (rejected rows). Exact duplicates are collapsed
+    downstream with a GROUP BY, which is much cheaper than a window over every column. -#}
 {%- set start_ms = date_var_ms('start_date') -%}
 {%- set end_ms = date_var_ms('end_date') -%}
 
-with latest_load as (
-    select tenant, etl_id
-    from (
-        select
-            tenant,
-            etl_id,
-            row_number() over (partition by tenant order by etl_timestamp desc, etl_id desc) as load_rank
-        from {{ source('recframe_raw', 'loads') }}
-        {% if var('tenant') %}where tenant = '{{ var("tenant") }}'{% endif %}
-    ) as ranked
-    where load_rank = 1
-),
-
-source as (
+with source as (
     select e.*
     from {{ source('recframe_raw', 'events') }} as e
-    inner join latest_load as l
+    inner join {{ ref('stg_events__current_loads') }} as l
         on e.tenant = l.tenant and e.etl_id = l.etl_id
 ),
 
@@ -58,16 +43,6 @@ renamed as (
         etl_epoch_ms,
         url
     from source
-),
-
-checked as (
-    select
-        *,
-        row_number() over (
-            partition by tenant, session_key, user_key, sku, event_type_raw, product_action_raw, ts_raw, url
-            order by ts_ms
-        ) as copy_number
-    from renamed
 )
 
 select
@@ -91,8 +66,7 @@ select
         when action <> 'pageview' and sku is null then 'null_item'
         when position('{{ "\ufffd" }}' in coalesce(session_key, '') || coalesce(user_key, '') || coalesce(sku, '')) > 0
             then 'invalid_encoding'
-        when copy_number > 1 then 'duplicate'
         {% if start_ms is not none %}when ts_ms < {{ start_ms }} then 'outside_date_window'{% endif %}
         {% if end_ms is not none %}when ts_ms >= {{ end_ms }} then 'outside_date_window'{% endif %}
     end as reject_reason
-from checked
+from renamed

@@ -1,0 +1,189 @@
+"""Data-layer scale benchmark: recframe (DuckDB ingest + dbt build + query/split) vs a pandas baseline.
+
+Generates ``--events`` raw events in the Coveo SIGIR eCom 2021 ``browsing_train.csv`` schema, writes
+them once as CSV (the format the real data set ships in), then times, each in a fresh subprocess so
+that timings and peak memory do not contaminate each other:
+
+* **recframe**: ``DuckDBSource(raw.format=coveo).load()``: ingest into a new DuckDB warehouse, the
+  full ``dbt build`` (models + tests, quarantine, items) and the query + time split into
+  train/valid/test frames;
+* **pandas**: the same sessionisation done the usual way in pandas (``read_csv`` with the pyarrow
+  engine, filter product events and kept actions, drop nulls and exact duplicates, sort, drop
+  single-event and bot sessions, build each session's item list).
+
+The last line of output is one JSON object:
+``{"events", "sessions", "recframe_s", "pandas_s", "speedup", "peak_rss_mb", ...}`` where
+``peak_rss_mb`` is recframe's peak resident memory (pandas' is ``pandas_peak_rss_mb``) and
+``load_avg`` records how busy the machine was.
+
+    python benchmarks/data_scale.py --events 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+KEPT = ("detail", "add", "purchase")
+MAX_LEN = 200
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def generate(events: int, items: int, days: int, seed: int, path: Path) -> dict:
+    """Write ``events`` synthetic raw rows to ``path`` (CSV, Coveo columns); return counts."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from recframe.datasource.synthetic import generate_events, sessions_for_events
+
+    t0 = time.perf_counter()
+    data = generate_events(n_sessions=sessions_for_events(events), n_items=items, n_days=days, seed=seed)
+    gen_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table = data.events
+    # plain strings for the writer; no quoting needed (hashes and names have no commas)
+    table = pa.table(
+        {
+            name: (col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col)
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+    return {
+        "rows": table.num_rows,
+        "generated_sessions": data.n_sessions,
+        "generate_s": round(gen_s, 2),
+        "write_csv_s": round(time.perf_counter() - t0, 2),
+        "csv_mb": round(path.stat().st_size / 2**20, 1),
+    }
+
+
+def child_recframe(csv: Path, work: Path) -> dict:
+    from recframe.datasource.duckdb_source import DuckDBSource
+
+    t0 = time.perf_counter()
+    src = DuckDBSource(
+        warehouse=work / "warehouse.duckdb",
+        raw={"format": "coveo", "path": str(csv)},
+        dbt={"vars": {"actions": list(KEPT), "max_session_length": MAX_LEN}},
+        split={"test_days": 7, "valid_days": 3, "min_length": 2},
+    )
+    ds = src.load(work / "data")
+    seconds = time.perf_counter() - t0
+    sessions = sum(ds.stats[k]["sessions"] for k in ("train", "valid", "test"))
+    return {
+        "seconds": seconds,
+        "sessions": ds.stats["query"]["sessions"],
+        "split_sessions": sessions,
+        "timings": ds.stats["timings"],
+        "quarantined": ds.stats["quarantined"],
+        "rows_accounted": ds.stats["rows_accounted"],
+        "cpu_s": _cpu_s(),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def child_pandas(csv: Path) -> dict:
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    df = pd.read_csv(
+        csv,
+        engine="pyarrow",
+        usecols=["session_id_hash", "event_type", "product_action", "product_sku_hash", "server_timestamp_epoch_ms"],
+    )
+    df = df.dropna(subset=["session_id_hash", "server_timestamp_epoch_ms"])
+    df = df[(df["event_type"] == "event_product") & df["product_action"].isin(KEPT) & df["product_sku_hash"].notna()]
+    df = df.drop_duplicates(["session_id_hash", "product_sku_hash", "product_action", "server_timestamp_epoch_ms"])
+    df = df.sort_values(["session_id_hash", "server_timestamp_epoch_ms"], kind="stable")
+    size = df.groupby("session_id_hash", sort=False)["product_sku_hash"].transform("size")
+    df = df[(size >= 2) & (size <= MAX_LEN)]
+    seqs = df.groupby("session_id_hash", sort=False).agg(
+        items=("product_sku_hash", list), timestamps=("server_timestamp_epoch_ms", list)
+    )
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "sessions": len(seqs), "cpu_s": _cpu_s(), "peak_rss_mb": _peak_rss_mb()}
+
+
+def _run_child(kind: str, csv: Path, work: Path) -> dict:
+    cmd = [sys.executable, __file__, "--_child", kind, "--_csv", str(csv), "--_work", str(work)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--events", type=int, default=1_000_000, help="raw events to generate (default 1,000,000)")
+    p.add_argument("--items", type=int, default=50_000, help="catalogue size (default 50,000)")
+    p.add_argument("--days", type=int, default=60, help="days the sessions span (default 60)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
+    p.add_argument("--_child", choices=["recframe", "pandas"], help=argparse.SUPPRESS)
+    p.add_argument("--_csv", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--_work", type=Path, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+
+    if a._child == "recframe":
+        print(json.dumps(child_recframe(a._csv, a._work)))
+        return
+    if a._child == "pandas":
+        print(json.dumps(child_pandas(a._csv)))
+        return
+
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="recframe-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        csv = work / "browsing_train.csv"
+        gen = generate(a.events, a.items, a.days, a.seed, csv)
+        print(f"generated {gen['rows']:,} raw events ({gen['csv_mb']} MB CSV) in {gen['generate_s']} s", flush=True)
+        rf = _run_child("recframe", csv, work / "recframe")
+        print(f"recframe: {rf['seconds']:.1f} s {rf['timings']}, peak {rf['peak_rss_mb']:.0f} MB", flush=True)
+        pdr = _run_child("pandas", csv, work)
+        print(f"pandas:   {pdr['seconds']:.1f} s, peak {pdr['peak_rss_mb']:.0f} MB", flush=True)
+        if rf["sessions"] != pdr["sessions"]:
+            print(f"note: session counts differ: recframe {rf['sessions']} vs pandas {pdr['sessions']}", flush=True)
+        result = {
+            "events": gen["rows"],
+            "sessions": rf["sessions"],
+            "recframe_s": round(rf["seconds"], 2),
+            "pandas_s": round(pdr["seconds"], 2),
+            "speedup": round(pdr["seconds"] / rf["seconds"], 2),
+            "peak_rss_mb": round(rf["peak_rss_mb"], 1),
+            "pandas_sessions": pdr["sessions"],
+            "pandas_peak_rss_mb": round(pdr["peak_rss_mb"], 1),
+            "recframe_cpu_s": round(rf["cpu_s"], 1),
+            "pandas_cpu_s": round(pdr["cpu_s"], 1),
+            "recframe_steps": rf["timings"],
+            "load_avg": round(os.getloadavg()[0], 2),
+            "cores": os.cpu_count(),
+        }
+        print(json.dumps(result))
+    finally:
+        if a.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
