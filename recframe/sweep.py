@@ -164,7 +164,9 @@ def _cell(v: Any) -> str:
     return html.escape(str(v))
 
 
-def write_html(path: Path, columns: list[str], rows: list[dict[str, Any]], title: str, objective: str) -> None:
+def write_html(
+    path: Path, columns: list[str], rows: list[dict[str, Any]], title: str, objective: str, compare: Path | None = None
+) -> None:
     """A self-contained page (no scripts, no external assets) that opens from a file or a CI artifact."""
     shown = [c for c in columns if c not in ("run_dir", "overrides")]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
@@ -181,6 +183,10 @@ def write_html(path: Path, columns: list[str], rows: list[dict[str, Any]], title
                     text = f'<a href="{html.escape(str(rel))}">{text}</a>'
             cells.append(f"<td>{text}</td>")
         body.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
+    extra = ""
+    if compare is not None:
+        rel = compare.relative_to(path.parent) if compare.is_relative_to(path.parent) else compare
+        extra = f' Lifts over pop and config differences: <a href="{html.escape(str(rel))}">comparison</a>.'
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -193,7 +199,7 @@ tr.failed td {{ color: #a33; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Ranked by <code>{html.escape(objective)}</code> (higher is better). {len(rows)} jobs,
-{sum(r["status"] == "failed" for r in rows)} failed.</p>
+{sum(r["status"] == "failed" for r in rows)} failed.{extra}</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}
 </tbody></table></body></html>
@@ -259,8 +265,10 @@ def summarize_sweep(
     used = next((k for k in objectives if any(k in j.metrics for j in jobs)), objectives[-1])
     columns, rows = leaderboard_rows(ranked, objectives)
     csv_path, html_path, best_path = (sweep_dir / n for n in ("leaderboard.csv", "leaderboard.html", "best.yaml"))
+    compare_dir = _compare_runs([j.run_dir for j in ranked if j.ok], sweep_dir, used)
+    compare_html = compare_dir / "leaderboard.html" if compare_dir is not None else None
     write_csv(csv_path, columns, rows)
-    write_html(html_path, columns, rows, title or f"recframe sweep {sweep_dir.name}", used)
+    write_html(html_path, columns, rows, title or f"recframe sweep {sweep_dir.name}", used, compare_html)
     summary: dict[str, Any] = {
         "sweep_dir": str(sweep_dir),
         "jobs": len(jobs),
@@ -285,31 +293,33 @@ def summarize_sweep(
         summary["best_yaml"] = str(best_path)
     elif best_path.exists():
         best_path.unlink()  # a stale winner from an earlier summary of this folder would mislead
-    _compare_runs([j.run_dir for j in ranked if j.ok], sweep_dir)
+    if compare_html is not None:
+        summary["compare_html"] = str(compare_html)
     return summary
 
 
-def _compare_runs(run_dirs: list[Path], sweep_dir: Path) -> None:
-    """Also hand the finished runs to the tester's ``compare_runs`` (richer plots) when it is there.
+def _compare_runs(run_dirs: list[Path], sweep_dir: Path, sort_by: str) -> Path | None:
+    """Also write the tester's comparison page (``recframe compare``: lifts over pop, config diffs,
+    a chart) for the finished jobs, into ``SWEEP_DIR/compare/``.
 
-    Our own leaderboard is written first and is the contract; the comparison page is a bonus, so any
-    failure here is logged, never raised: a sweep must not fail after all its jobs succeeded.
+    Our own leaderboard is written first and is the contract (it lists failed jobs too); the
+    comparison is a bonus, so any failure here is logged, never raised: a sweep must not fail after
+    all its jobs succeeded.
     """
-    if len(run_dirs) < 1:
-        return
+    if not run_dirs:
+        return None
     try:
-        from recframe.tester.compare import compare_runs
+        from recframe.tester.compare import compare_runs, write_leaderboard
     except ImportError:
-        return
+        return None
+    out = sweep_dir / "compare"
     try:
-        out = sweep_dir / "compare"
-        out.mkdir(exist_ok=True)
-        try:
-            compare_runs([str(p) for p in run_dirs], out_dir=out)
-        except TypeError:
-            compare_runs([str(p) for p in run_dirs])
+        df = compare_runs([str(p) for p in run_dirs], sort_by=sort_by)
+        write_leaderboard(df, out, sort_by=sort_by)
     except Exception as e:  # noqa: BLE001 - see docstring
         log.warning("recframe.tester.compare could not compare the sweep's runs: %s", e)
+        return None
+    return out
 
 
 class LeaderboardCallback(Callback):
