@@ -137,10 +137,11 @@ class CometTracker(Tracker):
             from lightning.pytorch.loggers import CometLogger
 
             # comet_ml.start() inside CometLogger reuses the running experiment when the key, project
-            # and mode match; online is left to the environment (COMET_START_ONLINE), never False.
+            # and mode match. Offline, the mode comes from COMET_START_ONLINE=0, never online=False.
             kwargs: dict[str, Any] = {"project": self.project_name, "workspace": self.workspace}
             if self.online:
-                kwargs["api_key"] = self._api_key
+                # explicit: COMET_START_ONLINE=0 left by an earlier offline run must not flip it offline
+                kwargs.update(api_key=self._api_key, online=True)
             else:
                 kwargs["offline_directory"] = str(self.offline_dir)
             logger = CometLogger(experiment_key=self.experiment.get_key(), mode="get", **kwargs)
