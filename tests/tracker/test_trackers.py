@@ -194,3 +194,13 @@ def test_a_pipeline_run_reaches_the_comet_archive(tmp_path, secret_env):
     assert "hr@5" in metric_names
     assert "metrics.json" in assets
     assert_no_canary(tmp_path)
+
+
+def test_comet_goes_online_only_with_a_key_and_never_shows_it():
+    """The mode decision alone (starting an online experiment would reach comet.com: never in tests)."""
+    from recframe.tracker.comet_tracker import CometTracker
+
+    assert CometTracker(api_key="k" * 20).online
+    assert not CometTracker(api_key="k" * 20, online=False).online
+    assert not CometTracker(api_key=None, online=True).online  # no key: offline, with a warning
+    assert "k" * 20 not in repr(CometTracker(api_key="k" * 20))
