@@ -11,7 +11,9 @@ next to the jobs::
 
 It works the same for the basic sweeper, the Optuna sweeper and any launcher, because it reads only
 the run directories. A job that failed (the CLI returns NaN for it so the sweep goes on) has no
-``metrics.json``: it is listed as failed, with the error line from its log.
+``metrics.json``: it is listed as failed, with the error line from its log. Under the Optuna
+sweeper, :meth:`LeaderboardCallback.on_job_end` also turns such a NaN into a failed job, so the
+study records a failed trial and goes on instead of ending.
 
 The callback is registered in ``conf/hydra/default.yaml``; Hydra instantiates callbacks for single
 runs too, so this module imports nothing heavy at import time.
