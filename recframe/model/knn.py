@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from recframe import validation as v
 from recframe.interfaces import DataError, FitContext, Model
@@ -26,6 +27,7 @@ from recframe.model.knn_index import (
     Candidates,
     PrefixBatch,
     SessionIndex,
+    densify,
     encode_prefixes,
     find_candidates,
     position_weight,
@@ -53,6 +55,7 @@ class SessionKNNBase(Model):
         self.tie_break = v.choice("model.tie_break", tie_break, TIE_BREAKS)
         self.vocab: ItemVocab | None = None
         self.index: SessionIndex | None = None
+        self._column_factor: np.ndarray | None = None  # per-item vote multiplier (idf), set in _fitted
 
     # ---- what subclasses define -------------------------------------------------------------
 
@@ -67,8 +70,8 @@ class SessionKNNBase(Model):
     def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
         raise NotImplementedError
 
-    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
-        """Dense scores from the chosen neighbours; by default each votes its similarity for its items."""
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> sp.csr_matrix:
+        """Sparse float64 scores from the chosen neighbours; by default each votes its similarity for its items."""
         return vote(self.index, neigh.rows, neigh.sessions, sim, batch.size)
 
     # ---- the Model contract -----------------------------------------------------------------
@@ -106,7 +109,7 @@ class SessionKNNBase(Model):
             positive = np.flatnonzero(sim > 0)  # session-rec drops zero-similarity sessions before the cut
             cands, sim = cands.take(positive), sim[positive]
             chosen = top_k(cands, sim, self.k, batch.size, self.tie_break == "newest")
-            out = np.asarray(self._vote(batch, cands.take(chosen), sim[chosen]), dtype=np.float32)
+            out = densify(self._vote(batch, cands.take(chosen), sim[chosen]), self._column_factor)
         cold = batch.lengths == 0
         if cold.any():  # no known item: fall back to popularity, scaled below any neighbour vote
             pop = self.vocab.popularity().astype(np.float32)
@@ -184,7 +187,6 @@ class VSKNN(SessionKNNBase):
         self.weighting = v.choice("model.weighting", weighting, WEIGHTINGS)
         self.weighting_score = v.choice("model.weighting_score", weighting_score, WEIGHTINGS)
         self.idf_weighting = v.number("model.idf_weighting", idf_weighting, 0.0)
-        self._idf_factor: np.ndarray | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -195,7 +197,7 @@ class VSKNN(SessionKNNBase):
         }
 
     def _fitted(self) -> None:
-        self._idf_factor = (1.0 + self.idf_weighting * self.idf()).astype(np.float32) if self.idf_weighting else None
+        self._column_factor = 1.0 + self.idf_weighting * self.idf() if self.idf_weighting else None
 
     def _item_weights(self, batch: PrefixBatch) -> np.ndarray:
         return position_weight(self.weighting, batch.last_pos, batch.lengths[batch.rows])
@@ -203,10 +205,6 @@ class VSKNN(SessionKNNBase):
     def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
         return cands.overlap / batch.n_distinct[cands.rows]
 
-    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
-        scores = vote(
-            self.index, neigh.rows, neigh.sessions, sim * step_decay(self.weighting_score, neigh.step), batch.size
-        )
-        if self._idf_factor is not None:
-            scores *= self._idf_factor[None, :]
-        return scores
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> sp.csr_matrix:
+        weight = sim * step_decay(self.weighting_score, neigh.step)
+        return vote(self.index, neigh.rows, neigh.sessions, weight, batch.size)

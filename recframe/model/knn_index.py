@@ -194,10 +194,10 @@ class SessionIndex:
         return cls(indptr, items, pos, last_ts[recency], n_items)
 
     def binary(self) -> sp.csr_matrix:
-        """Session x item with ones, float32: the matrix neighbours vote through."""
+        """Session x item with ones: the matrix neighbours vote through (float64, so votes sum exactly)."""
         if self._binary is None:
             s = self.sessions
-            self._binary = sp.csr_matrix((np.ones(s.nnz, dtype=np.float32), s.indices, s.indptr), shape=s.shape)
+            self._binary = sp.csr_matrix((np.ones(s.nnz, dtype=np.float64), s.indices, s.indptr), shape=s.shape)
         return self._binary
 
     def item_sessions(self, cap: int) -> sp.csr_matrix:
@@ -241,10 +241,7 @@ class SessionIndex:
 
 @dataclass
 class Candidates:
-    """Candidate neighbours of a batch: one entry per (prefix, training session) pair.
-
-    Entries are grouped by row, sessions ascending (oldest first) within a row.
-    """
+    """Candidate neighbours of a batch: one entry per (prefix, training session) pair, grouped by row."""
 
     rows: np.ndarray
     sessions: np.ndarray
@@ -265,8 +262,9 @@ def find_candidates(index: SessionIndex, batch: PrefixBatch, weights: np.ndarray
     data = np.asarray(weights, dtype=np.float64) + 1j * np.ldexp(1.0, -2 * steps)
     q = sp.csr_matrix((data, (batch.rows, batch.items)), shape=(batch.size, index.n_items))
     p = (q @ index.item_sessions(sample_size)).tocsr()
-    p.sort_indices()
     counts = np.diff(p.indptr)
+    if sample_size > 0 and counts.max(initial=0) > sample_size:
+        p.sort_indices()  # only the recency cut needs sessions in order within a row
     rows = np.repeat(np.arange(batch.size, dtype=np.int64), counts)
     sess = p.indices.astype(np.int64)
     vals = p.data
@@ -308,12 +306,27 @@ def top_k(cands: Candidates, sim: np.ndarray, k: int, n_rows: int, newest_first:
     return np.sort(np.concatenate([np.flatnonzero(~crowded), chosen]))
 
 
-def vote(index: SessionIndex, rows: np.ndarray, sessions: np.ndarray, weights: np.ndarray, n_rows: int) -> np.ndarray:
-    """Dense ``[n_rows, n_items]`` scores: each neighbour adds its weight to each of its items."""
-    n = sp.csr_matrix(
-        (weights.astype(np.float32), (rows, sessions)), shape=(n_rows, index.n_sessions), dtype=np.float32
-    )
-    return (n @ index.binary()).toarray()
+def vote(
+    index: SessionIndex, rows: np.ndarray, sessions: np.ndarray, weights: np.ndarray, n_rows: int
+) -> sp.csr_matrix:
+    """Sparse ``[n_rows, n_items]`` scores: each neighbour adds its weight to each of its items."""
+    n = sp.csr_matrix((weights.astype(np.float64), (rows, sessions)), shape=(n_rows, index.n_sessions))
+    return (n @ index.binary()).tocsr()
+
+
+def densify(scores: sp.csr_matrix, column_factor: np.ndarray | None = None) -> np.ndarray:
+    """Dense float32 scores from summed float64 votes, times an optional per-item factor.
+
+    Votes are summed in float64 and rounded once, so scores equal up to summation order tie (as
+    evaluation, which ranks float32, would see them anyway); going through the sparse entries avoids
+    a dense float64 pass over the whole catalogue for every batch.
+    """
+    scores.sum_duplicates()
+    out = np.zeros(scores.shape, dtype=np.float32)
+    rows = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
+    data = scores.data if column_factor is None else scores.data * column_factor[scores.indices]
+    out[rows, scores.indices] = data
+    return out
 
 
 def expand_neighbours(index: SessionIndex, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

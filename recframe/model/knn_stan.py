@@ -81,20 +81,24 @@ class STAN(SessionKNNBase):
         """Weight of each chosen neighbour's vote before the per-item factors."""
         return sim
 
-    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
+    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> sp.csr_matrix:
         weight = self._neighbour_weight(neigh, sim)
         entry, items, pos = expand_neighbours(self.index, neigh.sessions)
         rows = neigh.rows[entry]
-        if self.lambda_inh is not None:
-            in_prefix = np.zeros((batch.size, self.index.n_items), dtype=bool)
-            in_prefix[batch.rows, batch.items] = True
+        if self.lambda_inh is not None and len(entry):
+            # anchor: the last position in the neighbour of an item the prefix shares with it
+            n_items = self.index.n_items
+            prefix_keys = batch.rows * n_items + batch.items  # sorted: encode_prefixes orders by row, item
+            keys = rows * n_items + items
+            found = np.searchsorted(prefix_keys, keys)
+            shared = prefix_keys[np.minimum(found, len(prefix_keys) - 1)] == keys
             starts = np.cumsum(self.index.lengths[neigh.sessions]) - self.index.lengths[neigh.sessions]
-            anchor = np.maximum.reduceat(np.where(in_prefix[rows, items], pos, 0), starts)
+            anchor = np.maximum.reduceat(np.where(shared, pos, 0), starts)
             vote = weight[entry] * np.exp(-np.abs(pos - anchor[entry]) / self.lambda_inh)
         else:
             vote = weight[entry]
         shape = (batch.size, self.index.n_items)
-        return sp.csr_matrix((vote.astype(np.float32), (rows, items)), shape=shape, dtype=np.float32).toarray()
+        return sp.csr_matrix((vote, (rows, items)), shape=shape, dtype=np.float64)
 
 
 class VSTAN(STAN):
@@ -120,7 +124,6 @@ class VSTAN(STAN):
         self.similarity = v.choice("model.similarity", similarity, self.SIMILARITIES)
         self.lambda_ipw = _optional_positive("model.lambda_ipw", lambda_ipw)
         self.lambda_idf = None if lambda_idf is None else v.number("model.lambda_idf", lambda_idf, 0.0)
-        self._idf_factor: np.ndarray | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -131,7 +134,7 @@ class VSTAN(STAN):
         }
 
     def _fitted(self) -> None:
-        self._idf_factor = (1.0 + self.lambda_idf * self.idf()).astype(np.float32) if self.lambda_idf else None
+        self._column_factor = 1.0 + self.lambda_idf * self.idf() if self.lambda_idf else None
 
     def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
         if self.similarity == "cosine":
@@ -146,9 +149,3 @@ class VSTAN(STAN):
         if self.lambda_ipw is None:
             return sim
         return sim * np.exp((1 - neigh.step) / self.lambda_ipw)
-
-    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
-        scores = super()._vote(batch, neigh, sim)
-        if self._idf_factor is not None:
-            scores *= self._idf_factor[None, :]
-        return scores
