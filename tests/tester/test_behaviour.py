@@ -33,7 +33,7 @@ def test_cooccurrence_similarity() -> None:
         }
     )
     items = np.array(["x", "y", "z"], dtype=object)
-    sim = cooccurrence_similarity(train, items, np.array([0, 0, 2]), np.array([1, 2, 2]))
+    (sim,) = cooccurrence_similarity(train, items, [(np.array([0, 0, 2]), np.array([1, 2, 2]))])
     assert sim == pytest.approx([1.0, 0.0, 1.0])
 
 
