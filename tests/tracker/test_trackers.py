@@ -204,3 +204,27 @@ def test_comet_goes_online_only_with_a_key_and_never_shows_it():
     assert not CometTracker(api_key="k" * 20, online=False).online
     assert not CometTracker(api_key=None, online=True).online  # no key: offline, with a warning
     assert "k" * 20 not in repr(CometTracker(api_key="k" * 20))
+
+
+@pytest.mark.slow  # MLflow creates its SQLite schema with Alembic migrations (~10 s)
+def test_mlflow_sqlite_store_keeps_artifacts_next_to_the_database(tmp_path, secret_env):
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("alembic")
+    from mlflow.tracking import MlflowClient
+
+    from recframe.tracker.mlflow_tracker import MLflowTracker
+
+    db = tmp_path / "home" / "mlflow.db"
+    (tmp_path / "run" / "report").mkdir(parents=True)
+    (tmp_path / "run" / "report" / "report.json").write_text("{}")
+    tracker = MLflowTracker(tracking_uri=f"sqlite:///{db}")
+    tracker.start(tmp_path / "run", "run-sql")
+    tracker.log_params(params_with_secret())
+    tracker.log_metrics({"mrr@20": 0.4})
+    tracker.log_artifact(tmp_path / "run" / "report" / "report.json")
+    run_id = tracker.run_id
+    tracker.close()
+    run = MlflowClient(tracking_uri=f"sqlite:///{db}").get_run(run_id)
+    assert run.data.metrics == {"mrr_at_20": 0.4} and run.data.params["datasource.password"] == "***"
+    assert (tmp_path / "home" / "mlartifacts").is_dir()  # not ./mlruns in the working directory
+    assert_no_canary(tmp_path / "home")
