@@ -23,18 +23,16 @@ import scipy.sparse as sp
 from recframe import validation as v
 from recframe.interfaces import DataError, FitContext, Model
 from recframe.model.knn_index import (
-    WEIGHTINGS,
     Candidates,
     PrefixBatch,
     SessionIndex,
     densify,
     encode_prefixes,
     find_candidates,
-    position_weight,
-    step_decay,
     top_k,
     vote,
 )
+from recframe.model.knn_weights import WEIGHTINGS, position_weight, step_decay
 from recframe.vocab import ItemVocab
 
 TIE_BREAKS = ("newest", "oldest")
