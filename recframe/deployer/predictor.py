@@ -165,8 +165,7 @@ class Predictor:
 
     def encode(self, session: Sequence[str]) -> tuple[np.ndarray, int]:
         """Known SKUs as vocabulary indices (in order) and the number of unknown ones."""
-        index = self._index
-        known = [i for i in (index.get(s) for s in session) if i is not None]
+        known = [i for i in map(self._index.get, session) if i is not None]
         return np.asarray(known, dtype=np.int64), len(session) - len(known)
 
     def predict(self, session: Sequence[str], k: int | None = None, exclude_seen: bool | None = None) -> dict[str, Any]:
@@ -210,9 +209,11 @@ class Predictor:
                     )
                 # A fresh tensor (so masking never writes into an array the model owns); NaN ranks last.
                 scores = torch.nan_to_num(raw_t, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
-                for row, i in enumerate(warm):
-                    if excl[i]:
-                        scores[row, torch.from_numpy(encoded[i][0])] = -math.inf
+                masked = [(row, encoded[i][0]) for row, i in enumerate(warm) if excl[i]]
+                if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
+                    rows = np.concatenate([np.full(len(idx), row, dtype=np.int64) for row, idx in masked])
+                    cols = np.concatenate([idx for _, idx in masked])
+                    scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -math.inf
                 top = max(ks[i] for i in warm)
                 values, indices = torch.topk(scores, top, dim=1)
             values_l, indices_np = values.tolist(), indices.numpy()
