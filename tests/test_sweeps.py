@@ -246,3 +246,12 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     rows = read_leaderboard(sweep)
     assert sorted(r["params"] for r in rows) == ["model.k=20", "model.k=50"]
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_the_leaderboard_can_be_rebuilt_from_the_command_line(tmp_path, capsys):
+    from recframe.sweep import main
+
+    fake_job(tmp_path / "s", 0, ["a=1"], {"mrr@20": 0.2})
+    assert main([str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "leaderboard.csv").exists() and "best: job 0" in capsys.readouterr().err
+    assert main([]) == 2 and main([str(tmp_path / "missing")]) == 2
