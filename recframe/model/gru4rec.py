@@ -76,7 +76,8 @@ class GRU4RecModule(SequenceLightningModule):
         self._hidden = self.net.init_hidden(self.hp["batch_size"], self.device)
         self._loss_sum, self._loss_n = 0.0, 0
         if self._sampler is None and self.hp["n_sample"] > 0:
-            gen = torch.Generator().manual_seed(self._seed)
+            # a resumed run continues with fresh negatives rather than replaying epoch 0's
+            gen = torch.Generator().manual_seed(self._seed * 1000 + self.current_epoch)
             self._sampler = NegativeSampler(
                 self._counts,
                 self.hp["n_sample"],

@@ -98,6 +98,8 @@ class SessionKNNBase(Model):
         if self.index is None:
             raise DataError(f"{self.name}: call fit() before scoring")
         batch = encode_prefixes(sessions)
+        if len(batch.items) and (batch.items.min() < 0 or batch.items.max() >= self.index.n_items):
+            raise DataError(f"{self.name}: session item indices must lie in [0, {self.index.n_items})")
         if len(batch.rows) == 0:
             out = np.zeros((batch.size, self.index.n_items), dtype=np.float32)
         else:
@@ -109,9 +111,8 @@ class SessionKNNBase(Model):
             chosen = top_k(cands, sim, self.k, batch.size, self.tie_break == "newest")
             out = densify(self._vote(batch, cands.take(chosen), sim[chosen]), self._column_factor)
         cold = batch.lengths == 0
-        if cold.any():  # no known item: fall back to popularity, scaled below any neighbour vote
-            pop = self.vocab.popularity().astype(np.float32)
-            out[cold] = pop / (pop.max() + 1.0) * 1e-6
+        if cold.any():  # no known item, so no neighbour: fall back to popularity
+            out[cold] = self.vocab.popularity().astype(np.float32)
         return out
 
     def get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:

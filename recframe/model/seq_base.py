@@ -51,6 +51,11 @@ class SequenceModel(Model):
 
     # --- shared helpers ------------------------------------------------------------------
     @property
+    def epochs_run(self) -> int | None:
+        """Epochs actually trained in the last ``fit`` (early stopping may end before max_epochs)."""
+        return self.fit_summary.get("epochs")
+
+    @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 

@@ -199,9 +199,10 @@ def run_fit(
     """
     kwargs = dict(ctx.trainer or {})
     kwargs.pop("_target_", None)
-    # the modules optimise manually (one update per session-parallel step), so clipping is theirs
-    module.gradient_clip_val = kwargs.pop("gradient_clip_val", None) or None
-    kwargs.pop("gradient_clip_algorithm", None)
+    if not module.automatic_optimization:
+        # manual optimisation (GRU4Rec: one update per session-parallel step): clipping is the module's
+        module.gradient_clip_val = kwargs.pop("gradient_clip_val", None) or None
+        kwargs.pop("gradient_clip_algorithm", None)
     own_tmp = None
     if ctx.work_dir is None:
         own_tmp = tempfile.TemporaryDirectory(prefix="recframe-fit-")

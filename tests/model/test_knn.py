@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from recframe.evaluation import evaluate
-from recframe.interfaces import ConfigError, Model
+from recframe.interfaces import ConfigError, DataError, Model
 from recframe.model.knn import SKNN, VSKNN
 from recframe.model.knn_index import encode_prefixes
 from recframe.model.knn_stan import STAN, VSTAN
@@ -286,8 +286,10 @@ def test_empty_session_gets_popularity_and_unfitted_model_refuses():
     m = VSKNN().fit(events(TOY))
     row = np.asarray(m.score_next([np.array([], dtype=np.int64)]))[0]
     assert int(np.argmax(row)) == m.vocab.index["e"]  # the most frequent item
-    with pytest.raises(Exception, match="fit"):
+    with pytest.raises(DataError, match="fit"):
         VSKNN().score_next([np.array([0])])
+    with pytest.raises(DataError, match=r"\[0, 5\)"):
+        m.score_next([np.array([5])])
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,191 @@
+"""Training speed of the neural models (events per second) on the current device, cpu or cuda.
+
+Each model is composed exactly as the CLI composes it (``conf/config.yaml`` + ``model=NAME`` +
+optional ``experiment=PRESET`` + ``--set`` overrides), trained for ``--epochs`` epochs on DIR's
+training events (or a generated Markov-chain data set when no ``--dataset`` is given), and timed.
+``--evaluate`` also scores DIR's test set with :mod:`recframe.evaluation` (full ranking, conservative
+ties, every position), which makes this the script behind the GRU4Rec accuracy numbers in
+docs/models_neural.md:
+
+    python benchmarks/train_speed.py --models gru --epochs 1
+    python benchmarks/train_speed.py --dataset ../shared/data/diginetica --models gru,sasrec --epochs 1
+    python benchmarks/train_speed.py --dataset ../shared/data/diginetica --models gru \\
+        --experiment gru4rec_diginetica --epochs 10 --evaluate --device cuda
+
+Progress goes to stdout; the last line is one JSON object ``{"device", "results": [{"model",
+"events", "epochs", "train_s", "cpu_s", "events_per_s", ...}]}``. ``events`` counts training
+events per epoch; ``cpu_s`` is process CPU time (on a shared machine, wall time alone misleads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="train_speed.py",
+        description="Training events/s of recframe's neural models (gru, sasrec, lstm) on cpu or cuda.",
+        epilog="Last line of output: one JSON object with the results.",
+    )
+    p.add_argument("--dataset", default=None, help="folder with train.tsv.gz (+ test.tsv.gz for --evaluate)")
+    p.add_argument("--models", default="gru,sasrec", help="comma-separated conf/model names (default gru,sasrec)")
+    p.add_argument("--experiment", default=None, help="an experiment preset to compose, e.g. gru4rec_diginetica")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
+    p.add_argument("--epochs", type=int, default=1, help="epochs to train (default 1)")
+    p.add_argument("--max-events", type=int, default=None, help="train on the first N events only")
+    p.add_argument("--evaluate", action="store_true", help="evaluate on DIR/test.tsv.gz after training")
+    p.add_argument(
+        "--eval-at",
+        default=None,
+        metavar="E1,E2,...",
+        help="with --evaluate: also evaluate after these epochs (training resumes from last.ckpt in between)",
+    )
+    p.add_argument("--work-dir", default=None, help="checkpoints and metrics.csv go here (default: a temp folder)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=42, help="seed handed to fit")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Hydra override, repeatable"
+    )
+    p.add_argument("--synthetic-sessions", type=int, default=20_000, help="sessions of generated data (no --dataset)")
+    return p.parse_args(argv)
+
+
+def compose(name: str, experiment: str | None, overrides: list[str], device: str, epochs: int, checkpoints: bool):
+    """Model config and trainer dict, composed by Hydra as ``python -m recframe`` would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    groups = [f"model={name}", f"trainer={'gpu' if device == 'cuda' else 'cpu'}"]
+    if experiment:
+        groups.append(f"experiment={experiment}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=[*groups, *overrides])
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer.update(max_epochs=epochs, enable_checkpointing=checkpoints, enable_progress_bar=False)
+    return cfg.model, trainer
+
+
+def synthetic(n_sessions: int, n_items: int = 2000, seed: int = 0):
+    """A Markov-chain session data set (each item has 3 likely successors), as event frames."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    succ = rng.integers(0, n_items, size=(n_items, 3))
+    lengths = np.minimum(2 + rng.geometric(0.25, size=n_sessions), 40)
+    pop = 1.0 / np.arange(1, n_items + 1)
+    items = np.empty(int(lengths.sum()), dtype=np.int64)
+    start = rng.choice(n_items, size=n_sessions, p=pop / pop.sum())
+    pos = 0
+    for s, n in enumerate(lengths.tolist()):
+        it = start[s]
+        for _ in range(n):
+            items[pos] = it
+            pos += 1
+            it = succ[it, rng.integers(3)]
+    sid = np.repeat(np.arange(n_sessions), lengths)
+    df = pd.DataFrame({"session_id": sid.astype(str), "item_id": items.astype(str), "ts": np.arange(len(sid))})
+    cut = int(np.searchsorted(sid, int(0.9 * n_sessions)))
+    return df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+    from hydra.utils import instantiate
+
+    from recframe.evaluation import evaluate
+    from recframe.interfaces import FitContext
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.dataset:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _common import load_split, load_tsv_events
+
+        if args.evaluate:
+            train, test = load_split(args.dataset)
+        else:
+            train, test = load_tsv_events(Path(args.dataset) / "train.tsv.gz"), None
+    else:
+        train, test = synthetic(args.synthetic_sessions)
+    if args.max_events:
+        train = train.iloc[: args.max_events]
+    name_of_device = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    print(f"{len(train):,} training events; device {name_of_device}; torch threads {torch.get_num_threads()}")
+    results: list[dict[str, Any]] = []
+    stops = [args.epochs]
+    if args.evaluate and args.eval_at:
+        stops = sorted({int(e) for e in args.eval_at.split(",") if int(e) < args.epochs} | {args.epochs})
+    for name in [n.strip() for n in args.models.split(",") if n.strip()]:
+        work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="recframe-speed-")) / name
+        train_s = cpu_s = 0.0
+        for stop in stops:
+            model_cfg, trainer = compose(name, args.experiment, args.overrides, device, stop, len(stops) > 1)
+            model = instantiate(model_cfg, _convert_="all")
+            ctx = FitContext(trainer=trainer, seed=args.seed, progress=False, work_dir=work_dir)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            c0, t0 = time.process_time(), time.perf_counter()
+            model.fit(train, None, ctx)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            train_s += time.perf_counter() - t0
+            cpu_s += time.process_time() - c0
+            epochs = stop
+            row: dict[str, Any] = {
+                "model": name,
+                "experiment": args.experiment,
+                "device": name_of_device,
+                "events": len(train),
+                "epochs": epochs,
+                "train_s": round(train_s, 2),
+                "cpu_s": round(cpu_s, 2),
+                "events_per_s": round(len(train) * epochs / max(train_s, 1e-9), 1),
+                "s_per_epoch": round(train_s / max(epochs, 1), 2),
+                "cpu_s_per_epoch": round(cpu_s / max(epochs, 1), 2),
+            }
+            print(
+                f"[{name}] {epochs} epoch(s) in {train_s:.1f}s (cpu {cpu_s:.1f}s): {row['events_per_s']:,.0f} events/s",
+                flush=True,
+            )
+            if args.evaluate and test is not None:
+                if device == "cuda" and hasattr(model, "to"):
+                    model.to("cuda")
+                t0 = time.perf_counter()
+                m = evaluate(model, test)
+                row.update({k: round(m[k], 6) for k in ("hr@20", "mrr@20", "ndcg@20")})
+                row.update(eval_s=round(time.perf_counter() - t0, 2), targets=m["targets"])
+                print(
+                    f"[{name}] epoch {epochs}: HR@20 {m['hr@20']:.4f} MRR@20 {m['mrr@20']:.4f} "
+                    f"({m['targets']:,} targets, eval {row['eval_s']:.1f}s)",
+                    flush=True,
+                )
+        results.append(row)
+    print(json.dumps({"device": device, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
