@@ -3,6 +3,8 @@ artifact code, and a live local endpoint on 127.0.0.1."""
 
 from __future__ import annotations
 
+import importlib.util
+import random
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,18 @@ def endpoint(probe_artifact: Path, tmp_path_factory: pytest.TempPathFactory):
     deployment = deployer.deploy(probe_artifact, tmp_path_factory.mktemp("run"))
     yield deployment
     deployer.teardown()
+
+
+@pytest.fixture(scope="session")
+def fuzz_corpus_module():
+    """``fuzz_corpus.py`` beside this file, loaded by path (test folders are not packages)."""
+    spec = importlib.util.spec_from_file_location("recframe_fuzz_corpus", Path(__file__).with_name("fuzz_corpus.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def fuzz_corpus(fuzz_corpus_module) -> list[tuple[str, bytes]]:
+    """The corpus as a list, with the same seed as the HTTP fuzz test."""
+    return list(fuzz_corpus_module.cases(random.Random(1234)))

@@ -338,3 +338,19 @@ def test_without_delete_the_endpoint_outlives_teardown(moto_sagemaker, probe_art
     deployer.deploy(probe_artifact, tmp_path)
     deployer.teardown()
     assert moto_sagemaker.describe_endpoint(EndpointName="kept")["EndpointStatus"] == "InService"
+
+
+def test_inference_handlers_fuzz(packaged: Path, fuzz_corpus) -> None:
+    """The HTTP fuzz corpus through input_fn/predict_fn/output_fn: a 4xx RequestRejected or a contract answer."""
+    inf = _load_inference(packaged / "code", "recframe_inference_fuzz")
+    model = inf.model_fn(str(packaged))
+    outcomes = {"ok": 0, "rejected": 0}
+    for _, body in fuzz_corpus:
+        try:
+            answer = json.loads(inf.output_fn(inf.predict_fn(inf.input_fn(body, "application/json"), model), None))
+            assert "items" in answer or "results" in answer
+            outcomes["ok"] += 1
+        except inf.RequestRejected as e:
+            assert 400 <= e.status_code < 500 and "error" in json.loads(e.message)
+            outcomes["rejected"] += 1
+    assert outcomes["rejected"] >= 1000 and outcomes["ok"] > 0

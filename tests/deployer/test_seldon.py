@@ -117,3 +117,56 @@ def test_manifests_are_rendered(seldon) -> None:
 def test_bad_model_name() -> None:
     with pytest.raises(ConfigError, match="deployer.model_name"):
         SeldonDeployer(model_name="Bad_Name")
+
+
+def _v2_cases() -> list[bytes]:
+    import random
+
+    rng = random.Random(0)
+    valid = json.dumps({"inputs": [{"name": "session", "shape": [1], "datatype": "BYTES", "data": ["sku1"]}]})
+    out = [valid[:i].encode() for i in range(1, len(valid))]
+    out += [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 50))) for _ in range(100)]
+    odd = [None, True, 0, -1, 1.5, "", [], {}, [[]], "x" * 10, [1, 2], {"a": 1}, 10**30]
+    for field in ("name", "shape", "datatype", "data"):
+        for value in odd:
+            body = json.loads(valid)
+            body["inputs"][0][field] = value
+            out.append(json.dumps(body).encode())
+    session = {"name": "session", "shape": [1], "datatype": "BYTES", "data": ["sku1"]}
+    for value in odd:
+        out.append(json.dumps({"inputs": value}).encode())
+        out.append(json.dumps(value).encode())
+        out.append(
+            json.dumps({"inputs": [{"name": "request", "shape": [1], "datatype": "BYTES", "data": [value]}]}).encode()
+        )
+        for name, dtype in (("k", "INT64"), ("exclude_seen", "BOOL")):
+            extra = {"name": name, "shape": [1], "datatype": dtype, "data": [value]}
+            out.append(json.dumps({"inputs": [session, extra]}).encode())
+    out.append(
+        json.dumps(
+            {"inputs": [{"name": "session", "shape": [3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}
+        ).encode()
+    )
+    out.append(
+        json.dumps(
+            {"inputs": [{"name": "session", "shape": [2], "datatype": "BYTES", "data": [["a"], ["b"]]}]}
+        ).encode()
+    )
+    out.append(json.dumps({"inputs": [{**session, "shape": [100000], "data": ["a"] * 100000}]}).encode())
+    out.append(b'{"inputs":[{"name":"session","shape":[1],"datatype":"BYTES","data":["\\ud800"]}]}')
+    return out
+
+
+def test_v2_fuzz_never_5xx(seldon) -> None:
+    _, dep, _ = seldon
+    cases = _v2_cases()
+    assert len(cases) >= 300
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        for body in cases:
+            r = client.post(
+                f"{dep.url}/v2/models/recframe/infer", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert r.status_code < 500, (body[:200], r.text[:300])
+            if r.status_code >= 400:
+                assert "error" in r.json() or "detail" in r.json(), r.text[:300]
+        assert client.get(f"{dep.url}/v2/models/recframe/ready").status_code == 200
