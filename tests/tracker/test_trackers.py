@@ -155,7 +155,6 @@ def test_mlflow_writes_a_run_with_params_metrics_and_the_report(tmp_path, secret
     tracker.start(run_dir, "run-7")
     tracker.log_params(params_with_secret())
     tracker.log_metrics({"mrr@20": 0.3, "hr@20": 0.6, "model": "pop"})
-    tracker.lightning_logger().log_metrics({"train_loss": 0.7}, step=1)  # same run as the test metrics
     tracker.log_artifact(run_dir / "report" / "index.html")
     run_id = tracker.run_id
     tracker.close()
@@ -163,10 +162,27 @@ def test_mlflow_writes_a_run_with_params_metrics_and_the_report(tmp_path, secret
     run = MlflowClient(tracking_uri=tracker.tracking_uri).get_run(run_id)
     assert run.data.tags["recframe.run_id"] == "run-7" and run.info.status == "FINISHED"
     assert run.data.params["model.hidden_size"] == "64" and run.data.params["datasource.password"] == "***"
-    assert run.data.metrics == {"mrr_at_20": 0.3, "hr_at_20": 0.6, "train_loss": 0.7}
+    assert run.data.metrics == {"mrr_at_20": 0.3, "hr_at_20": 0.6}
     artifacts = [a.path for a in MlflowClient(tracking_uri=tracker.tracking_uri).list_artifacts(run_id, "report")]
     assert artifacts == ["report/index.html"]
     assert_no_canary(store)
+
+
+@pytest.mark.slow  # imports Lightning
+def test_lightning_trains_into_the_same_mlflow_run(tmp_path, secret_env):
+    from mlflow.tracking import MlflowClient
+
+    from recframe.tracker.mlflow_tracker import MLflowTracker
+
+    tracker = MLflowTracker(tracking_uri=f"file:{tmp_path / 'mlruns'}")
+    tracker.start(tmp_path / "run", "run-l")
+    tracker.lightning_logger().log_metrics({"train_loss": 0.7}, step=1)
+    tracker.log_metrics({"mrr@20": 0.3})
+    run_id = tracker.run_id
+    tracker.close()
+    run = MlflowClient(tracking_uri=tracker.tracking_uri).get_run(run_id)
+    assert run.data.metrics == {"mrr_at_20": 0.3, "train_loss": 0.7}
+    assert len(MlflowClient(tracking_uri=tracker.tracking_uri).search_runs([run.info.experiment_id])) == 1
 
 
 def test_csv_tracker_output_holds_no_secret(tmp_path, secret_env):
