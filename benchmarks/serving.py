@@ -157,6 +157,11 @@ def request_bytes(host: str, port: int, session: list[str], k: int) -> bytes:
     return head + body
 
 
+def _capacity(level: dict) -> float | None:
+    per_req = (level.get("server_cpu_ms_per_req") or 0) + (level.get("client_cpu_ms_per_req") or 0)
+    return round((os.cpu_count() or 1) * 1000 / per_req, 1) if per_req else None
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--artifact", help="serve this artifact instead of building one")
@@ -238,6 +243,11 @@ def main(argv: list[str] | None = None) -> dict:
         "inprocess_per_s": round(inproc, 1),
         "ratio": round(best["rps"] / inproc, 3),
         "concurrency": best["concurrency"],
+        # CPU spent per request (server + load generator) at the best level, and the throughput those
+        # costs allow on this machine's cores if nothing else ran: a contention-free yardstick.
+        "server_cpu_ms_per_req": best.get("server_cpu_ms_per_req"),
+        "client_cpu_ms_per_req": best.get("client_cpu_ms_per_req"),
+        "cpu_bound_rps_estimate": _capacity(best),
         "model": kind,
         "n_items": n_items,
         "server_alive": alive,
