@@ -96,44 +96,53 @@ class GruLikeModel(Model):
         self.gru.eval()
         return self
 
-    def _states(self, sessions: Sequence[np.ndarray]):
+    def _states(self, sessions: Sequence[np.ndarray]) -> list:
+        """GRU states at every position of every session (``[len, hidden]`` each), in input order.
+
+        Sessions are run in groups of similar length, so padding costs little: Diginetica lengths run
+        from 2 to 69, and padding every batch to its longest session would multiply the GRU's work.
+        """
         import torch
 
         n = len(self.vocab)
-        lengths = [len(s) for s in sessions]
-        batch = torch.full((len(sessions), max(1, max(lengths))), n, dtype=torch.long)
-        for i, s in enumerate(sessions):
-            batch[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        with torch.inference_mode():
-            states, _ = self.gru(self.emb(batch))
-        return states, lengths
+        lengths = np.fromiter((max(1, len(s)) for s in sessions), dtype=np.int64, count=len(sessions))
+        order = np.argsort(lengths, kind="stable")
+        out: list = [None] * len(sessions)
+        start = 0
+        while start < len(order):
+            stop, events = start, 0
+            while stop < len(order) and (events + lengths[order[stop]] <= 16384 or stop == start):
+                events += lengths[order[stop]]
+                stop += 1
+            group = order[start:stop]
+            width = int(lengths[group].max())
+            batch = torch.full((len(group), width), n, dtype=torch.long)
+            for row, i in enumerate(group):
+                if len(sessions[i]):
+                    batch[row, : len(sessions[i])] = torch.as_tensor(sessions[i], dtype=torch.long)
+            with torch.inference_mode():
+                states, _ = self.gru(self.emb(batch))
+            for row, i in enumerate(group):
+                out[i] = states[row, : lengths[i]]
+            start = stop
+        return out
 
     def score_next(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
         import torch
 
-        states, lengths = self._states(sessions)
-        idx = torch.as_tensor([max(0, length - 1) for length in lengths])
-        last = states[torch.arange(len(sessions)), idx]
+        states = self._states(sessions)
         with torch.inference_mode():
+            last = torch.stack([st[-1] for st in states])
             return (last @ self.out.T).numpy()
 
     def score_prefixes(self, sessions: Sequence[np.ndarray], batch_size: int = 512) -> Iterator:
         import torch
 
-        order = list(sessions)
-        i = 0
-        while i < len(order):
-            chunk, n_pref = [], 0
-            while i < len(order) and (n_pref < batch_size or not chunk):
-                chunk.append(order[i])
-                n_pref += max(0, len(order[i]) - 1)
-                i += 1
-            states, lengths = self._states(chunk)
-            mask = torch.zeros(states.shape[:2], dtype=torch.bool)
-            for j, length in enumerate(lengths):
-                mask[j, : max(0, length - 1)] = True
-            hs = states[mask]
-            targets = np.concatenate([s[1:] for s in chunk if len(s) > 1]) if n_pref else np.zeros(0, np.int64)
+        for g in range(0, len(sessions), 20000):  # bounded memory: states of 20k sessions at a time
+            group = sessions[g : g + 20000]
+            states = self._states(group)
+            hs = torch.cat([st[: len(s) - 1] for st, s in zip(states, group, strict=True) if len(s) > 1])
+            targets = np.concatenate([s[1:] for s in group if len(s) > 1])
             for a in range(0, len(hs), batch_size):
                 with torch.inference_mode():
                     yield hs[a : a + batch_size] @ self.out.T, targets[a : a + batch_size]

@@ -108,7 +108,7 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     s = torch.as_tensor(scores)
     if s.dtype != torch.float32:
         s = s.float()
-    t = torch.as_tensor(np.asarray(targets), dtype=torch.long).view(-1, 1)
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=s.device).view(-1, 1)
     kk = min(k, s.shape[1])
     vals, top = torch.topk(s, kk, dim=1, sorted=True)
     tgt = s.gather(1, t)
@@ -131,7 +131,7 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
         ranks[rows] = torch.clamp(full, max=k + 1) if kk == k else full
         if n_bad:
             top[rows] = torch.topk(sub, kk, dim=1, sorted=True).indices
-    return ranks.numpy().astype(np.int64), top.numpy().astype(np.int32), n_bad
+    return ranks.cpu().numpy().astype(np.int64), top.cpu().numpy().astype(np.int32), n_bad
 
 
 def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: int = 512) -> ScoredTargets:

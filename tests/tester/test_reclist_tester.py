@@ -57,7 +57,11 @@ def test_metrics_and_behaviour(markov_run) -> None:
     assert set(slices) == {"session_length", "target_popularity", "category", "last_action"}
     assert set(slices["last_action"]) <= {"detail", "add", "purchase"}
     assert sum(b["n"] for b in slices["target_popularity"].values()) == m["targets"]
-    assert set(by_name["invariants"]) == {"catalogue_only", "exclude_seen", "deterministic", "batch_independent"}
+    inv = by_name["invariants"]
+    assert set(inv) == {"catalogue_only", "exclude_seen", "deterministic", "batch_independent"}
+    # the serving predictor excludes session items even though the raw model repeats them
+    assert inv["exclude_seen"]["serving_lists_with_seen_items"] == 0
+    assert inv["exclude_seen"]["raw_lists_with_seen_items_share"] > 0
     assert "embedding" in by_name["less_wrong"] and "cooccurrence" in by_name["less_wrong"]
 
 
