@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-batch", type=int, default=64, help="micro-batch size of the server")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch threads in the server")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn workers (1 = server thread)")
+    ap.add_argument("--no-fast-path", action="store_true", help="route every request through FastAPI (for comparison)")
     ap.add_argument("--p99-target-ms", type=float, default=25.0)
     ap.add_argument("--quick", action="store_true", help="small levels and short runs (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
@@ -204,7 +205,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"in-process predict: {inproc:.0f} calls/s (torch threads {args.torch_threads})", file=sys.stderr)
 
     deployer = LocalDeployer(
-        max_batch=args.max_batch, torch_threads=args.torch_threads, workers=args.workers, log_level="error"
+        max_batch=args.max_batch,
+        torch_threads=args.torch_threads,
+        workers=args.workers,
+        log_level="error",
+        fast_path=not args.no_fast_path,
     )
     dep = deployer.deploy(Path(artifact), tmp / "run")
     try:
@@ -249,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
         "client_cpu_ms_per_req": best.get("client_cpu_ms_per_req"),
         "cpu_bound_rps_estimate": _capacity(best),
         "model": kind,
+        "fast_path": not args.no_fast_path,
         "n_items": n_items,
         "server_alive": alive,
         "cpus": os.cpu_count(),

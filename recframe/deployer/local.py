@@ -54,6 +54,7 @@ class LocalDeployer(Deployer):
         torch_threads: int | None = 1,
         startup_timeout_s: float = 60.0,
         log_level: str = "warning",
+        fast_path: bool = True,
     ) -> None:
         from recframe.deployer.predictor import ServingLimits
 
@@ -78,6 +79,7 @@ class LocalDeployer(Deployer):
         self.torch_threads = None if torch_threads is None else v.integer("deployer.torch_threads", torch_threads, 1)
         self.startup_timeout_s = v.positive("deployer.startup_timeout_s", startup_timeout_s)
         self.log_level = v.choice("deployer.log_level", log_level, ["critical", "error", "warning", "info", "debug"])
+        self.fast_path = v.boolean("deployer.fast_path", fast_path)
         self.url: str | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -133,7 +135,9 @@ class LocalDeployer(Deployer):
             self._saved_threads = torch.get_num_threads()
             torch.set_num_threads(self.torch_threads)
         predictor = Predictor.from_artifact(artifact_dir, self.limits)
-        self._app = create_app(predictor, max_body_bytes=self.max_body_bytes, max_batch=self.max_batch)
+        self._app = create_app(
+            predictor, max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, fast_path=self.fast_path
+        )
         self._sock = self._bind()
         self._port = self._sock.getsockname()[1]
         self.url = f"http://{_url_host(self.host)}:{self._port}"

@@ -125,7 +125,10 @@ class MicroBatcher:
             sessions.extend(q.sessions)
             ks.extend([q.k] * len(q.sessions))
             excl.extend([q.exclude_seen] * len(q.sessions))
-        flat = self.predictor.predict_many(sessions, ks, excl)
+        flat: list[dict[str, Any]] = []
+        step = self.max_batch  # a 1,000-session request is scored in slices: bounded memory per call
+        for lo in range(0, len(sessions), step):
+            flat.extend(self.predictor.predict_many(sessions[lo : lo + step], ks[lo : lo + step], excl[lo : lo + step]))
         self.batches += 1
         self.sessions += len(sessions)
         out, start = [], 0
@@ -143,15 +146,22 @@ class MicroBatcher:
 class ServingApp:
     """ASGI app: the contract's two routes on a fast path, FastAPI for docs and everything else."""
 
-    def __init__(self, predictor: Predictor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = 256):
+    def __init__(
+        self,
+        predictor: Predictor,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_batch: int = 256,
+        fast_path: bool = True,
+    ):
         self.predictor = predictor
+        self.fast_path = fast_path
         self.max_body_bytes = int(max_body_bytes)
         self.batcher = MicroBatcher(predictor, max_batch)
         self.fastapi = _build_fastapi(self)
         self.ready = True
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and self.fast_path:
             path = scope["path"]
             if path == "/invocations" and scope["method"] == "POST":
                 status, body = await self.invocations(receive)
@@ -308,9 +318,14 @@ def _build_fastapi(serving: ServingApp) -> FastAPI:
     return app
 
 
-def create_app(predictor: Predictor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = 256) -> ServingApp:
-    """Build the ASGI app serving ``predictor`` (pass it to uvicorn or any ASGI server)."""
-    return ServingApp(predictor, max_body_bytes=max_body_bytes, max_batch=max_batch)
+def create_app(
+    predictor: Predictor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = 256, fast_path: bool = True
+) -> ServingApp:
+    """Build the ASGI app serving ``predictor`` (pass it to uvicorn or any ASGI server).
+
+    ``fast_path=False`` sends every request through FastAPI's routing (same handlers, same answers):
+    for comparison, see ``benchmarks/serving.py --no-fast-path``."""
+    return ServingApp(predictor, max_body_bytes=max_body_bytes, max_batch=max_batch, fast_path=fast_path)
 
 
 def app_from_env() -> ServingApp:

@@ -150,3 +150,43 @@ def test_none_deployer(tmp_path: Path) -> None:
     assert dep.smoke["passed"] and dep.smoke["skipped"]
     deployer.teardown()
     deployer.teardown()
+
+
+def test_fastapi_path_gives_the_same_answers(endpoint, probe_artifact: Path, tmp_path: Path) -> None:
+    deployer = LocalDeployer(fast_path=False)
+    try:
+        slow = deployer.deploy(probe_artifact, tmp_path)
+        assert slow.smoke["passed"], slow.smoke
+        for body in ({"session": ["sku1", "x"], "k": 4}, {"sessions": [["sku2"], []]}, {"session": "bad"}):
+            a = httpx.post(f"{slow.url}/invocations", json=body, trust_env=False)
+            b = httpx.post(f"{endpoint.url}/invocations", json=body, trust_env=False)
+            assert (a.status_code, a.json()) == (b.status_code, b.json())
+        assert httpx.post(f"{slow.url}/invocations", content=b"{", trust_env=False).status_code == 400
+        big = b'{"session": ["' + b"x" * (2 << 20) + b'"]}'
+        assert httpx.post(f"{slow.url}/invocations", content=big, trust_env=False).status_code == 413
+    finally:
+        deployer.teardown()
+
+
+def test_big_batches_are_scored_in_slices(probe_artifact: Path) -> None:
+    import asyncio
+
+    from recframe.deployer.serving import create_app
+
+    app = create_app(Predictor.from_artifact(probe_artifact), max_batch=7)
+    body = json.dumps({"sessions": [["sku1"], ["sku2", "sku3"]] * 20, "k": 3}).encode()
+
+    async def call() -> tuple[int, bytes]:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict:
+            return messages.pop(0)
+
+        return await app.invocations(receive)
+
+    status, raw = asyncio.run(call())
+    assert status == 200
+    results = json.loads(raw)["results"]
+    assert len(results) == 40 and results[0] == results[2] and results[1] == results[3]
+    assert app.batcher.sessions == 40
+    app.close()
