@@ -35,6 +35,33 @@ def _init_gate_blocks_(weight: torch.Tensor, fan_in: int, hidden: int) -> None:
         glorot_uniform_(block, fan_in, hidden)
 
 
+class _GatherRows(torch.autograd.Function):
+    """``weight[rows]`` for sorted unique ``rows`` with an already-coalesced sparse gradient.
+
+    ``nn.Embedding(sparse=True)`` returns an uncoalesced gradient with one entry per lookup, which
+    the optimiser must sort and sum first; gathering each distinct row once and expanding with
+    ``inverse`` afterwards (a cheap dense index) makes that sort unnecessary.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.shape = weight.shape
+        return weight.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (rows,) = ctx.saved_tensors
+        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.shape, is_coalesced=True, check_invariants=False)
+        return sparse, None
+
+
+def lookup_unique(weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Rows of ``weight`` for ``items`` (duplicates allowed) with a coalesced sparse gradient."""
+    rows, inverse = torch.unique(items, return_inverse=True)
+    return _GatherRows.apply(weight, rows)[inverse]
+
+
 def gru_update(gx: torch.Tensor, h: torch.Tensor, gh: torch.Tensor) -> torch.Tensor:
     """One GRU update from input and hidden gate pre-activations (PyTorch's gate order r, z, n)."""
     xr, xz, xn = gx.chunk(3, dim=-1)
@@ -144,12 +171,12 @@ class GRU4RecNet(nn.Module):
         """
         new_hidden = []
         if self.constrained:
-            # one lookup for input and output rows: one sparse gradient for the shared table
-            both = self.Wy(torch.cat([items, targets]))
+            # one lookup for input and output rows: one coalesced sparse gradient for the shared table
+            both = lookup_unique(self.Wy.weight, torch.cat([items, targets]))
             x, out_rows = both[: len(items)], both[len(items) :]
         else:
-            out_rows = self.Wy(targets)
-            x = None if self.onehot is not None else self.E(items)
+            out_rows = lookup_unique(self.Wy.weight, targets)
+            x = None if self.onehot is not None else lookup_unique(self.E.weight, items)
         if self.onehot is not None:
             x = self.drop_embed(self.onehot.step(items, hidden[0]))
             new_hidden.append(x)
@@ -159,7 +186,7 @@ class GRU4RecNet(nn.Module):
             x = gru(x.unsqueeze(1), h.unsqueeze(0))[1][0]
             x = self.drop_hidden(x)
             new_hidden.append(x)
-        scores = x @ out_rows.T + self.By(targets).T
+        scores = x @ out_rows.T + lookup_unique(self.By.weight, targets).T
         return scores, new_hidden
 
     def sequence_states(self, items: torch.Tensor) -> torch.Tensor:
