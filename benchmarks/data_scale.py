@@ -67,9 +67,12 @@ def generate(events: int, items: int, days: int, seed: int, path: Path) -> dict:
         }
     )
     pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+    n_rows, n_sessions = table.num_rows, data.n_sessions
+    del table, data  # the parent must not hold gigabytes while the timed children run
+    pa.default_memory_pool().release_unused()
     return {
-        "rows": table.num_rows,
-        "generated_sessions": data.n_sessions,
+        "rows": n_rows,
+        "generated_sessions": n_sessions,
         "generate_s": round(gen_s, 2),
         "write_csv_s": round(time.perf_counter() - t0, 2),
         "csv_mb": round(path.stat().st_size / 2**20, 1),

@@ -29,3 +29,9 @@
 {% macro sql_string_list(values) -%}
   ({%- for v in values -%}'{{ v | replace("'", "''") }}'{%- if not loop.last %}, {% endif -%}{%- endfor -%})
 {%- endmacro %}
+
+
+{#- True when a text value carries U+FFFD, the mark of bytes replaced by an upstream decoder. -#}
+{% macro contains_replacement_char(expr) -%}
+  coalesce(position('{{ "\ufffd" }}' in {{ expr }}) > 0, false)
+{%- endmacro %}

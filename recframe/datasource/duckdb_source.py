@@ -12,16 +12,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recframe import validation as v
 from recframe.datasource.formats import FORMAT_NAMES, RawFormat, resolve_format
-from recframe.datasource.split import DAY_MS
+from recframe.datasource.split import DAY_MS, TARGET_MODES, mark_targets
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource
 
 DEFAULT_ACTIONS = ("detail", "add", "purchase")
@@ -68,6 +71,7 @@ def validate_split(split: Mapping[str, Any], key: str = "datasource.split") -> d
         "start_date": _date(f"{key}.start_date", split.get("start_date")),
         "end_date": _date(f"{key}.end_date", split.get("end_date")),
         "drop_unseen": v.boolean(f"{key}.drop_unseen", split.get("drop_unseen", True)),
+        "targets": v.choice(f"{key}.targets", split.get("targets", "all"), TARGET_MODES),
     }
     unknown = sorted(set(split) - set(out))
     if unknown:
@@ -112,7 +116,9 @@ class DuckDBSource(DataSource):
         dbt: ``runner`` (local), ``vars`` (passed to dbt: actions, session_gap_minutes,
             max_session_length, ...), ``project_dir`` (null: the packaged project).
         split: ``test_days``, ``valid_days``, ``min_length``, ``start_date``/``end_date`` (the query's
-            date window on session start), ``drop_unseen`` (items unseen in train leave valid/test).
+            date window on session start), ``drop_unseen`` (items unseen in train leave valid/test),
+            ``targets`` (``all``: next item at every position; ``last``: last item only; marked in a
+            boolean ``target`` column of valid/test).
     """
 
     def __init__(
@@ -162,9 +168,13 @@ class DuckDBSource(DataSource):
             if p and not Path(p).exists():
                 raise DataError(f"datasource.raw.{key} does not exist: {p}")
 
-    def load(self, work_dir: Path) -> Dataset:
-        """Ingest, build with dbt, query and split; see the module docstring."""
+    def build(self, work_dir: Path) -> Any:
+        """Ingest the raw input and ``dbt build`` the project; return the load's ``LoadInfo``.
 
+        The first half of :meth:`load`, public so that the warehouse can be built (and inspected, or
+        documented with :meth:`generate_docs`) without querying a split. Timings land in
+        ``self.timings``.
+        """
         from recframe.datasource import transform
         from recframe.datasource.warehouse import ingest
 
@@ -172,32 +182,56 @@ class DuckDBSource(DataSource):
         work_dir.mkdir(parents=True, exist_ok=True)
         self.check()
         self.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         con = _connect(self.warehouse)
         try:
             load = self._ingest(con, ingest)
         finally:
             con.close()
-        timings["ingest_s"] = round(time.perf_counter() - t0, 3)
+        self.timings["ingest_s"] = round(time.perf_counter() - t0, 3)
+        self.timings["ingest_cpu_s"] = round(time.process_time() - c0, 3)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        self._dbt(["build"], work_dir)
+        transform.write_lineage(work_dir / "target", work_dir / "lineage.json")
+        self.timings["dbt_s"] = round(time.perf_counter() - t0, 3)
+        self.timings["dbt_cpu_s"] = round(time.process_time() - c0, 3)
+        return load
+
+    def generate_docs(self, work_dir: Path) -> Path:
+        """``dbt docs generate`` against the warehouse; returns the folder holding ``index.html``."""
+        work_dir = Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        state = self._dbt(["docs", "generate"], work_dir)
+        out = work_dir / "docs"
+        out.mkdir(exist_ok=True)
+        for name in ("index.html", "manifest.json", "catalog.json"):
+            if (state / name).exists():
+                shutil.copy2(state / name, out / name)
+        return out
+
+    def _dbt(self, args: list[str], work_dir: Path) -> Path:
+        """Run dbt on the synced project with recframe's vars; return dbt's (persistent) target dir."""
+        from recframe.datasource import transform
+
         state = self.warehouse.parent / f".{self.warehouse.name}.dbt"
         project = transform.prepare_project(state, self.dbt_project_dir)
-        dbt_vars = {
-            **self.dbt_vars,
-            "tenant": self.tenant,
-            "duckdb_path": str(self.warehouse.resolve()),
-        }
+        dbt_vars = {**self.dbt_vars, "tenant": self.tenant, "duckdb_path": str(self.warehouse.resolve())}
         try:
-            transform.run_dbt(["build"], project, work_dir, vars=dbt_vars, target="duckdb", target_dir=state / "target")
+            transform.run_dbt(args, project, work_dir, vars=dbt_vars, target="duckdb", target_dir=state / "target")
         finally:
             transform.collect_artifacts(state / "target", work_dir)
-        transform.write_lineage(work_dir / "target", work_dir / "lineage.json")
-        timings["dbt_s"] = round(time.perf_counter() - t0, 3)
+        return state / "target"
 
-        t0 = time.perf_counter()
+    def load(self, work_dir: Path) -> Dataset:
+        """Ingest, build with dbt, query and split; see the module docstring."""
+        work_dir = Path(work_dir)
+        load = self.build(work_dir)
+        timings = self.timings
+
+        t0, c0 = time.perf_counter(), time.process_time()
         con = _connect(self.warehouse, preserve_order=True)
         try:
             quality = self._quality(con, load.etl_id)
@@ -206,6 +240,7 @@ class DuckDBSource(DataSource):
         finally:
             con.close()
         timings["query_split_s"] = round(time.perf_counter() - t0, 3)
+        timings["query_split_cpu_s"] = round(time.process_time() - c0, 3)
         stats = {
             "source": "duckdb",
             "warehouse": str(self.warehouse),
@@ -337,7 +372,7 @@ class DuckDBSource(DataSource):
                 sql = f"""select session_id, item_id, ts, action from ({base}) {unseen_sql}
                           qualify count(*) over (partition by session_id) >= {int(s["min_length"])}
                           order by session_id, pos"""
-            frame = con.execute(sql).df()
+            frame = _frame_from_arrow(con.sql(sql).to_arrow_table())
             if not _is_sorted(frame):  # a guard: should DuckDB ever reorder, sort here instead
                 frame = frame.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True)
             frames[name] = frame
@@ -358,9 +393,12 @@ class DuckDBSource(DataSource):
         stats["query"]["events"] = int(total_events)
         for table in ("_recframe_labels", "_recframe_known"):
             con.execute(f"drop table if exists {table}")
+        stats["targets"] = {"mode": s["targets"]}
         for name, frame in frames.items():
             frame["ts"] = frame["ts"].astype("int64")
             stats[name] = _describe_sorted(frame)
+            if name != "train":
+                frames[name], stats["targets"][name] = mark_targets(frame, s["targets"])
         return frames["train"], frames["valid"], frames["test"], stats
 
     def _items(self, con: Any) -> pd.DataFrame:
@@ -408,8 +446,34 @@ def _connect(path: Path, preserve_order: bool = False) -> Any:
 
     con = duckdb.connect(str(path))
     con.execute("set enable_progress_bar = false")
+    con.execute(f"set memory_limit = '{os.environ.get('RECFRAME_DUCKDB_MEMORY', '2GB')}'")
     con.execute(f"set preserve_insertion_order = {'true' if preserve_order else 'false'}")
     return con
+
+
+def _frame_from_arrow(table: Any) -> pd.DataFrame:
+    """An event frame from an Arrow result, with one Python ``str`` per distinct value.
+
+    ``.df()`` would create a new string object per row: 7.7M rows of 64-character ids cost ~1.8 GB.
+    Dictionary-encoding in Arrow first and expanding the categories with ``take`` makes every row
+    point at the same object per distinct id (plain object columns, so consumers see ordinary
+    strings), at about a tenth of the memory and time.
+    """
+    import pyarrow as pa
+
+    if hasattr(table, "read_all"):  # a RecordBatchReader
+        table = table.read_all()
+    cols: dict[str, Any] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            enc = col.combine_chunks().dictionary_encode()
+            categories = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+            codes = enc.indices.to_numpy(zero_copy_only=False)
+            cols[name] = categories[codes] if len(categories) else np.asarray([], dtype=object)
+        else:
+            cols[name] = col.to_numpy()
+    return pd.DataFrame(cols)
 
 
 def _is_sorted(frame: pd.DataFrame) -> bool:

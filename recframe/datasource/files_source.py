@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recframe import validation as v
-from recframe.datasource.split import _describe, _finish, check_no_leakage, drop_unseen
+from recframe.datasource.split import TARGET_MODES, _describe, _finish, check_no_leakage, drop_unseen, mark_targets
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource
 
 TIME_UNITS = ("auto", "s", "ms", "ordinal")
@@ -44,6 +44,8 @@ class FilesSource(DataSource):
             (seconds if the values look like Unix seconds, else as is).
         min_length: shorter sessions are dropped (in every split).
         drop_unseen: remove valid/test items never seen in train (counted).
+        targets: ``all`` (next item at every position) or ``last`` (last item only), marked in a
+            boolean ``target`` column of valid/test.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class FilesSource(DataSource):
         time_unit: str = "auto",
         min_length: int = 2,
         drop_unseen: bool = True,
+        targets: str = "all",
     ) -> None:
         for key, value in (("train", train), ("test", test)):
             if not value or str(value) == "???":
@@ -71,6 +74,7 @@ class FilesSource(DataSource):
         self.time_unit = v.choice("datasource.time_unit", time_unit, TIME_UNITS)
         self.min_length = v.integer("datasource.min_length", min_length, 2)
         self.drop_unseen = v.boolean("datasource.drop_unseen", drop_unseen)
+        self.targets = v.choice("datasource.targets", targets, TARGET_MODES)
         self._resolved_unit = time_unit
 
     def check(self) -> None:
@@ -148,6 +152,9 @@ class FilesSource(DataSource):
         stats["time_unit"] = self._resolved_unit
         for name, frame in (("train", train), ("valid", valid), ("test", test)):
             stats[name] = _describe(frame, ordinal=ordinal)
+        stats["targets"] = {"mode": self.targets}
+        valid, stats["targets"]["valid"] = mark_targets(valid, self.targets)
+        test, stats["targets"]["test"] = mark_targets(test, self.targets)
         return Dataset(train=train, valid=valid, test=test, stats=stats, items=None)
 
     def _carve_valid(self, train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -27,7 +27,8 @@ class RawFormat:
     ``mapping`` maps canonical column -> source column name (quoted for SQL by the ingest); a value
     of ``None`` means the source lacks it. ``names`` gives column names for headerless files.
     ``items`` maps ``sku``/``category``/``price`` to event columns when the events themselves carry
-    the catalogue (REES46, Taobao).
+    the catalogue (REES46, Taobao); raw prices become log2 buckets, so that price slices look alike
+    across sources.
     """
 
     name: str
@@ -37,6 +38,9 @@ class RawFormat:
     names: tuple[str, ...] | None = None
     items: Mapping[str, str | None] = field(default_factory=dict)
     delimiter: str = ","
+    #: True when ``items["price"]`` is a raw price (bucketed on ingest: 1 + floor(log2(price))),
+    #: False when it is already a bucket (Coveo's price_bucket)
+    price_is_amount: bool = True
 
 
 COVEO = RawFormat(
@@ -128,4 +132,5 @@ def resolve_format(raw: Mapping[str, Any], key: str = "datasource.raw") -> RawFo
         names=tuple(names) if names else base.names,
         items=items,
         delimiter=raw.get("delimiter") or base.delimiter,
+        price_is_amount=base.price_is_amount,
     )

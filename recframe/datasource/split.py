@@ -23,6 +23,24 @@ import pandas as pd
 from recframe.interfaces import DataError
 
 DAY_MS = 86_400_000
+#: Which positions of a valid/test session are prediction targets: the next item at every position
+#: (``all``, the session-rec protocol) or only the last item (``last``, the "next click" protocol).
+TARGET_MODES = ("all", "last")
+
+
+def mark_targets(frame: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, int]:
+    """Add a boolean ``target`` column (events a model must predict from the prefix before them).
+
+    The frame must be sorted by session then time. ``all``: every event but a session's first;
+    ``last``: only a session's last event. Returns the frame and its number of targets.
+    """
+    if frame.empty:
+        return frame.assign(target=pd.Series(dtype=bool)), 0
+    sid = frame["session_id"].to_numpy()
+    first = np.r_[True, sid[1:] != sid[:-1]]
+    last = np.r_[sid[1:] != sid[:-1], True]
+    target = ~first if mode == "all" else last & ~first
+    return frame.assign(target=target), int(target.sum())
 
 
 def _session_bounds(events: pd.DataFrame) -> pd.DataFrame:

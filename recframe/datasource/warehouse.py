@@ -219,11 +219,13 @@ def ingest(
             "select count(*) from duckdb_tables() where table_name = ? and temporary", [REJECTS_TABLE]
         ).fetchall()[0][0]:
             con.execute(
+                # one row per rejected line (the reader lists each error of a line separately)
                 f"""insert into {RAW_SCHEMA}.rejects
-                select ?, ?, line, cast(error_type as varchar), csv_line from {REJECTS_TABLE}""",
+                select ?, ?, line, min(cast(error_type as varchar)), min(csv_line)
+                from {REJECTS_TABLE} group by line""",
                 [tenant, etl_id],
             )
-            n_rows += con.execute(f"select count(*) from {REJECTS_TABLE}").fetchall()[0][0]
+            n_rows += con.execute(f"select count(distinct line) from {REJECTS_TABLE}").fetchall()[0][0]
         n_items = 0
         if items is not None:
             if isinstance(items, pa.Table):
@@ -241,6 +243,12 @@ def ingest(
         elif fmt.items.get("sku"):
             it = fmt.items
             price = _text(it.get("price"))
+            if it.get("price") and fmt.price_is_amount:
+                # 1 + floor(log2(price)): 1 for prices < 2, then one bucket per doubling
+                price = (
+                    f"cast(cast(1 + floor(log2(greatest(try_cast({_q(it['price'])} as double), 1))) as integer) "
+                    "as varchar)"
+                )
             con.execute(
                 f"""insert into {RAW_SCHEMA}.items
                 select ?, ?, {_text(it["sku"])}, max({_text(it.get("category"))}),

@@ -46,3 +46,13 @@ def test_check_no_leakage_catches_overlap():
     test = _events([("b", ["x", "y"], 0)])
     with pytest.raises(DataError, match="leakage"):
         check_no_leakage(train, train.iloc[0:0], test)
+
+
+def test_mark_targets_all_or_last():
+    from recframe.datasource.split import mark_targets
+
+    frame = _events([("a", ["x", "y", "z"], 0), ("b", ["x", "y"], 10**7)])
+    every, n_all = mark_targets(frame, "all")
+    last, n_last = mark_targets(frame, "last")
+    assert every["target"].tolist() == [False, True, True, False, True] and n_all == 3
+    assert last["target"].tolist() == [False, False, True, False, True] and n_last == 2

@@ -35,6 +35,8 @@ def test_dataset_contract_and_row_accounting(built):
     assert s["rows_accounted"] and s["raw_rows"] == s["accepted"] + s["quarantined"]
     assert s["quarantine_reasons"].get("single_event_session", 0) > 0
     assert set(ds.test["action"]) <= {"detail", "add", "purchase"}
+    # next item at every position: every event but each session's first is a target
+    assert ds.test["target"].sum() == len(ds.test) - ds.test["session_id"].nunique() == s["targets"]["test"]
     assert ds.items is not None and ds.items["category"].notna().all()
     lineage = json.loads((root / "run1" / "lineage.json").read_text())
     ids = {n["id"] for n in lineage["nodes"]}

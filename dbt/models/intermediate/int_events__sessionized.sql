@@ -1,6 +1,5 @@
 {{ config(materialized="ephemeral") }}
-{#- Accepted events with exact duplicates collapsed (`n_copies`) and a session id each.
-    An exact duplicate is the same tenant, session/user, SKU, action and timestamp. Sources with a
+{#- Accepted events, each with a session id (exact duplicates are removed by int_sessions). Sources with a
     session id keep it; rows with only a user id (e.g. Taobao) are cut into sessions after
     var('session_gap_minutes') of inactivity. The two cases are separate branches of a union so that
     the window runs only over user-keyed rows (partitioning keyed rows by a null user id would sort
@@ -15,11 +14,9 @@ with accepted as (
         user_key,
         sku,
         action,
-        ts_ms,
-        count(*) as n_copies
+        ts_ms
     from {{ ref('stg_events__raw_events') }}
     where reject_reason is null
-    group by 1, 2, 3, 4, 5, 6
 ),
 
 keyed as (
@@ -28,8 +25,7 @@ keyed as (
         session_key as session_id,
         sku,
         action,
-        ts_ms,
-        n_copies
+        ts_ms
     from accepted
     where session_key is not null
 ),
@@ -54,8 +50,7 @@ user_sessions as (
         ) as varchar) as session_id,
         sku,
         action,
-        ts_ms,
-        n_copies
+        ts_ms
     from user_gaps
 ),
 
@@ -73,6 +68,5 @@ select
     case action when 'pageview' then 0 when 'detail' then 1 when 'add' then 2 when 'remove' then 3
         when 'purchase' then 4 else 5 end as action_rank,
     case when action in {{ sql_string_list(var('actions')) }} then 1 else 0 end as is_kept,
-    ts_ms,
-    n_copies
+    ts_ms
 from sessioned

@@ -64,8 +64,8 @@ select
         when ts_ms > etl_epoch_ms + {{ var('future_tolerance_hours') | int }} * 3600000 then 'future_timestamp'
         when action is null then 'unknown_action'
         when action <> 'pageview' and sku is null then 'null_item'
-        when position('{{ "\ufffd" }}' in coalesce(session_key, '') || coalesce(user_key, '') || coalesce(sku, '')) > 0
-            then 'invalid_encoding'
+        when {{ contains_replacement_char('session_key') }} or {{ contains_replacement_char('user_key') }}
+            or {{ contains_replacement_char('sku') }} then 'invalid_encoding'
         {% if start_ms is not none %}when ts_ms < {{ start_ms }} then 'outside_date_window'{% endif %}
         {% if end_ms is not none %}when ts_ms >= {{ end_ms }} then 'outside_date_window'{% endif %}
     end as reject_reason
