@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--epochs", type=int, default=None, help="cap on training epochs for conf/model options")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2: the target machine)")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--n-samples", type=int, default=2000, help="prefixes sampled by perturbations and less-wrong")
+    p.add_argument("--n-samples", type=int, default=1000, help="prefixes sampled by perturbations and less-wrong")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-reference", action="store_true", help="skip timing recframe.evaluation.evaluate")
     p.add_argument("--out", default=None, help="where the suite writes its report (default: a temp folder)")
