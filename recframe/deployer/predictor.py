@@ -213,10 +213,11 @@ class Predictor:
                 if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
                     rows = np.concatenate([np.full(len(idx), row, dtype=np.int64) for row, idx in masked])
                     cols = np.concatenate([idx for _, idx in masked])
-                    scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -math.inf
+                    dev = scores.device  # a model moved to a GPU scores there; rank there too
+                    scores[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
                 top = max(ks[i] for i in warm)
                 values, indices = torch.topk(scores, top, dim=1)
-            values_l, indices_np = values.tolist(), indices.numpy()
+            values_l, indices_np = values.cpu().tolist(), indices.cpu().numpy()
             items = self.vocab.items
             for row, i in enumerate(warm):
                 vals = values_l[row][: ks[i]]

@@ -170,3 +170,30 @@ def test_v2_fuzz_never_5xx(seldon) -> None:
             if r.status_code >= 400:
                 assert "error" in r.json() or "detail" in r.json(), r.text[:300]
         assert client.get(f"{dep.url}/v2/models/recframe/ready").status_code == 200
+
+
+def test_kubectl_apply_only_with_a_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``kube_context`` the v2 manifests go to ``kubectl --context CTX apply`` (a stand-in kubectl
+    here: tests never touch a cluster); without one, ``check`` needs no kubectl at all."""
+    import os
+    import stat
+
+    from recframe.interfaces import RecframeError
+
+    log = tmp_path / "kubectl.log"
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    deployer = SeldonDeployer(kube_context="kind-test")
+    manifests = deployer.render_manifests(tmp_path / "manifests")
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    deployer.check()
+    assert deployer._apply(manifests) is True
+    calls = log.read_text().splitlines()
+    assert [c.split()[:3] for c in calls] == [["--context", "kind-test", "apply"]] * 2
+    assert {Path(c.split()[-1]).name for c in calls} == {"server.yaml", "model.yaml"}
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(RecframeError, match="kubectl is not on PATH"):
+        deployer.check()
+    SeldonDeployer().check()  # no context: kubectl not needed
