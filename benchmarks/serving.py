@@ -85,7 +85,9 @@ def inprocess_rate(artifact: str, sessions: list[list[str]], k: int, seconds: fl
 # ---------------------------------------------------------------------------- load generator
 
 
-async def _connection(host: str, port: int, bodies: list[bytes], stop_at: float, start_at: float, out: dict) -> None:
+async def _connection(
+    host: str, port: int, bodies: list[bytes], stop_at: float, start_at: float, out: dict, ok: bytes
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = hash(id(out)) % len(bodies)
     lat, errors = out["lat"], 0
@@ -106,7 +108,7 @@ async def _connection(host: str, port: int, bodies: list[bytes], stop_at: float,
             payload = await reader.readexactly(length)
             done = time.perf_counter()
             if now >= start_at:  # requests begun during warm-up are not counted
-                if status != 200 or not payload.startswith(b'{"items":'):
+                if status != 200 or ok not in payload:
                     errors += 1
                 lat.append(done - now)
     except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -116,11 +118,13 @@ async def _connection(host: str, port: int, bodies: list[bytes], stop_at: float,
         writer.close()
 
 
-async def _drive(host: str, port: int, bodies: list[bytes], concurrency: int, warmup: float, seconds: float) -> dict:
+async def _drive(
+    host: str, port: int, bodies: list[bytes], concurrency: int, warmup: float, seconds: float, ok: bytes
+) -> dict:
     out = {"lat": [], "errors": 0}
     t0 = time.perf_counter()
     start_at, stop_at = t0 + warmup, t0 + warmup + seconds
-    await asyncio.gather(*(_connection(host, port, bodies, stop_at, start_at, out) for _ in range(concurrency)))
+    await asyncio.gather(*(_connection(host, port, bodies, stop_at, start_at, out, ok) for _ in range(concurrency)))
     lat = np.asarray(out["lat"]) * 1000
     return {
         "concurrency": concurrency,
@@ -132,8 +136,11 @@ async def _drive(host: str, port: int, bodies: list[bytes], concurrency: int, wa
     }
 
 
-def load_generator(host: str, port: int, bodies: list[bytes], levels: list[int], warmup: float, seconds: float, q):
-    """Runs in its own process: one closed-loop client per connection, each level in turn."""
+def load_generator(
+    host: str, port: int, bodies: list[bytes], levels: list[int], warmup: float, seconds: float, q, ok: bytes
+) -> None:
+    """Runs in its own process: one closed-loop client per connection, each level in turn. A response
+    counts as an error unless it is a 200 whose first bytes contain ``ok``."""
     try:
         import uvloop  # the client should cost as little CPU as possible
 
@@ -142,19 +149,52 @@ def load_generator(host: str, port: int, bodies: list[bytes], levels: list[int],
         pass
     for c in levels:
         cpu0 = time.process_time()
-        res = asyncio.run(_drive(host, port, bodies, c, warmup, seconds))
+        res = asyncio.run(_drive(host, port, bodies, c, warmup, seconds, ok))
         res["client_cpu_ms_per_req"] = round((time.process_time() - cpu0) * 1000 / max(1, res["requests"]), 3)
         q.put(res)
     q.put(None)
 
 
-def request_bytes(host: str, port: int, session: list[str], k: int) -> bytes:
-    body = json.dumps({"session": session, "k": k}).encode()
+def request_bytes(host: str, port: int, session: list[str], k: int, v2_model: str | None = None) -> bytes:
+    """One raw HTTP/1.1 request: the recframe contract, or MLServer's native V2 form of the same query."""
+    path = "/invocations" if v2_model is None else f"/v2/models/{v2_model}/infer"
+    if v2_model is None:
+        body = json.dumps({"session": session, "k": k}).encode()
+    else:
+        inputs = [
+            {"name": "session", "shape": [len(session)], "datatype": "BYTES", "data": session},
+            {"name": "k", "shape": [1], "datatype": "INT64", "data": [k]},
+        ]
+        body = json.dumps({"inputs": inputs}).encode()
     head = (
-        f"POST /invocations HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     return head + body
+
+
+def compare_mlserver(artifact: str, tmp: Path, sessions: list[list[str]], args, concurrency: int) -> dict:
+    """The strongest off-the-shelf alternative in the same run: the same artifact behind MLServer
+    (our runtime over the same Predictor, native V2 requests), same load generator and concurrency."""
+    from recframe.deployer.seldon_deployer import SeldonDeployer
+
+    seldon = SeldonDeployer(torch_threads=args.torch_threads, parallel_workers=0, smoke_k=args.k)
+    dep = seldon.deploy(Path(artifact), tmp / "seldon-run")
+    try:
+        port = int(dep.details["http_port"])
+        bodies = [request_bytes("127.0.0.1", port, s, args.k, v2_model=seldon.model_name) for s in sessions]
+        q = mp.get_context("spawn").Queue()
+        gen_args = ("127.0.0.1", port, bodies, [concurrency], args.warmup, args.seconds, q, b'"outputs"')
+        proc = mp.get_context("spawn").Process(target=load_generator, args=gen_args)
+        proc.start()
+        res = q.get()
+        q.get()
+        proc.join()
+    finally:
+        seldon.teardown()
+    res.pop("client_cpu_ms_per_req", None)
+    print(json.dumps({"mlserver": res}), file=sys.stderr)
+    return res
 
 
 def _capacity(level: dict) -> float | None:
@@ -177,12 +217,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--torch-threads", type=int, default=1, help="torch threads in the server")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn workers (1 = server thread)")
     ap.add_argument("--no-fast-path", action="store_true", help="route every request through FastAPI (for comparison)")
+    ap.add_argument(
+        "--compare-mlserver",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also drive MLServer (deployer=seldon, V2 protocol) at the best level's concurrency "
+        "(default: when mlserver is installed)",
+    )
     ap.add_argument("--p99-target-ms", type=float, default=25.0)
     ap.add_argument("--quick", action="store_true", help="small levels and short runs (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.quick:
-        args.levels, args.seconds, args.warmup, args.inprocess_seconds = "4,16", 2.0, 0.5, 1.5
+    if args.compare_mlserver is None:
+        import importlib.util
+
+        args.compare_mlserver = importlib.util.find_spec("mlserver") is not None
+    if args.quick:  # shorter defaults; options given explicitly still win
+        quick = {"levels": "4,16", "seconds": 2.0, "warmup": 0.5, "inprocess_seconds": 1.5}
+        for name, value in quick.items():
+            if getattr(args, name) == ap.get_default(name):
+                setattr(args, name, value)
 
     import torch
 
@@ -218,7 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
         levels = [int(x) for x in args.levels.split(",")]
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
-        proc = ctx.Process(target=load_generator, args=(host, port, bodies, levels, args.warmup, args.seconds, q))
+        gen_args = (host, port, bodies, levels, args.warmup, args.seconds, q, b'"items"')
+        proc = ctx.Process(target=load_generator, args=gen_args)
         proc.start()
         results = []
         cpu0 = time.process_time()  # the server runs in this process (workers=1): its CPU per request
@@ -240,6 +295,9 @@ def main(argv: list[str] | None = None) -> dict:
         deployer.teardown()
     ok = [r for r in results if r["errors"] == 0 and r["p99_ms"] is not None and r["p99_ms"] <= args.p99_target_ms]
     best = max(ok or results, key=lambda r: r["rps"])
+    mlserver = None
+    if args.compare_mlserver:
+        mlserver = compare_mlserver(artifact, tmp, sessions, args, best["concurrency"])
     summary = {
         "rps": best["rps"],
         "p50_ms": best["p50_ms"],
@@ -262,6 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
         "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "levels": results,
     }
+    if mlserver is not None:
+        summary["mlserver"] = mlserver
+        if mlserver.get("rps"):
+            summary["vs_mlserver"] = round(best["rps"] / mlserver["rps"], 2)
     print(json.dumps(summary))
     return summary
 
