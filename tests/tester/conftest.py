@@ -138,3 +138,9 @@ def random_model(dataset: Dataset) -> RandomModel:
 @pytest.fixture(scope="session")
 def flaky_model(dataset: Dataset) -> FlakyModel:
     return FlakyModel().fit(dataset.train)
+
+
+@pytest.fixture(scope="session")
+def model_classes() -> dict[str, type[Model]]:
+    """The fixture model classes, for tests that need fresh (unfitted) instances."""
+    return {"markov": MarkovModel, "random": RandomModel, "flaky": FlakyModel}

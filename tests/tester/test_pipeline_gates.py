@@ -35,18 +35,16 @@ def _pipeline(run_dir: Path, dataset: Dataset, model, force: bool = False) -> Pi
     )
 
 
-def test_good_model_deploys_with_full_report(tmp_path: Path, dataset: Dataset) -> None:
-    from tests.tester.conftest import MarkovModel
-
-    _pipeline(tmp_path, dataset, MarkovModel()).run()
+def test_good_model_deploys_with_full_report(tmp_path: Path, dataset: Dataset, model_classes) -> None:
+    _pipeline(tmp_path, dataset, model_classes["markov"]()).run()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "markov" and metrics["hr@20"] > metrics["baseline_pop"]["hr@20"]
     assert json.loads((tmp_path / "gates.json").read_text())["passed"] is True
     assert (tmp_path / "report" / "report.json").exists() and (tmp_path / "report" / "index.html").exists()
 
 
-def test_gate_stops_bad_model_and_force_overrides(tmp_path: Path, dataset: Dataset) -> None:
-    from tests.tester.conftest import RandomModel
+def test_gate_stops_bad_model_and_force_overrides(tmp_path: Path, dataset: Dataset, model_classes) -> None:
+    RandomModel = model_classes["random"]  # noqa: N806
 
     with pytest.raises(GateError, match=r"gate hr@20 >= 1.2 \* baseline_pop FAILED: value"):
         _pipeline(tmp_path / "a", dataset, RandomModel()).run()
