@@ -140,8 +140,16 @@ def instantiate_group(group: str, node: Any) -> Any:
         return None
     if not isinstance(node, DictConfig) or "_target_" not in node:
         raise ConfigError(group, "...", "must be a config with a _target_ (choose an option of the group)")
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
     try:
         return instantiate(node, _convert_="all")
+    except MissingMandatoryValue as e:
+        key = getattr(e, "full_key", None) or group
+        raise ConfigError(key, "???", f"is required: set it, e.g. {key}=VALUE") from None
+    except OmegaConfBaseException as e:  # interpolation or type errors inside the group
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(getattr(e, "full_key", None) or group, "...", msg) from None
     except InstantiationException as e:
         cause = e.__cause__
         if isinstance(cause, RecframeError):
@@ -154,7 +162,7 @@ def instantiate_group(group: str, node: Any) -> Any:
         raise ConfigError(group, node.get("_target_"), f"could not be built: {msg}") from None
 
 
-def validate(cfg: DictConfig) -> tuple[dict[str, Any], list[str], int]:
+def validate(cfg: DictConfig, run_dir: str | Path | None = None) -> tuple[dict[str, Any], list[str], int]:
     """Instantiate every group and check the top-level keys; no component does any work yet."""
     from recframe import validation
 
@@ -162,6 +170,12 @@ def validate(cfg: DictConfig) -> tuple[dict[str, Any], list[str], int]:
     for s in steps:
         validation.choice("steps", s, STEPS)
     seed = validation.integer("seed", cfg.get("seed", 42), 0)
+    resume_from = (cfg.get("run") or {}).get("resume_from")
+    if resume_from is not None and not Path(resume_from).is_dir():
+        raise ConfigError("run.resume_from", resume_from, "must be an existing run directory")
+    has_data = run_dir is not None and (Path(run_dir) / "data" / "manifest.json").exists()
+    if "data" not in steps and resume_from is None and not has_data:
+        raise ConfigError("steps", steps, "without the 'data' step, set run.resume_from to a finished run directory")
     parts = {g: instantiate_group(g, cfg.get(g)) for g in GROUPS}
     return parts, steps, seed
 
@@ -170,21 +184,22 @@ def build_pipeline(
     cfg: DictConfig,
     run_dir: str | Path | None = None,
     on_step: Callable[[str, str, float], None] | None = None,
+    check: bool = True,
 ) -> Pipeline:
-    """Instantiate every component (validating them) and return a pipeline ready to run."""
-    parts, steps, seed = validate(cfg)
+    """Instantiate every component (validating them) and return a pipeline ready to run.
+
+    With ``check`` the components of the selected steps also run their fail-fast ``check()``
+    (credentials, input files); the CLI does that once, before Hydra creates the run directory.
+    """
+    if run_dir is None:
+        run_dir = Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    parts, steps, seed = validate(cfg, run_dir)
     name = choices(cfg).get("model")
     if parts["model"] is not None and name and "/" not in name:
         parts["model"].name = name
-    if run_dir is None:
-        run_dir = Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") is not None else {}
     run = cfg.get("run", {}) or {}
     resume_from = run.get("resume_from")
-    if resume_from is not None and not Path(resume_from).is_dir():
-        raise ConfigError("run.resume_from", resume_from, "must be an existing run directory")
-    if "data" not in steps and resume_from is None and not (Path(run_dir) / "data" / "manifest.json").exists():
-        raise ConfigError("steps", steps, "without the 'data' step, set run.resume_from to a finished run directory")
     pipeline = Pipeline(
         datasource=parts["datasource"],
         model=parts["model"],
@@ -200,10 +215,26 @@ def build_pipeline(
         params=redacted_params(cfg),
         on_step=on_step,
     )
+    if check:
+        run_checks(parts, steps)
+    return pipeline
+
+
+def run_checks(parts: dict[str, Any], steps: Sequence[str]) -> None:
+    """Run the fail-fast ``check()`` of the components whose steps will run."""
     for step, part in (("data", parts["datasource"]), ("deploy", parts["deployer"])):
         if step in steps and part is not None:
             part.check()
-    return pipeline
+
+
+def check_writable(path: str | Path, key: str) -> None:
+    """Refuse an output directory that cannot be created or written, before anything is written."""
+    p = Path(path).absolute()
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(path), f"is not writable ({existing} cannot be written): choose another directory")
 
 
 def run(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> RunResult:

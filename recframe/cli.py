@@ -11,7 +11,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recframe.app import compose, conf_dir, one_line_hydra_error, set_offline_env, validate
+from recframe.app import (
+    check_writable,
+    compose,
+    conf_dir,
+    one_line_hydra_error,
+    run_checks,
+    set_offline_env,
+    validate,
+)
 from recframe.interfaces import RecframeError
 
 # Hydra flags that take a value in the next argument
@@ -29,7 +37,10 @@ def fail(message: str, code: int = 1) -> int:
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
-    """The plain ``key=value`` overrides in ``argv``, and whether pre-checking them makes sense."""
+    """The ``key=value`` overrides in ``argv``, and whether pre-checking them makes sense.
+
+    Hydra's own keys are kept only for the output directories (checked for writability).
+    """
     overrides: list[str] = []
     precheck = True
     skip = False
@@ -47,10 +58,24 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
             continue
         if arg.startswith("-"):
             continue
-        if arg.split("=", 1)[0].lstrip("+~").startswith("hydra."):
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra.") and key not in ("hydra.run.dir", "hydra.sweep.dir"):
             continue
         overrides.append(arg)
     return overrides, precheck
+
+
+PRECHECKED = False
+
+
+def precheck(overrides: list[str]) -> None:
+    """Compose, instantiate and ``check()`` everything before Hydra creates the run directory."""
+    global PRECHECKED
+    cfg = compose(overrides)
+    check_writable(cfg.hydra.run.dir, "hydra.run.dir")
+    parts, steps, _ = validate(cfg, cfg.hydra.run.dir)
+    run_checks(parts, steps)
+    PRECHECKED = True
 
 
 def _hydra_main() -> None:
@@ -78,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides, do_precheck = split_overrides(argv)
     if do_precheck:
         try:
-            validate(compose(overrides))
-        except RecframeError as e:
-            return fail(str(e), getattr(e, "exit_code", 1))
+            precheck(overrides)
+        except RecframeError as e:  # before any work: a bad config, a missing setting or credential
+            return fail(str(e), 2)
     from recframe.plugins import hydra_search_path_overrides
 
     sys.argv = [sys.argv[0], *argv, *hydra_search_path_overrides()]

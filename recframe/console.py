@@ -29,6 +29,7 @@ def run_with_console(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from recframe import cli
     from recframe.app import build_pipeline
 
     hc = HydraConfig.get()
@@ -43,7 +44,7 @@ def run_with_console(cfg: DictConfig) -> float | None:
 
     # Hydra's run_and_report would print a traceback for any exception: user errors end here instead.
     try:
-        pipeline = build_pipeline(cfg, run_dir=hc.runtime.output_dir, on_step=on_step)
+        pipeline = build_pipeline(cfg, run_dir=hc.runtime.output_dir, on_step=on_step, check=not cli.PRECHECKED)
         result = pipeline.run()
     except RecframeError as e:
         if multirun:

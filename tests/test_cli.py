@@ -41,18 +41,35 @@ def run_cli(args: list[str], env_home: Path, timeout: int = 300) -> subprocess.C
         ("tester.ks=[5,0]", "tester.ks[1]=0"),
         ("deployer.port=-5", "deployer.port"),
         ("datasource.split.test_days=0", "datasource.split.test_days"),
+        ("model.learning_rate=0", "model.learning_rate"),
+        ("model.learning_rate=fast", "model.learning_rate"),
+        ("model.batch_size=0", "model.batch_size"),
+        ("model.loss=mse", "model.loss"),
+        ("trainer=tpu", "available for trainer"),
+        ("tracker=nope", "available for tracker"),
+        ("deployer=sagemaker", "deployer.role_arn"),
+        ("deployer.host=", "deployer.host"),
+        ("datasource.raw.format=xml", "datasource.raw.format"),
+        ("datasource.raw.path=/no/such/file.csv", "/no/such/file.csv"),
+        ("datasource=files", "datasource"),
+        ("run.resume_from=/no/such/run", "run.resume_from"),
+        ("hydra.run.dir=/etc/passwd/run", "hydra.run.dir"),
+        ("tester.gates={hr@20: 'about 0.5'}", "tester.gates"),
+        ("steps=[test]", "run.resume_from"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(override, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("RECFRAME_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    code = main([override, f"hydra.run.dir={tmp_path / 'run'}"])
+    run_dir = [] if override.startswith("hydra.run.dir") else [f"hydra.run.dir={tmp_path / 'run'}"]
+    code = main([override, *run_dir])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert expected in err
     assert len(err.splitlines()) == 1, err
     assert "Traceback" not in err
     assert not (tmp_path / "run").exists(), "nothing may be written for a bad config"
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_split_overrides_skips_flags_and_hydra_keys():
