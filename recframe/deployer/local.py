@@ -96,6 +96,8 @@ class LocalDeployer(Deployer):
         from recframe.deployer.smoke import example_session
 
         artifact_dir = Path(artifact_dir)
+        if self._server is not None or self._proc is not None:
+            raise DeployError(f"already serving at {self.url}; call teardown() before deploying again")
         if self.workers == 1:
             info = self._start_thread(artifact_dir)
         else:

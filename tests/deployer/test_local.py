@@ -190,3 +190,17 @@ def test_big_batches_are_scored_in_slices(probe_artifact: Path) -> None:
     assert len(results) == 40 and results[0] == results[2] and results[1] == results[3]
     assert app.batcher.sessions == 40
     app.close()
+
+
+def test_smoke_does_not_depend_on_the_exclude_seen_default(probe_artifact: Path, tmp_path: Path) -> None:
+    deployer = LocalDeployer(exclude_seen=False)
+    try:
+        dep = deployer.deploy(probe_artifact, tmp_path)
+        assert dep.smoke["passed"], dep.smoke
+        with pytest.raises(DeployError, match="already serving"):
+            deployer.deploy(probe_artifact, tmp_path)
+        session = dep.smoke["session"]
+        r = httpx.post(f"{dep.url}/invocations", json={"session": session, "k": 100}, trust_env=False).json()
+        assert set(session) <= set(r["items"])  # the configured default applies to requests
+    finally:
+        deployer.teardown()
