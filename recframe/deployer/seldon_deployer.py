@@ -189,6 +189,8 @@ class SeldonDeployer(Deployer):
 
     def deploy(self, artifact_dir: Path, run_dir: Path) -> Deployment:
         self.check()
+        if self._proc is not None:
+            raise DeployError(f"MLServer already serving at {self.url}; call teardown() before deploying again")
         root = Path(run_dir) / "seldon"
         self.write_model_folder(Path(artifact_dir), root)
         manifests = self.render_manifests(root / "manifests")
