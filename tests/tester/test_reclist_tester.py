@@ -163,3 +163,23 @@ def test_yaml_instantiates() -> None:
     cfg = OmegaConf.create({"seed": 7, "tester": OmegaConf.load(conf)})
     tester = instantiate(cfg.tester)
     assert isinstance(tester, ReclistTester) and tester.seed == 7 and tester.gates[0].metric == "hr@20"
+
+
+def test_real_comet_offline_experiment(tmp_path: Path, dataset: Dataset, markov) -> None:
+    """With the real comet tracker (offline: no key, no network) the suite's results land in its archive."""
+    pytest.importorskip("comet_ml")
+    import zipfile
+
+    from recframe.tracker.comet_tracker import CometTracker
+
+    tracker = CometTracker(online=False)
+    tracker.start(tmp_path, "run-1")
+    try:
+        ReclistTester(gates={}, n_samples=100, tracker=tracker).run(markov, dataset, tmp_path / "report")
+    finally:
+        tracker.close()
+    archives = list((tmp_path / "comet").glob("*.zip"))
+    assert archives
+    with zipfile.ZipFile(archives[0]) as z:
+        blob = b"".join(z.read(n) for n in z.namelist())
+    assert b"reclist/accuracy/hr@20/model" in blob
