@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 "events_per_s": round(len(train) * epochs / max(train_s, 1e-9), 1),
                 "s_per_epoch": round(train_s / max(epochs, 1), 2),
                 "cpu_s_per_epoch": round(cpu_s / max(epochs, 1), 2),
+                "events_per_cpu_s": round(len(train) * epochs / max(cpu_s, 1e-9), 1),
             }
             print(
                 f"[{name}] {epochs} epoch(s) in {train_s:.1f}s (cpu {cpu_s:.1f}s): {row['events_per_s']:,.0f} events/s",
