@@ -17,8 +17,18 @@ class NoneTester(Tester):
 
     name = "none"
 
+    def __init__(self, html: bool = True) -> None:
+        from recframe import validation
+
+        self.html = validation.boolean("tester.html", html)
+
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         name = str(getattr(model, "name", type(model).__name__))
         report = {"metadata": {"tester": self.name, "model_name": name}, "skipped": True, "gates": []}
         write_json(Path(out_dir) / "report.json", report)
-        return TestResult(metrics={"model": name}, report=report, passed=True, failures=[])
+        result = TestResult(metrics={"model": name}, report=report, passed=True, failures=[])
+        if self.html:  # the run summary (data, lineage, training curves) is worth having without tests
+            from recframe.tester.report_html import write_report
+
+            write_report(Path(out_dir).parent, result)
+        return result

@@ -529,7 +529,7 @@ def render_report(run_dir: str | Path, result: TestResult | None = None) -> str:
     model = str(metrics.get("model") or (report.get("metadata") or {}).get("model_name") or "model")
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     sections = [
-        ("summary", "Summary", _summary(metrics, report, k, passed if metrics else None)),
+        ("summary", "Summary", _summary(metrics, report, k, None if report.get("skipped") else passed)),
         ("gates", "Gate verdicts", _gates(report, failures, warnings)),
         ("metrics", "Metrics vs baselines", _metrics_table(metrics, k)),
         ("slices", "Slices", _slices(tests.get("slices"), k)),

@@ -150,3 +150,11 @@ def test_renders_in_headless_chromium(full_run, tmp_path: Path) -> None:
     for anchor in SECTIONS:
         assert f'id="{anchor}"' in dom.stdout
     assert dom.stdout.count("<svg") >= 8  # the charts survived parsing
+
+
+def test_none_tester_report_says_skipped(tmp_path: Path, dataset: Dataset, markov) -> None:
+    from recframe.tester.none_tester import NoneTester
+
+    result = NoneTester().run(markov, dataset, tmp_path / "report")
+    page = render_report(tmp_path, result)
+    assert "badge skip" in page and "gates passed" not in page
