@@ -13,7 +13,9 @@ whole batch of prefixes is handled with a few sparse products and sorts:
   weights over the shared items) and its imaginary part a sum of ``4**-step`` over the shared items,
   from which the exponent gives back the smallest "step" (how many positions from the end of the
   prefix the most recent shared item sits) exactly: the score decay of V-SKNN and V-STAN needs it;
-* per-row ranks over the CSR layout give the recency sample and the top-k.
+* per-row ranks over the CSR layout give the recency sample and the top-k;
+* votes are summed in float64 through one more sparse product and written once into the float32
+  score matrix.
 
 Each item's session list is cut to its ``sample_size`` most recent sessions before the product. That
 changes nothing (the ``sample_size`` most recent sessions of a union are among the ``sample_size``
@@ -28,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-# Steps and positions are carried as powers of four in float64; 4**-500 = 2**-1000 is still a normal
-# number. Items further than this from the end of a prefix share the decay of step 500.
+# Steps travel through the candidate product as powers of four in float64; 4**-500 = 2**-1000 is
+# still a normal number. Items further than this from the end of a prefix share the decay of step 500.
 MAX_STEP = 500
 
 
