@@ -10,21 +10,25 @@
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# One virtualenv, copied whole into the runtime stage: pip then sees the CPU torch installed first
+# (with --prefix it would not, and would resolve `torch>=2.3` to a multi-GB CUDA build).
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# torch first, from the CPU wheel index: a bare `torch` requirement would pull a multi-GB CUDA build.
-RUN pip install --prefix=/install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 COPY pyproject.toml README.md ./
 COPY recframe ./recframe
 COPY conf ./conf
 COPY dbt ./dbt
-RUN pip install --prefix=/install ".[seldon]"
+RUN pip install ".[seldon]"
 
 FROM python:3.11-slim
 # No telemetry, no cloud-metadata probes, one torch thread (the event loop needs the other core).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     DO_NOT_TRACK=true AWS_EC2_METADATA_DISABLED=true \
     RECFRAME_ARTIFACT=/opt/ml/model RECFRAME_TORCH_THREADS=1 RECFRAME_MAX_BATCH=64
-COPY --from=build /install /usr/local
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 RUN useradd --create-home --uid 10001 recframe
 USER recframe
 EXPOSE 8080
