@@ -1,3 +1,4 @@
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
 {#- One row per session of the current build: its size, duplicates, its kept events as time-ordered
     lists, and a session-level reject reason: no_product_events (no kept action),
     single_event_session, bot_session (more kept events than var('max_session_length')).
@@ -8,8 +9,9 @@ with rolled as (
 )
 
 select
-    tenant,
-    session_id,
+    r.tenant,
+    l.etl_id,
+    r.session_id,
     n_rows,
     n_events,
     n_duplicates,
@@ -24,4 +26,6 @@ select
         when n_kept = 1 then 'single_event_session'
         when n_kept > {{ var('max_session_length') | int }} then 'bot_session'
     end as reject_reason
-from rolled
+from rolled as r
+inner join {{ ref('stg_events__current_loads') }} as l
+    on r.tenant = l.tenant

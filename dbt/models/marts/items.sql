@@ -3,7 +3,11 @@
     catalogue (latest load per tenant) knows them, and its popularity (kept events). Popularity is
     read from the session lists (unnested by a dispatched macro), not from the event level. -#}
 with kept as (
-    {{ unnest_list_select(ref('int_sessions') ~ ' where reject_reason is null', 'items', 'sku', ['tenant']) }}
+    {%- set in_scope -%}
+        (select * from {{ ref('int_sessions') }} where reject_reason is null
+         and tenant in (select tenant from {{ ref('stg_events__current_loads') }}))
+    {%- endset %}
+    {{ unnest_list_select(in_scope, 'items', 'sku', ['tenant']) }}
 ),
 
 popularity as (

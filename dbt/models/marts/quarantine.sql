@@ -36,7 +36,7 @@ union all
 
 select
     s.tenant,
-    l.etl_id,
+    s.etl_id,
     'duplicate' as reason,
     s.session_id as session_key,
     null as sku,
@@ -53,7 +53,7 @@ union all
 
 select
     s.tenant,
-    l.etl_id,
+    s.etl_id,
     s.reject_reason as reason,
     s.session_id as session_key,
     null as sku,

@@ -20,29 +20,30 @@ renamed as (
         nullif(trim(session_key), '') as session_key,
         nullif(trim(user_key), '') as user_key,
         lower(nullif(trim(sku), '')) as sku,
-        -- event kind, mapped onto recframe's actions
+        -- event kind as read
         lower(trim(event_type)) as event_type_raw,
         lower(nullif(trim(product_action), '')) as product_action_raw,
-        case
-            when lower(trim(event_type)) = 'pageview' then 'pageview'
-            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('detail', 'view', 'pv', 'click')
-                then 'detail'
-            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('add', 'cart', 'add_to_cart')
-                then 'add'
-            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('purchase', 'buy')
-                then 'purchase'
-            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type)))
-                in ('remove', 'remove_from_cart')
-                then 'remove'
-            when lower(coalesce(nullif(trim(product_action), ''), trim(event_type))) in ('fav', 'wishlist')
-                then 'fav'
-        end as action,
         -- timestamps
         ts_raw,
         ts_ms,
         etl_epoch_ms,
         url
     from source
+),
+
+mapped as (
+    -- the action is the product action when the source has one (Coveo), else the event type
+    select
+        *,
+        case
+            when event_type_raw = 'pageview' then 'pageview'
+            when coalesce(product_action_raw, event_type_raw) in ('detail', 'view', 'pv', 'click') then 'detail'
+            when coalesce(product_action_raw, event_type_raw) in ('add', 'cart', 'add_to_cart') then 'add'
+            when coalesce(product_action_raw, event_type_raw) in ('purchase', 'buy') then 'purchase'
+            when coalesce(product_action_raw, event_type_raw) in ('remove', 'remove_from_cart') then 'remove'
+            when coalesce(product_action_raw, event_type_raw) in ('fav', 'wishlist') then 'fav'
+        end as action
+    from renamed
 )
 
 select
@@ -69,4 +70,4 @@ select
         {% if start_ms is not none %}when ts_ms < {{ start_ms }} then 'outside_date_window'{% endif %}
         {% if end_ms is not none %}when ts_ms >= {{ end_ms }} then 'outside_date_window'{% endif %}
     end as reject_reason
-from renamed
+from mapped
