@@ -46,3 +46,54 @@ def test_new_input_appends_a_new_load_and_other_tenants_are_separate(tmp_path, s
     assert _counts(con) == (3 * small.events.num_rows, 3)
     # going back to input A is a new load again (A is no longer the current one)
     assert not ingest(con, small.events, COVEO, "shop", "fp-a").skipped
+
+
+def test_custom_format_from_csv_and_parquet_with_reader_rejects(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recframe.datasource.formats import resolve_format
+    from recframe.datasource.warehouse import relation_sql
+
+    fmt = resolve_format(
+        {
+            "format": "custom",
+            "columns": {"user_key": "who", "sku": "what", "event_type": "kind", "ts_raw": "at"},
+            "ts_unit": "timestamp",
+            "delimiter": ";",
+        }
+    )
+    csv = tmp_path / "clicks.csv"
+    csv.write_bytes(
+        b"who;what;kind;at\n"
+        b"u1; A ;view;2020-01-01 10:00:00\n"
+        b"u1;B;cart;2020-01-01 10:05:00 UTC\n"
+        b"u2;C;view;not a time\n"
+        b"u3;\xff;view;2020-01-01 10:00:00\n"  # not UTF-8: rejected by the reader, kept in raw.rejects
+        b"u4;D;view\n"  # a column short
+    )
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    load = ingest(con, relation_sql(csv, fmt), fmt, "t", "fp-csv")
+    assert load.n_rows == 5
+    rows = con.execute("select user_key, sku, event_type, ts_ms from raw.events order by ts_raw").fetchall()
+    assert rows[0] == ("u1", " A ", "view", 1_577_872_800_000) and rows[1][3] == 1_577_873_100_000
+    assert rows[2][3] is None  # malformed timestamps stay in raw (quarantined by dbt)
+    rejects = dict(con.execute("select line, error_type from raw.rejects").fetchall())
+    assert len(rejects) == 2 and any("ENCODING" in e.upper() for e in rejects.values())
+
+    pq.write_table(
+        pa.table({"who": ["u1"], "what": ["A"], "kind": ["view"], "at": ["2020-01-01 10:00:00"]}),
+        tmp_path / "clicks.parquet",
+    )
+    load = ingest(con, relation_sql(tmp_path / "clicks.parquet", fmt), fmt, "t2", "fp-pq")
+    assert load.n_rows == 1
+
+
+def test_custom_format_needs_the_essential_columns():
+    from recframe.datasource.formats import resolve_format
+    from recframe.interfaces import ConfigError
+
+    with pytest.raises(ConfigError, match="datasource.raw.columns"):
+        resolve_format({"format": "custom", "columns": {"sku": "x"}})
+    with pytest.raises(ConfigError, match="datasource.raw.columns"):
+        resolve_format({"format": "coveo", "columns": {"colour": "x"}})

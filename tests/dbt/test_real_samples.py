@@ -43,9 +43,11 @@ def test_real_sample_ingests_and_accounts_for_every_row(fmt, tmp_path):
         n_seq = con.execute("select count(*) from session_sequences").fetchall()[0][0]
         accepted = con.execute("select sum(n_events) from int_sessions where reject_reason is null").fetchall()[0][0]
         quarantined = con.execute("select sum(n_rows) from quarantine").fetchall()[0][0] or 0
-        n_items = con.execute("select count(*) from items where category is not null").fetchall()[0][0]
+        n_items = con.execute("select count(*) from items").fetchall()[0][0]
+        n_catalogue = con.execute("select count(*) from raw.items").fetchall()[0][0]
         con.close()
-        assert n_seq >= 1 and n_items >= 1
+        # the official samples are cut independently: few sample SKUs appear in the sample catalogue
+        assert n_seq >= 1 and n_items >= 1 and n_catalogue > 0
         assert load.n_rows == accepted + quarantined == 34
         return
     ds = src.load(tmp_path / "run")
@@ -53,8 +55,9 @@ def test_real_sample_ingests_and_accounts_for_every_row(fmt, tmp_path):
     assert s["rows_accounted"] and s["raw_rows"] == s["accepted"] + s["quarantined"]
     assert s["train"]["sessions"] > 50 and s["test"]["sessions"] > 5
     assert ds.items is not None and ds.items["category"].notna().mean() > 0.9
+    # both samples end with a truncated line (the cut of a larger file): read, and quarantined as such
     if fmt == "taobao":  # no session id: sessions are cut by user + 30-minute gaps
         assert ds.train["session_id"].str.contains("-").all()
-        assert s["raw_rows"] == 84_475
+        assert s["raw_rows"] == 84_475 + 1 and s["quarantine_reasons"]["malformed_row"] == 1
     if fmt == "rees46":
-        assert s["raw_rows"] == 17_434
+        assert s["raw_rows"] == 17_434 + 1 and s["quarantine_reasons"]["malformed_row"] == 1
