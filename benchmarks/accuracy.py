@@ -167,5 +167,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """``main`` with user errors (bad config values, missing files, bad overrides) on one line, exit 2."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from recframe.interfaces import RecframeError
+
+    try:
+        return main()
+    except (RecframeError, HydraException, OmegaConfBaseException) as e:
+        shown: BaseException = e
+        cause: BaseException | None = e
+        while cause is not None:  # Hydra wraps a constructor's ConfigError; show that one
+            if isinstance(cause, RecframeError):
+                shown = cause
+                break
+            cause = cause.__cause__
+        message = " ".join(line.strip() for line in str(shown).splitlines() if line.strip())
+        print(f"error: {message or type(shown).__name__}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
