@@ -10,7 +10,8 @@ the target, the next item predicted at every position, items already in the sess
     python benchmarks/accuracy.py --dataset DIR --models vsknn --set model.k=500 --set model.sample_size=5000
     python benchmarks/accuracy.py --dataset DIR --models gru,sasrec --device cuda --epochs 10
 
-``--set model.KEY=VALUE`` applies to every model listed, ``--set NAME.KEY=VALUE`` to model NAME only.
+``--set model.KEY=VALUE`` applies to every listed model whose config has KEY (a KEY none has is an
+error), ``--set NAME.KEY=VALUE`` to model NAME only.
 Progress goes to stdout line by line; the last line is one JSON object
 ``{"dataset", "results": [{"model", "hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "events_per_s",
 "device", "targets", "train_cpu_s", "eval_cpu_s"}]}``. ``events_per_s`` is training events (times
@@ -66,8 +67,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def model_overrides(name: str, overrides: list[str]) -> list[str]:
-    """The overrides that concern model ``name``, spelled ``model.KEY=VALUE`` for Hydra."""
+def model_keys(name: str) -> set[str]:
+    """Top-level keys of ``conf/model/<name>.yaml`` (empty when there is no such file)."""
+    from omegaconf import OmegaConf
+
+    path = ROOT / "conf" / "model" / f"{name}.yaml"
+    return set(OmegaConf.load(path).keys()) if path.exists() else set()
+
+
+def model_overrides(name: str, overrides: list[str], names: list[str]) -> list[str]:
+    """The overrides that concern model ``name``, spelled ``model.KEY=VALUE`` for Hydra.
+
+    ``model.KEY=VALUE`` goes to every listed model whose config has KEY (``--set model.k=500`` with
+    ``--models pop,vsknn`` leaves pop alone); a KEY that none of them has is an error, so a typo is
+    not silently ignored. ``NAME.KEY=VALUE`` goes to model NAME only, and Hydra rejects unknown keys.
+    """
     out = []
     for o in overrides:
         key, sep, value = o.partition("=")
@@ -75,9 +89,15 @@ def model_overrides(name: str, overrides: list[str]) -> list[str]:
             raise SystemExit(f"--set {o!r}: expected model.KEY=VALUE or NAME.KEY=VALUE")
         scope, _, rest = key.partition(".")
         if scope == "model":
-            out.append(o)
+            top = rest.split(".")[0].lstrip("+~")
+            if not any(top in model_keys(n) for n in names):
+                raise SystemExit(f"--set {o!r}: none of the models {', '.join(names)} has a key {top!r}")
+            if top in model_keys(name):
+                out.append(o)
         elif scope == name:
             out.append(f"model.{rest}={value}")
+        elif scope not in names:
+            raise SystemExit(f"--set {o!r}: {scope!r} is neither 'model' nor one of the models {', '.join(names)}")
     return out
 
 
@@ -107,13 +127,13 @@ def compose(name: str, overrides: list[str], device: str, epochs: int | None) ->
     return cfg.model, trainer
 
 
-def run_model(name: str, args: argparse.Namespace, train, test) -> dict[str, Any]:
+def run_model(name: str, names: list[str], args: argparse.Namespace, train, test) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from recframe.evaluation import evaluate
     from recframe.interfaces import FitContext
 
-    model_cfg, trainer = compose(name, model_overrides(name, args.overrides), args.device, args.epochs)
+    model_cfg, trainer = compose(name, model_overrides(name, args.overrides, names), args.device, args.epochs)
     model = instantiate(model_cfg, _convert_="all")
     target = str(model_cfg.get("_target_", ""))
     cpu_only = target.startswith(CPU_ONLY_MODULES)
@@ -155,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     if not names:
         raise SystemExit("--models: give at least one model name")
+    known = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+    for name in names:  # fail on a bad model name or override before loading any data
+        if name not in known:
+            raise SystemExit(f"unknown model {name!r}: no conf/model/{name}.yaml (known: {', '.join(known)})")
+        model_overrides(name, args.overrides, names)
     import torch  # noqa: F401 - imported here so its start-up time is not billed to the first model's eval
 
     train, test = load_split(args.dataset)
@@ -162,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         keep = test["session_id"].drop_duplicates().iloc[: args.test_sessions]
         test = test[test["session_id"].isin(set(keep))]
     print(f"dataset {args.dataset}: {len(train):,} train events, {len(test):,} test events", flush=True)
-    results = [run_model(name, args, train, test) for name in names]
+    results = [run_model(name, names, args, train, test) for name in names]
     print(json.dumps({"dataset": str(args.dataset), "results": results}))
     return 0
 

@@ -334,3 +334,37 @@ def test_diginetica_preset_holds_the_tuned_parameters():
         "div",
         5.0,
     )
+
+
+def test_accuracy_benchmark_prints_one_json_line(tmp_path, capsys):
+    """benchmarks/accuracy.py end to end on tiny TSV files, in-process (importing it by path)."""
+    import importlib.util
+    import json
+
+    for name, (n, seed, start) in {"train": (300, 0, 0), "test": (40, 1, 300)}.items():
+        ev = markov_events(n, seed=seed, start_session=start)
+        ev.rename(columns={"session_id": "SessionId", "item_id": "ItemId", "ts": "Time"}).to_csv(
+            tmp_path / f"{name}.tsv.gz", sep="\t", index=False
+        )
+    root = CONF.parent
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", root / "benchmarks" / "accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = [
+        "--dataset",
+        str(tmp_path),
+        "--models",
+        "pop,vsknn",
+        "--set",
+        "vsknn.k=20",
+        "--set",
+        "model.tie_break=oldest",
+    ]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert [r["model"] for r in summary["results"]] == ["pop", "vsknn"]
+    pop, knn = summary["results"]
+    assert knn["hr@20"] > pop["hr@20"]
+    assert {"hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "events_per_s", "device"} <= set(knn)
+    assert knn["device"] == "cpu"
