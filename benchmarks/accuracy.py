@@ -9,9 +9,12 @@ the target, the next item predicted at every position, items already in the sess
     python benchmarks/accuracy.py --dataset ../shared/data/diginetica --models pop,vsknn
     python benchmarks/accuracy.py --dataset DIR --models vsknn --set model.k=500 --set model.sample_size=5000
     python benchmarks/accuracy.py --dataset DIR --models gru,sasrec --device cuda --epochs 10
+    python benchmarks/accuracy.py --dataset DIR --experiments vsknn_diginetica,gru4rec_diginetica
 
 ``--set model.KEY=VALUE`` applies to every listed model whose config has KEY (a KEY none has is an
-error), ``--set NAME.KEY=VALUE`` to model NAME only.
+error), ``--set NAME.KEY=VALUE`` to model NAME only. ``--experiments`` runs presets
+(``conf/experiment/<name>.yaml``, composed with the primary config as the CLI would) and reports them
+under the preset's name; ``model.KEY`` overrides apply to them too.
 Progress goes to stdout line by line; the last line is one JSON object
 ``{"dataset", "results": [{"model", "hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "events_per_s",
 "device", "targets", "train_cpu_s", "eval_cpu_s"}]}``. ``events_per_s`` is training events (times
@@ -50,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--dataset", required=True, help="folder with train.tsv.gz and test.tsv.gz (SessionId, ItemId, Time)"
     )
-    p.add_argument("--models", required=True, help="comma-separated names of conf/model/<name>.yaml, e.g. pop,vsknn")
+    p.add_argument("--models", default="", help="comma-separated names of conf/model/<name>.yaml, e.g. pop,vsknn")
+    p.add_argument(
+        "--experiments",
+        default="",
+        help="comma-separated presets of conf/experiment/<name>.yaml (model + trainer), e.g. vsknn_diginetica",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="accelerator for neural models")
     p.add_argument("--epochs", type=int, default=None, help="max_epochs for neural models (default: their trainer's)")
     p.add_argument(
@@ -59,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="config override: model.KEY=VALUE for every model, NAME.KEY=VALUE for one (repeatable)",
+        help="model.KEY=VALUE for every model with KEY (and every experiment), NAME.KEY=VALUE for one (repeatable)",
     )
     p.add_argument("--test-sessions", type=int, default=None, help="evaluate on the first N test sessions only")
     p.add_argument("--batch-size", type=int, default=512, help="prefixes scored per batch during evaluation")
@@ -75,13 +83,15 @@ def model_keys(name: str) -> set[str]:
     return set(OmegaConf.load(path).keys()) if path.exists() else set()
 
 
-def model_overrides(name: str, overrides: list[str], names: list[str]) -> list[str]:
+def model_overrides(name: str, overrides: list[str], names: list[str], experiments: tuple[str, ...] = ()) -> list[str]:
     """The overrides that concern model ``name``, spelled ``model.KEY=VALUE`` for Hydra.
 
     ``model.KEY=VALUE`` goes to every listed model whose config has KEY (``--set model.k=500`` with
     ``--models pop,vsknn`` leaves pop alone); a KEY that none of them has is an error, so a typo is
     not silently ignored. ``NAME.KEY=VALUE`` goes to model NAME only, and Hydra rejects unknown keys.
+    Experiments (named in ``experiments``) get every ``model.KEY`` override; Hydra checks those keys.
     """
+    runs = [*names, *experiments]
     out = []
     for o in overrides:
         key, sep, value = o.partition("=")
@@ -90,35 +100,42 @@ def model_overrides(name: str, overrides: list[str], names: list[str]) -> list[s
         scope, _, rest = key.partition(".")
         if scope == "model":
             top = rest.split(".")[0].lstrip("+~")
-            if not any(top in model_keys(n) for n in names):
+            if not experiments and not any(top in model_keys(n) for n in names):
                 raise SystemExit(f"--set {o!r}: none of the models {', '.join(names)} has a key {top!r}")
-            if top in model_keys(name):
+            if name in experiments or top in model_keys(name):
                 out.append(o)
         elif scope == name:
             out.append(f"model.{rest}={value}")
-        elif scope not in names:
-            raise SystemExit(f"--set {o!r}: {scope!r} is neither 'model' nor one of the models {', '.join(names)}")
+        elif scope not in runs:
+            raise SystemExit(f"--set {o!r}: {scope!r} is neither 'model' nor one of {', '.join(runs)}")
     return out
 
 
-def compose(name: str, overrides: list[str], device: str, epochs: int | None) -> tuple[Any, dict[str, Any]]:
-    """The model config (``_target_`` + arguments) and the trainer settings, composed by Hydra."""
+def compose(
+    name: str, overrides: list[str], device: str, epochs: int | None, experiment: bool = False
+) -> tuple[Any, dict[str, Any]]:
+    """The model config (``_target_`` + arguments) and the trainer settings, composed by Hydra.
+
+    A model composes its own group (plus the trainer group) without the rest of the pipeline's
+    config; an experiment composes the whole primary config with ``experiment=NAME``, exactly as
+    ``python -m recframe experiment=NAME`` would, and contributes its ``model`` and ``trainer``.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     conf_dir = ROOT / "conf"
-    if not (conf_dir / "model" / f"{name}.yaml").exists():
-        known = sorted(p.stem for p in (conf_dir / "model").glob("*.yaml"))
-        raise SystemExit(f"unknown model {name!r}: no conf/model/{name}.yaml (known: {', '.join(known)})")
     trainer_option = "gpu" if device == "cuda" else "cpu"
-    groups = [f"+model={name}"]
-    if (conf_dir / "trainer" / f"{trainer_option}.yaml").exists():
-        groups.append(f"+trainer={trainer_option}")
+    has_trainer = (conf_dir / "trainer" / f"{trainer_option}.yaml").exists()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = hydra_compose(overrides=[*groups, *overrides])
+        if experiment:
+            groups = [f"experiment={name}", *([f"trainer={trainer_option}"] if has_trainer else [])]
+            cfg = hydra_compose(config_name="config", overrides=[*groups, *overrides])
+        else:
+            groups = [f"+model={name}", *([f"+trainer={trainer_option}"] if has_trainer else [])]
+            cfg = hydra_compose(overrides=[*groups, *overrides])
     trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
     trainer = {k: v for k, v in trainer.items() if not k.startswith("_")}
     trainer["accelerator"] = device
@@ -127,13 +144,16 @@ def compose(name: str, overrides: list[str], device: str, epochs: int | None) ->
     return cfg.model, trainer
 
 
-def run_model(name: str, names: list[str], args: argparse.Namespace, train, test) -> dict[str, Any]:
+def run_model(
+    name: str, names: list[str], experiments: tuple[str, ...], args: argparse.Namespace, train, test
+) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from recframe.evaluation import evaluate
     from recframe.interfaces import FitContext
 
-    model_cfg, trainer = compose(name, model_overrides(name, args.overrides, names), args.device, args.epochs)
+    overrides = model_overrides(name, args.overrides, names, experiments)
+    model_cfg, trainer = compose(name, overrides, args.device, args.epochs, experiment=name in experiments)
     model = instantiate(model_cfg, _convert_="all")
     target = str(model_cfg.get("_target_", ""))
     cpu_only = target.startswith(CPU_ONLY_MODULES)
@@ -173,13 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     from _common import load_split
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    if not names:
-        raise SystemExit("--models: give at least one model name")
-    known = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
-    for name in names:  # fail on a bad model name or override before loading any data
-        if name not in known:
-            raise SystemExit(f"unknown model {name!r}: no conf/model/{name}.yaml (known: {', '.join(known)})")
-        model_overrides(name, args.overrides, names)
+    experiments = tuple(n.strip() for n in args.experiments.split(",") if n.strip())
+    if not names and not experiments:
+        raise SystemExit("give at least one model (--models) or preset (--experiments)")
+    for group, listed in (("model", names), ("experiment", experiments)):
+        known = sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+        for name in listed:  # fail on a bad name or override before loading any data
+            if name not in known:
+                raise SystemExit(f"unknown {group} {name!r}: no conf/{group}/{name}.yaml (known: {', '.join(known)})")
+    for name in [*names, *experiments]:
+        model_overrides(name, args.overrides, names, experiments)
     import torch  # noqa: F401 - imported here so its start-up time is not billed to the first model's eval
 
     train, test = load_split(args.dataset)
@@ -187,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         keep = test["session_id"].drop_duplicates().iloc[: args.test_sessions]
         test = test[test["session_id"].isin(set(keep))]
     print(f"dataset {args.dataset}: {len(train):,} train events, {len(test):,} test events", flush=True)
-    results = [run_model(name, names, args, train, test) for name in names]
+    results = [run_model(name, names, experiments, args, train, test) for name in [*names, *experiments]]
     print(json.dumps({"dataset": str(args.dataset), "results": results}))
     return 0
 
