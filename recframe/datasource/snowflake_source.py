@@ -32,7 +32,7 @@ from typing import Any
 
 from recframe import validation as v
 from recframe.datasource.duckdb_source import DuckDBSource, _as_dict
-from recframe.interfaces import ConfigError, Dataset, DataSource, DataError, RecframeError
+from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
@@ -122,6 +122,8 @@ class SnowflakeSource(DataSource):
             if value is not None:
                 identifier(f"datasource.{key}", value)
         self.host = host or None
+        if isinstance(port, str) and port.strip().isdigit():  # from ${oc.env:SNOWFLAKE_PORT}
+            port = int(port)
         self.port = None if port in (None, "") else v.integer("datasource.port", port, 1, 65535)
         self.protocol = None if not protocol else v.choice("datasource.protocol", protocol, PROTOCOLS)
         self.login_timeout = v.positive("datasource.login_timeout", login_timeout)
@@ -269,12 +271,14 @@ class SnowflakeSource(DataSource):
                     os.environ[k] = old
 
     def _raw(self, table: str) -> str:
-        return f"{identifier('datasource.database', self.database)}.{identifier('datasource.raw_schema', self.raw_schema)}.{table}"
+        """A fully qualified raw table (``"DB"."RAW".EVENTS``); ``table`` is one of recframe's constants."""
+        db = identifier("datasource.database", self.database)
+        return f"{db}.{identifier('datasource.raw_schema', self.raw_schema)}.{table}"
 
     def _mart(self, table: str) -> str:
-        return (
-            f"{identifier('datasource.database', self.database)}.{identifier('datasource.schema', self.schema)}.{table}"
-        )
+        """A fully qualified dbt model (``"DB"."PUBLIC".SESSION_SEQUENCES``)."""
+        db = identifier("datasource.database", self.database)
+        return f"{db}.{identifier('datasource.schema', self.schema)}.{table}"
 
     # ------------------------------------------------------------------------------------------------
     def build(self, work_dir: Path, run_id: str | None = None) -> Any:
@@ -446,7 +450,8 @@ class SnowflakeSource(DataSource):
             actions varchar[])"""
         )
         local.execute(
-            "create table main.items (tenant varchar, sku varchar, category varchar, price_bucket varchar, n_events bigint)"
+            "create table main.items (tenant varchar, sku varchar, category varchar, price_bucket varchar, "
+            "n_events bigint)"
         )
         cur.execute(
             f"""select tenant, session_id, session_start_ms, session_end_ms, session_start, length,

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 STATUS_CODES = {"queued": 1, "starting": 2, "running": 3, "success": 10, "error": 20, "cancelled": 30}
@@ -28,7 +29,7 @@ class FakeJob:
     outcome: str = "success"  # success | error | cancelled | hang (never completes)
     polls: int = 2  # status requests answered "running" before the outcome
     work: Callable[[dict[str, Any]], None] | None = None  # runs in a thread; completes the run when done
-    manifest: bytes | None = None  # served as the run's manifest.json artifact
+    manifest: bytes | Path | None = None  # served as the run's manifest.json artifact (a Path is read then)
 
 
 @dataclass
@@ -159,13 +160,16 @@ class FakeDbtCloud:
             return self._send(h, 200, self._run_object(run, self._status(run)))
         if m := re.fullmatch(r"runs/(\d+)/artifacts/manifest\.json", path):
             run = self.runs.get(int(m[1]))
-            if run is None or run.job.manifest is None:
+            manifest = run.job.manifest if run is not None else None
+            if isinstance(manifest, Path):
+                manifest = manifest.read_bytes() if manifest.exists() else None
+            if manifest is None:
                 return self._send(h, 404, None, "Artifact not found.")
             h.send_response(200)
             h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(run.job.manifest)))
+            h.send_header("Content-Length", str(len(manifest)))
             h.end_headers()
-            h.wfile.write(run.job.manifest)
+            h.wfile.write(manifest)
             return None
         return self._send(h, 404, None, "Not found.")
 
