@@ -80,7 +80,9 @@ def fakesnow_port(tmp_path):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"fakesnow did not start: {(tmp_path / 'fakesnow.log').read_text()[-500:]}")
+                    raise RuntimeError(
+                        f"fakesnow did not start: {(tmp_path / 'fakesnow.log').read_text()[-500:]}"
+                    ) from None
                 time.sleep(0.1)
         con = _source(port).connect()
         con.cursor().execute("create database if not exists RECFRAME")
