@@ -72,10 +72,14 @@ class STAN(SessionKNNBase):
         w = self._item_weights(batch)
         norm = np.sqrt(np.bincount(batch.rows, weights=w * w, minlength=batch.size))
         sim = cands.overlap / (norm[cands.rows] * np.sqrt(self.index.lengths[cands.sessions]))
-        if self.lambda_snh is not None:
-            age = self.index.times[-1] - self.index.times[cands.sessions]
-            sim = sim * np.exp(-age / (self.lambda_snh * self.ts_per_day))
-        return sim
+        return self._with_recency(sim, cands)
+
+    def _with_recency(self, sim: np.ndarray, cands: Candidates) -> np.ndarray:
+        """``sim`` times the session-neighbourhood decay, measured from the newest training session."""
+        if self.lambda_snh is None:
+            return sim
+        age = self.index.times[-1] - self.index.times[cands.sessions]
+        return sim * np.exp(-age / (self.lambda_snh * self.ts_per_day))
 
     def _neighbour_weight(self, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
         """Weight of each chosen neighbour's vote before the per-item factors."""
@@ -139,11 +143,7 @@ class VSTAN(STAN):
     def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
         if self.similarity == "cosine":
             return super()._similarity(batch, cands)
-        sim = cands.overlap / batch.n_distinct[cands.rows]
-        if self.lambda_snh is not None:
-            age = self.index.times[-1] - self.index.times[cands.sessions]
-            sim = sim * np.exp(-age / (self.lambda_snh * self.ts_per_day))
-        return sim
+        return self._with_recency(cands.overlap / batch.n_distinct[cands.rows], cands)
 
     def _neighbour_weight(self, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
         if self.lambda_ipw is None:

@@ -151,6 +151,8 @@ def test_vstan_adds_prefix_decay_and_idf():
     expected = {"a": s1 + s3 * d3, "b": s1 + s2, "c": s1, "d": s2 + s3 * d3, "e": s3 * d3}
     assert_scores(scores(m, ["a", "b"]), expected)
     assert_scores(scores(base, ["a", "b"]), {"a": s1 + s3, "b": s1 + s2, "c": s1, "d": s2 + s3, "e": s3})
+    vec = VSTAN(k=10, similarity="vec", lambda_ipw=None, lambda_idf=None, **kw).fit(events(TOY))
+    assert_scores(scores(vec, ["a", "b"]), {"a": 1 + 0.5, "b": 1 + 0.5, "c": 1, "d": 0.5 + 0.5, "e": 0.5})
     m = VSTAN(k=10, lambda_ipw=None, lambda_idf=1.0, **kw).fit(events(TOY))
     idf_e = math.log(N_SESSIONS / 3)
     idf_other = math.log(N_SESSIONS / 2)
