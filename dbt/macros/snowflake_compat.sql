@@ -13,3 +13,16 @@
   {{ recframe.default__list_is_sorted(expr) }}
   {%- endif -%}
 {%- endmacro %}
+
+
+{#- The temporary table an incremental model's delete+insert stages its new rows in. Snowflake gets
+    dbt-snowflake's own statement (`create or replace temporary table ...`). fakesnow (DuckDB underneath)
+    refuses database-qualified TEMPORARY tables, so every incremental re-build failed there; under
+    `account: fakesnow` the staging table is transient instead (replaced by the next build). -#}
+{% macro snowflake__create_table_temporary_sql(relation, compiled_code) -%}
+  {%- if target.account | lower == 'fakesnow' -%}
+  create or replace transient table {{ relation }} as ({{ compiled_code }})
+  {%- else -%}
+  {{ dbt.snowflake__create_table_temporary_sql(relation, compiled_code) }}
+  {%- endif -%}
+{%- endmacro %}
