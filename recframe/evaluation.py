@@ -20,14 +20,19 @@ DEFAULT_KS = (1, 5, 10, 20)
 
 
 def ranks_of_targets(scores, targets) -> np.ndarray:
-    """Conservative 1-based rank of each target among all items (ties count against the target)."""
-    import torch
+    """Conservative 1-based rank of each target among all items (ties count against the target).
 
-    s = torch.as_tensor(scores)
-    t = torch.as_tensor(targets, dtype=torch.long)
-    s = torch.nan_to_num(s.float(), nan=float("-inf"))
-    tgt = s.gather(1, t.view(-1, 1))
-    return (s >= tgt).sum(dim=1).cpu().numpy().astype(np.int64)
+    Counted in numpy: ``count_nonzero`` over a boolean matrix is several times faster on CPU than
+    the same reduction in torch, and this pass dominates full-ranking evaluation.
+    """
+    if hasattr(scores, "detach"):
+        scores = scores.detach().float().cpu().numpy()
+    s = np.asarray(scores, dtype=np.float32)
+    if np.isnan(s).any():
+        s = np.where(np.isnan(s), np.float32(-np.inf), s)
+    t = np.asarray(targets, dtype=np.int64)
+    tgt = s[np.arange(len(t)), t][:, None]
+    return np.count_nonzero(s >= tgt, axis=1).astype(np.int64)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
