@@ -27,7 +27,7 @@ pytest.importorskip("dbt.adapters.snowflake")
 from recframe.cli import main  # noqa: E402
 from recframe.datasource.duckdb_source import DuckDBSource  # noqa: E402
 from recframe.datasource.snowflake_source import SnowflakeSource  # noqa: E402
-from recframe.interfaces import ConfigError, RecframeError  # noqa: E402
+from recframe.interfaces import ConfigError, DataError, RecframeError  # noqa: E402
 from tests.datasource.fake_dbt_cloud import FakeDbtCloud, FakeJob  # noqa: E402
 
 pytestmark = pytest.mark.snowflake
@@ -233,6 +233,25 @@ def test_reingesting_the_same_input_is_skipped_and_sessions_are_unchanged(fakesn
     finally:
         con.close()
     assert n_loads == 1
+
+
+def test_cloud_runner_failures_stop_the_data_step_in_one_line(fakesnow_port, tmp_path):
+    """A refused token fails check() before any ingest; a failed dbt Cloud run stops load() naming the run."""
+    token = "dbtc-token-never-on-disk"
+    jobs = {5: FakeJob("error", polls=1)}
+    with FakeDbtCloud(token, jobs) as api, _deadline(120):
+        cloud = {"base_url": api.base_url, "account_id": api.account_id, "job_id": 5, "token": token, "poll_s": 0.1}
+        bad = _source(fakesnow_port, dbt={"runner": "cloud", "cloud": {**cloud, "token": "nope"}})
+        with pytest.raises(RecframeError, match="refused the token"):
+            bad.check()
+        src = _source(fakesnow_port, dbt={"runner": "cloud", "cloud": cloud})
+        with pytest.raises(DataError) as e:
+            src.load(tmp_path / "run" / "data")
+    msg = str(e.value)
+    run_id = max(api.runs)
+    assert msg.startswith(f"dbt Cloud run {run_id} of job 5 ended with error") and f"/runs/{run_id}/" in msg
+    assert "\n" not in msg and token not in msg
+    assert api.runs[run_id].cause == "recframe run run"
 
 
 @pytest.mark.slow
