@@ -94,11 +94,13 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     """Conservative ranks and top-``k`` indices from one score batch, in one pass over the scores.
 
     Every metric the testers report is "@K" with K <= ``k``, so a target's rank only matters up to
-    ``k``. ``torch.topk`` already reads every score once; comparing the target's score with the top-k
-    *values* then gives its exact conservative rank whenever it is inside the top k, and proves a miss
-    whenever it scores strictly below the k-th value. Only rows where the target ties the k-th value
-    (or that hold NaN/+inf) need the full ``scores >= target`` count. That saves two of the three full
-    passes of the naive count, the difference between ~10 s and ~25 s on Diginetica's 2.6e9 scores.
+    ``k``. The top-k lists are needed anyway (coverage, popularity bias, "less wrong", slices), and
+    ``torch.topk`` reads every score once; comparing the target's score with the top-k *values* then
+    gives its exact conservative rank whenever it is inside the top k, and proves a miss whenever it
+    scores strictly below the k-th value. Only rows where the target ties the k-th value (or that hold
+    NaN/+inf) need the full ``scores >= target`` count. Ranks and top-k together thus cost one topk
+    instead of a topk plus the full count (measured: 5.9 vs 9.7 CPU seconds on Diginetica's 2.6e9
+    scores; the count alone is 3.8).
 
     Ranks beyond ``k`` are reported as ``k + 1`` ("a miss at every cut-off"). NaN scores rank last and
     +inf is clipped, exactly as in :func:`recframe.evaluation.ranks_of_targets`.
