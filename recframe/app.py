@@ -162,8 +162,13 @@ def instantiate_group(group: str, node: Any) -> Any:
         raise ConfigError(group, node.get("_target_"), f"could not be built: {msg}") from None
 
 
-def validate(cfg: DictConfig, run_dir: str | Path | None = None) -> tuple[dict[str, Any], list[str], int]:
-    """Instantiate every group and check the top-level keys; no component does any work yet."""
+def validate(
+    cfg: DictConfig, run_dir: str | Path | None = None, require_inputs: bool = True
+) -> tuple[dict[str, Any], list[str], int]:
+    """Instantiate every group and check the top-level keys; no component does any work yet.
+
+    ``require_inputs`` also checks that skipped steps have a run to read from (off for ``--cfg``).
+    """
     from recframe import validation
 
     steps = list(cfg.get("steps", STEPS))
@@ -174,7 +179,7 @@ def validate(cfg: DictConfig, run_dir: str | Path | None = None) -> tuple[dict[s
     if resume_from is not None and not Path(resume_from).is_dir():
         raise ConfigError("run.resume_from", resume_from, "must be an existing run directory")
     has_data = run_dir is not None and (Path(run_dir) / "data" / "manifest.json").exists()
-    if "data" not in steps and resume_from is None and not has_data:
+    if require_inputs and "data" not in steps and resume_from is None and not has_data:
         raise ConfigError("steps", steps, "without the 'data' step, set run.resume_from to a finished run directory")
     parts = {g: instantiate_group(g, cfg.get(g)) for g in GROUPS}
     return parts, steps, seed

@@ -68,14 +68,20 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
 PRECHECKED = False
 
 
-def precheck(overrides: list[str]) -> None:
-    """Compose, instantiate and ``check()`` everything before Hydra creates the run directory."""
+def precheck(overrides: list[str], dry: bool = False) -> None:
+    """Compose, instantiate and ``check()`` everything before Hydra creates the run directory.
+
+    ``dry`` (``--cfg``: print the config, run nothing) validates values but skips the checks of
+    credentials and settings, so a cloud option's config can be inspected before it is set up.
+    """
     global PRECHECKED
     cfg = compose(overrides)
-    check_writable(cfg.hydra.run.dir, "hydra.run.dir")
-    parts, steps, _ = validate(cfg, cfg.hydra.run.dir)
-    run_checks(parts, steps)
-    PRECHECKED = True
+    if not dry:
+        check_writable(cfg.hydra.run.dir, "hydra.run.dir")
+    parts, steps, _ = validate(cfg, cfg.hydra.run.dir, require_inputs=not dry)
+    if not dry:
+        run_checks(parts, steps)
+        PRECHECKED = True
 
 
 def _hydra_main() -> None:
@@ -103,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides, do_precheck = split_overrides(argv)
     if do_precheck:
         try:
-            precheck(overrides)
+            precheck(overrides, dry=any(a in ("-c", "--cfg") for a in argv))
         except RecframeError as e:  # before any work: a bad config, a missing setting or credential
             return fail(str(e), 2)
     from recframe.plugins import hydra_search_path_overrides
