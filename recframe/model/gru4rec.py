@@ -231,7 +231,7 @@ class GRU4RecModel(SequenceModel):
             ctx,
             patience=self.patience,
             resume=self.resume,
-            fingerprint=vocab_fingerprint(self.vocab.items),
+            fingerprint=vocab_fingerprint(self.vocab.items, self.hyperparameters()),
         )
         self.fit_summary["train_steps_per_epoch"] = int(len(schedule[0]))
         self.net.cpu().eval()

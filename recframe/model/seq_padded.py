@@ -223,7 +223,7 @@ class PaddedSequenceModel(SequenceModel):
             ctx,
             patience=self.patience,
             resume=self.resume,
-            fingerprint=vocab_fingerprint(self.vocab.items),
+            fingerprint=vocab_fingerprint(self.vocab.items, self.hyperparameters()),
         )
         self.fit_summary["softmax"] = "full" if full else "sampled"
         self.net.cpu().eval()

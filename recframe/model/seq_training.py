@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import json
 import logging
 import math
 import tempfile
@@ -163,12 +164,20 @@ class BestWeights(L.Callback):
             self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
 
 
-def vocab_fingerprint(items: Sequence[str]) -> str:
-    """A short hash of the item vocabulary: a checkpoint from another vocabulary is never resumed."""
+def vocab_fingerprint(items: Sequence[str], hyperparameters: dict[str, Any] | None = None) -> str:
+    """A short hash of the item vocabulary and the network-shaping hyperparameters.
+
+    A checkpoint is resumed only when this matches, so one from another vocabulary or another
+    architecture is never loaded into the wrong shapes. Knobs that do not change the weights'
+    meaning (patience, resume, evaluation batch size) are left out.
+    """
     h = hashlib.sha256()
     for sku in items:
         h.update(str(sku).encode())
         h.update(b"\0")
+    if hyperparameters:
+        keep = {k: v for k, v in hyperparameters.items() if k not in ("patience", "resume", "eval_batch_size")}
+        h.update(json.dumps(keep, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -179,7 +188,7 @@ def _resumable(ckpt: Path, fingerprint: str) -> bool:
         log.warning("not resuming from %s: cannot read it (%s)", ckpt, e)
         return False
     if state.get("recframe_vocab") != fingerprint:
-        log.warning("not resuming from %s: it was trained on a different item vocabulary", ckpt)
+        log.warning("not resuming from %s: it was trained on other items or hyperparameters", ckpt)
         return False
     return True
 

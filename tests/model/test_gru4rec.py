@@ -252,3 +252,6 @@ def test_resume_continues_from_last_checkpoint(toy, tmp_path):
     m = GRU4RecModel(**SMALL).fit(train, valid, cpu_ctx(tmp_path, epochs=2))
     assert m.fit_summary["resumed_from"].endswith("last.ckpt")
     assert pd.read_csv(tmp_path / "metrics.csv")["epoch"].tolist() == [0, 1]
+    # another architecture never loads that checkpoint: it starts fresh
+    other = GRU4RecModel(**{**SMALL, "layers": [16]}).fit(train, valid, cpu_ctx(tmp_path, epochs=3))
+    assert other.fit_summary["resumed_from"] is None
