@@ -73,8 +73,9 @@ def test_bad_config_is_one_line_and_exit_2(override, expected, capsys, tmp_path,
 
 
 def test_split_overrides_skips_flags_and_hydra_keys():
-    overrides, check = split_overrides(["model=pop", "--cfg", "job", "hydra.run.dir=x", "-p", "model"])
-    assert overrides == ["model=pop"] and check
+    argv = ["model=pop", "--cfg", "job", "hydra.run.dir=x", "hydra.verbose=true", "-p", "model"]
+    overrides, check = split_overrides(argv)
+    assert overrides == ["model=pop", "hydra.run.dir=x"] and check  # run dir kept: checked for writability
     assert split_overrides(["-m", "model=pop,gru"])[1] is False
 
 
