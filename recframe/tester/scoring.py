@@ -98,12 +98,12 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     ``torch.topk`` reads every score once; comparing the target's score with the top-k *values* then
     gives its exact conservative rank whenever it is inside the top k, and proves a miss whenever it
     scores strictly below the k-th value. Only rows where the target ties the k-th value (or that hold
-    NaN/+inf) need the full ``scores >= target`` count. Ranks and top-k together thus cost one topk
+    NaN) need the full ``scores >= target`` count. Ranks and top-k together thus cost one topk
     instead of a topk plus the full count (measured: 5.9 vs 9.7 CPU seconds on Diginetica's 2.6e9
     scores; the count alone is 3.8).
 
-    Ranks beyond ``k`` are reported as ``k + 1`` ("a miss at every cut-off"). NaN scores rank last and
-    +inf is clipped, exactly as in :func:`recframe.evaluation.ranks_of_targets`.
+    Ranks beyond ``k`` are reported as ``k + 1`` ("a miss at every cut-off"). NaN scores count as
+    -inf (rank last) and +/-inf are kept, exactly as in :func:`recframe.evaluation.ranks_of_targets`.
     """
     import torch
 
@@ -114,20 +114,16 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     kk = min(k, s.shape[1])
     vals, top = torch.topk(s, kk, dim=1, sorted=True)
     tgt = s.gather(1, t)
-    # NaN sorts above everything in topk, so a row holding NaN or +inf shows it in its top values
-    bad = (
-        torch.isnan(vals).any(dim=1)
-        | torch.isposinf(vals).any(dim=1)
-        | torch.isnan(tgt[:, 0])
-        | torch.isposinf(tgt[:, 0])
-    )
+    # NaN sorts above everything in topk, so a row holding NaN shows it in its top values
+    bad = torch.isnan(vals).any(dim=1) | torch.isnan(tgt[:, 0])
     kth = vals[:, -1]
     ranks = torch.where(tgt[:, 0] > kth, (vals >= tgt).sum(dim=1), torch.full_like(kth, k + 1, dtype=torch.long))
     need_full = bad | (tgt[:, 0] == kth)
     n_bad = int(bad.sum())
     if bool(need_full.any()):
         rows = need_full.nonzero().view(-1)
-        sub = torch.nan_to_num(s[rows], nan=float("-inf"))
+        sub = s[rows]
+        sub = torch.where(torch.isnan(sub), torch.full_like(sub, float("-inf")), sub)  # NaN ranks last
         sub_t = sub.gather(1, t[rows])
         full = (sub >= sub_t).sum(dim=1)
         ranks[rows] = torch.clamp(full, max=k + 1) if kk == k else full
