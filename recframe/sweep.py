@@ -51,13 +51,16 @@ class JobResult:
     overrides: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    failed_after_test: bool = False
 
     @property
     def ok(self) -> bool:
-        return bool(self.metrics)
+        return bool(self.metrics) and not self.failed_after_test
 
     def value(self, objectives: tuple[str, ...]) -> float:
         """The objective, or NaN when the job failed or did not record it."""
+        if self.failed_after_test:
+            return math.nan
         for key in objectives:
             v = self.metrics.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -81,8 +84,13 @@ def read_jobs(sweep_dir: Path) -> list[JobResult]:
             except json.JSONDecodeError:
                 metrics = {}
         job = JobResult(num=str(run_dir.relative_to(sweep_dir)), run_dir=run_dir, overrides=overrides, metrics=metrics)
-        if not job.ok:
-            job.error = last_error(run_dir) or "no metrics.json (the job failed or skipped the test step)"
+        error = last_error(run_dir)
+        if error is not None and " failed: " in error:
+            # failed after testing (e.g. a gate blocked the deploy step): the sweeper got NaN, so the
+            # leaderboard does not rank it either; its metrics stay visible in the row
+            job.error, job.failed_after_test = error, bool(metrics)
+        elif not job.ok:
+            job.error = error or "no metrics.json (the job failed or skipped the test step)"
         jobs.append(job)
     return sorted(jobs, key=lambda j: (len(j.num), j.num))
 

@@ -44,6 +44,7 @@ def fast_overrides(data_dir: Path) -> list[str]:
     """Overrides for a quick run: small files, no endpoint; drop the trainer group until its configs exist."""
     train, test = write_session_files(data_dir)
     args = ["datasource=files", f"datasource.train={train}", f"datasource.test={test}", "deployer=none"]
+    args.append("steps=[data,train,test]")  # no deploy step: a tester gate cannot fail the job
     if not (ROOT / "conf" / "trainer" / "cpu.yaml").exists():
         args.append("~trainer")
     return args
@@ -121,6 +122,17 @@ def test_leaderboard_ranks_jobs_lists_failures_and_masks_secrets_in_best(tmp_pat
     assert best.config.datasource.password == "***"
     page = (sweep / "leaderboard.html").read_text()
     assert "<table>" in page and "failed" in page and "hunter22" not in page
+
+
+def test_a_job_that_failed_after_testing_is_not_ranked(tmp_path):
+    sweep = tmp_path / "s"
+    fake_job(sweep, 0, ["a=1"], {"mrr@20": 0.9})
+    (sweep / "0" / "cli.log").write_text("[x][ERROR] job 0 failed: not deploying: gate hr@20 FAILED\n")
+    fake_job(sweep, 1, ["a=2"], {"mrr@20": 0.1})
+    summary = summarize_sweep(sweep)
+    rows = read_leaderboard(sweep)
+    assert summary["best"]["job"] == "1" and rows[1]["status"] == "failed" and "gate" in rows[1]["error"]
+    assert rows[1]["mrr@20"] == "0.9"  # its metrics stay visible
 
 
 def test_leaderboard_prefers_validation_mrr_and_drops_a_stale_best(tmp_path):
