@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     out = args.out or Path(tempfile.mkdtemp(prefix="recframe-library-"))
     train_file, test_file = write_session_files(out / "files")
-    overrides = ["model=sknn", "deployer=none", "run.progress=false"]
+    overrides = ["model=sknn", "steps=[data,train,test]", "run.progress=false"]
     if args.quick:
         overrides += ["datasource=files", f"datasource.train={train_file}", f"datasource.test={test_file}"]
     composed = compose_and_run(out, [*overrides, *args.overrides])

@@ -4,7 +4,7 @@
 set -euo pipefail
 SWEEP_DIR=${1:-outputs/multiruns/example_sweep}
 shift || true
-python -m recframe -m model=sknn,vsknn model.k=50,100 deployer=none run.progress=false \
+python -m recframe -m model=sknn,vsknn model.k=50,100 'steps=[data,train,test]' run.progress=false \
   datasource.synthetic.n_sessions=3000 datasource.synthetic.n_items=300 \
   hydra.sweep.dir="$SWEEP_DIR" "$@"
 echo
