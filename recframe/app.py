@@ -199,6 +199,8 @@ def build_pipeline(
     if run_dir is None:
         run_dir = Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     parts, steps, seed = validate(cfg, run_dir)
+    if parts["tester"] is not None and hasattr(parts["tester"], "tracker") and parts["tracker"] is not None:
+        parts["tester"].tracker = parts["tracker"]  # e.g. RecList's Comet logger writes to the run's experiment
     name = choices(cfg).get("model")
     if parts["model"] is not None and name and "/" not in name:
         parts["model"].name = name

@@ -246,6 +246,9 @@ class Tester(ABC):
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         """Evaluate ``model``; write reports under ``out_dir`` (the run's ``report/``)."""
 
+    def finalize(self, run_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Called after the deploy step, so a report can include the deployment."""
+
 
 @dataclass
 class Deployment:
@@ -261,6 +264,9 @@ class Deployer(ABC):
 
     force: bool = False
     keep_alive: bool = False
+    # False for deployers that serve nothing (``deployer=none``): the tester's gates then have
+    # nothing to guard, so a failing gate does not fail the run.
+    serves: bool = True
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Fail fast (before any work) when credentials or settings are missing."""

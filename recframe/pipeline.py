@@ -64,6 +64,17 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
+def best_validation_mrr(metrics_csv: Path) -> float | None:
+    """The best per-epoch validation MRR@20 a neural model logged during training, if any."""
+    if not metrics_csv.exists():
+        return None
+    import csv
+
+    with metrics_csv.open(newline="") as f:
+        values = [float(r["val_mrr@20"]) for r in csv.DictReader(f) if r.get("val_mrr@20")]
+    return max(values) if values else None
+
+
 @dataclass
 class RunResult:
     """What a finished run returns to Python callers (the CLI prints it as the summary)."""
@@ -165,6 +176,9 @@ class Pipeline:
     def step_test(self) -> None:
         result = self.tester.run(self.fitted_model(), self.dataset(), self.run_dir / "report")
         self._test = result
+        best_val = best_validation_mrr(self._source("train") / "metrics.csv")
+        if best_val is not None:
+            result.metrics["val_mrr@20"] = best_val  # what sweeps optimise: never the test split
         write_json(self.run_dir / "metrics.json", result.metrics)
         write_json(self.run_dir / "gates.json", {"passed": result.passed, "failures": result.failures})
         if self.tracker:
@@ -178,7 +192,7 @@ class Pipeline:
         return json.loads(path.read_text()) if path.exists() else None
 
     def step_deploy(self) -> Deployment:
-        verdict = self._gate_verdict()
+        verdict = self._gate_verdict() if getattr(self.deployer, "serves", True) else None
         if verdict and not verdict["passed"]:
             failures = "; ".join(verdict["failures"]) or "a gate failed"
             if not getattr(self.deployer, "force", False):
@@ -236,6 +250,8 @@ class Pipeline:
             result.gates = self._gate_verdict()
             if deployment is not None:
                 result.deployment = json.loads((self.run_dir / "deploy.json").read_text())
+                if self.tester is not None and (self.run_dir / "report" / "report.json").exists():
+                    self.tester.finalize(self.run_dir)
                 if getattr(self.deployer, "keep_alive", False):
                     if self.on_step:
                         self.on_step("serve", "start", 0.0)

@@ -10,6 +10,8 @@ from recframe.interfaces import Deployer, Deployment
 class NoneDeployer(Deployer):
     """Deploys nothing; the pipeline records a skipped deployment in ``deploy.json``."""
 
+    serves = False
+
     def __init__(self, keep_alive: bool = False, force: bool = False) -> None:
         self.keep_alive = bool(keep_alive)
         self.force = bool(force)

@@ -457,6 +457,13 @@ class ReclistTester(Tester):
             verbose=self.verbose,
         )
 
+    def finalize(self, run_dir: Path) -> None:
+        """Rewrite the HTML report once the deployment (or a forced deploy's warning) is known."""
+        if self.html:
+            from recframe.tester.report_html import write_report
+
+            write_report(run_dir)
+
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         out_dir = Path(out_dir)
         t0 = time.perf_counter()

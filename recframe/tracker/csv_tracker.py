@@ -24,7 +24,9 @@ class CSVTracker(Tracker):
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self.dir is not None:
-            (self.dir / "params.json").write_text(json.dumps(params, indent=2, default=str))
+            from recframe.tracker.redaction import scrub_params
+
+            (self.dir / "params.json").write_text(json.dumps(scrub_params(params), indent=2, default=str))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.dir is None:

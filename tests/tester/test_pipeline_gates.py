@@ -22,14 +22,14 @@ class FixtureSource(DataSource):
         return self.dataset
 
 
-def _pipeline(run_dir: Path, dataset: Dataset, model, force: bool = False) -> Pipeline:
-    from recframe.deployer.none import NoneDeployer
+def _pipeline(run_dir: Path, dataset: Dataset, model, force: bool = False, deployer=None) -> Pipeline:
+    from tests.helpers.toy import RecordingDeployer
 
     return Pipeline(
         datasource=FixtureSource(dataset),
         model=model,
         tester=ReclistTester(gates=GATES, n_samples=200),
-        deployer=NoneDeployer(force=force),
+        deployer=deployer or RecordingDeployer(force=force),
         run_dir=run_dir,
         progress=False,
     )
@@ -53,4 +53,13 @@ def test_gate_stops_bad_model_and_force_overrides(tmp_path: Path, dataset: Datas
     _pipeline(tmp_path / "b", dataset, RandomModel(), force=True).run()
     report = json.loads((tmp_path / "b" / "report" / "report.json").read_text())
     assert any("deployer.force=true" in w for w in report["warnings"])
+    assert "deployer.force=true" in (tmp_path / "b" / "report" / "index.html").read_text()
     assert report["metadata"]["reclist"] == "RecframeSuite"  # the pipeline's edit kept RecList's layout
+
+
+def test_gates_do_not_fail_a_run_that_deploys_nothing(tmp_path: Path, dataset: Dataset, model_classes) -> None:
+    from recframe.deployer.none import NoneDeployer
+
+    _pipeline(tmp_path, dataset, model_classes["random"](), deployer=NoneDeployer()).run()
+    assert json.loads((tmp_path / "gates.json").read_text())["passed"] is False
+    assert (tmp_path / "metrics.json").exists()
