@@ -56,17 +56,6 @@ def conf_dir() -> Path:
         raise RecframeError("recframe's configs are missing: reinstall recframe") from None
 
 
-def dbt_project_dir() -> Path:
-    """The shipped dbt project: ``recframe/dbt_project`` when installed, ``dbt/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "dbt_project", here.parent / "dbt"):
-        if (candidate / "dbt_project.yml").exists():
-            return candidate
-    from importlib.resources import files
-
-    return Path(str(files("recframe.dbt_project")))
-
-
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose the config exactly as ``python -m recframe OVERRIDES`` would (hydra section included)."""
     from hydra import compose as hydra_compose
