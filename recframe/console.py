@@ -61,10 +61,8 @@ def run_with_console(cfg: DictConfig) -> float | None:
 
 
 def objective(result: RunResult) -> float | None:
-    """The value a sweeper optimises: validation MRR@20 when the model recorded it, else test MRR@20."""
+    """The value a sweeper optimises: MRR@20 on the validation split (never the test split)."""
     val = result.metrics.get("val_mrr@20")
-    if val is None:
-        val = result.metrics.get("mrr@20")
     return float(val) if val is not None else None
 
 

@@ -64,17 +64,6 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def best_validation_mrr(metrics_csv: Path) -> float | None:
-    """The best per-epoch validation MRR@20 a neural model logged during training, if any."""
-    if not metrics_csv.exists():
-        return None
-    import csv
-
-    with metrics_csv.open(newline="") as f:
-        values = [float(r["val_mrr@20"]) for r in csv.DictReader(f) if r.get("val_mrr@20")]
-    return max(values) if values else None
-
-
 @dataclass
 class RunResult:
     """What a finished run returns to Python callers (the CLI prints it as the summary)."""
@@ -176,14 +165,23 @@ class Pipeline:
     def step_test(self) -> None:
         result = self.tester.run(self.fitted_model(), self.dataset(), self.run_dir / "report")
         self._test = result
-        best_val = best_validation_mrr(self._source("train") / "metrics.csv")
-        if best_val is not None:
-            result.metrics["val_mrr@20"] = best_val  # what sweeps optimise: never the test split
+        result.metrics.update(self._validation_metrics())
         write_json(self.run_dir / "metrics.json", result.metrics)
         write_json(self.run_dir / "gates.json", {"passed": result.passed, "failures": result.failures})
         if self.tracker:
             numeric = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
             self.tracker.log_metrics(numeric)
+
+    def _validation_metrics(self) -> dict[str, float]:
+        """MRR@20/HR@20 on the validation split, for every model alike: what sweeps optimise, so
+        that hyperparameters are never chosen on the test split."""
+        from recframe.evaluation import evaluate
+
+        valid = self.dataset().valid
+        if valid.empty:
+            return {}
+        m = evaluate(self.fitted_model(), valid, ks=(20,))
+        return {"val_mrr@20": m["mrr@20"], "val_hr@20": m["hr@20"]} if m["targets"] else {}
 
     def _gate_verdict(self) -> dict[str, Any] | None:
         if self._test is not None:

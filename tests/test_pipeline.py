@@ -24,6 +24,7 @@ def test_full_run_writes_the_run_directory_contract(tmp_path):
         assert (tmp_path / path).exists(), path
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "pop" and "baseline_pop" in metrics
+    assert 0 < metrics["val_mrr@20"] <= 1, "sweeps optimise the validation split, never test"
     assert json.loads((tmp_path / "deploy.json").read_text())["url"].startswith("http://127.0.0.1")
     assert set(result.timings) == {"data", "train", "test", "deploy"}
 
