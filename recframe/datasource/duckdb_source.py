@@ -423,14 +423,7 @@ class DuckDBSource(DataSource):
                 [self.tenant],
             ).fetchall()
         )
-        quarantined = int(sum(reasons.values()))
-        return {
-            "raw_rows": int(raw_rows),
-            "accepted": int(accepted),
-            "quarantined": quarantined,
-            "quarantine_reasons": {k: int(n) for k, n in reasons.items()},
-            "rows_accounted": int(raw_rows) == int(accepted) + quarantined,
-        }
+        return row_accounting(raw_rows, accepted, reasons)
 
 
 def _connect(path: Path, preserve_order: bool = False) -> Any:
@@ -521,3 +514,15 @@ def _current_fingerprint(con: Any, tenant: str) -> str | None:
         [tenant],
     ).fetchall()
     return row[0][0] if row else None
+
+
+def row_accounting(raw_rows: int, accepted: int, reasons: dict[str, int]) -> dict[str, Any]:
+    """The data stats that prove every input row is accounted for: rows in = accepted + quarantined."""
+    quarantined = int(sum(reasons.values()))
+    return {
+        "raw_rows": int(raw_rows),
+        "accepted": int(accepted),
+        "quarantined": quarantined,
+        "quarantine_reasons": {str(k): int(n) for k, n in reasons.items()},
+        "rows_accounted": int(raw_rows) == int(accepted) + quarantined,
+    }

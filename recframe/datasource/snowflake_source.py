@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from recframe import validation as v
-from recframe.datasource.duckdb_source import DuckDBSource, _as_dict
+from recframe.datasource.duckdb_source import DuckDBSource, _as_dict, row_accounting
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -499,11 +499,4 @@ class SnowflakeSource(DataSource):
                 [self.tenant],
             ).fetchall()
         }
-        quarantined = int(sum(reasons.values()))
-        return {
-            "raw_rows": int(raw_rows),
-            "accepted": int(accepted),
-            "quarantined": quarantined,
-            "quarantine_reasons": reasons,
-            "rows_accounted": int(raw_rows) == int(accepted) + quarantined,
-        }
+        return row_accounting(raw_rows, accepted, reasons)
