@@ -146,7 +146,8 @@ def instantiate_group(group: str, node: Any) -> Any:
         if isinstance(cause, TypeError) and "argument" in str(cause):
             raise ConfigError(group, node.get("_target_"), f"does not accept these settings: {cause}") from None
         if isinstance(cause, (ImportError, ModuleNotFoundError)):
-            raise RecframeError(f"{group}: {cause} (is the extra for this option installed?)") from None
+            msg = " ".join(str(cause).split())
+            raise RecframeError(f"{group}: {msg} (is the extra for this option installed?)") from None
         msg = " ".join(str(cause or e).split())
         raise ConfigError(group, node.get("_target_"), f"could not be built: {msg}") from None
 
