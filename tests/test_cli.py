@@ -100,7 +100,6 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.slow
 def test_default_pipeline_end_to_end_with_a_live_endpoint(tmp_path):
     """The whole loop from the command line on a small synthetic data set, endpoint kept alive."""
     run_dir = tmp_path / "run"

@@ -45,7 +45,7 @@ def test_default_loop_connects_only_to_loopback(tmp_path):
     env["RECFRAME_HOME"] = str(tmp_path / "home")
     cmd = [
         "strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace_file),
-        sys.executable, "-m", "recframe", "model=pop", "datasource.synthetic.n_sessions=3000",
+        sys.executable, "-m", "recframe", "model=pop", "tester=metrics", "datasource.synthetic.n_sessions=3000",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
