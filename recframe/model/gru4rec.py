@@ -43,9 +43,6 @@ from recframe.model.seq_data import (
 from recframe.model.seq_optim import IndexedAdagradMomentum, clip_grad_norm_mixed
 from recframe.model.seq_training import (
     SequenceLightningModule,
-    ValidationBatches,
-    run_fit,
-    vocab_fingerprint,
 )
 from recframe.vocab import ItemVocab
 
@@ -216,25 +213,11 @@ class GRU4RecModel(SequenceModel):
         train_loader = torch.utils.data.DataLoader(
             ScheduleChunks(*schedule, chunk=self.steps_per_batch), batch_size=None, shuffle=False
         )
-        valid_sessions = self._valid_sessions(valid)
-        valid_loader = None
-        if valid_sessions:
-            valid_loader = torch.utils.data.DataLoader(
-                ValidationBatches(valid_sessions, self.eval_batch_size), batch_size=None, shuffle=False
-            )
+        valid_loader = self._valid_loader(valid)
         self.net = self.build_net(len(self.vocab))
         module = GRU4RecModule(self.net, self.hyperparameters(), self.vocab.counts, ctx.seed)
-        self.fit_summary = run_fit(
-            module,
-            train_loader,
-            valid_loader,
-            ctx,
-            patience=self.patience,
-            resume=self.resume,
-            fingerprint=vocab_fingerprint(self.vocab.items, self.hyperparameters()),
-        )
+        self._train(module, train_loader, valid_loader, ctx)
         self.fit_summary["train_steps_per_epoch"] = int(len(schedule[0]))
-        self.net.cpu().eval()
         return self
 
     def item_embeddings(self) -> np.ndarray | None:

@@ -64,6 +64,32 @@ class SequenceModel(Model):
         self.net.to(device)
         return self
 
+    def _valid_loader(self, valid: pd.DataFrame | None) -> torch.utils.data.DataLoader | None:
+        """Validation sessions packed for one-pass full-ranking scoring (None without a valid split)."""
+        from recframe.model.seq_training import ValidationBatches
+
+        sessions = self._valid_sessions(valid)
+        if not sessions:
+            return None
+        return torch.utils.data.DataLoader(
+            ValidationBatches(sessions, self.eval_batch_size, self.max_len), batch_size=None, shuffle=False
+        )
+
+    def _train(self, module: Any, train_loader: Any, valid_loader: Any, ctx: FitContext) -> None:
+        """Run the shared Lightning fit (checkpoints, early stopping, resume), then leave the net on CPU."""
+        from recframe.model.seq_training import run_fit, vocab_fingerprint
+
+        self.fit_summary = run_fit(
+            module,
+            train_loader,
+            valid_loader,
+            ctx,
+            patience=self.patience,
+            resume=self.resume,
+            fingerprint=vocab_fingerprint(self.vocab.items, self.hyperparameters()),
+        )
+        self.net.cpu().eval()
+
     def _valid_sessions(self, valid: pd.DataFrame | None) -> list[np.ndarray]:
         if valid is None or valid.empty:
             return []

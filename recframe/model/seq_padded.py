@@ -34,10 +34,7 @@ from recframe.model.seq_base import SequenceModel
 from recframe.model.seq_data import PAD, NegativeSampler, sessions_in_time_order
 from recframe.model.seq_training import (
     SequenceLightningModule,
-    ValidationBatches,
     padded_inputs_targets,
-    run_fit,
-    vocab_fingerprint,
 )
 from recframe.vocab import ItemVocab
 
@@ -207,24 +204,10 @@ class PaddedSequenceModel(SequenceModel):
             batch_sampler=BucketBatches(lengths, self.batch_size, ctx.seed),
             collate_fn=collate_windows,
         )
-        valid_sessions = self._valid_sessions(valid)
-        valid_loader = None
-        if valid_sessions:
-            valid_loader = torch.utils.data.DataLoader(
-                ValidationBatches(valid_sessions, self.eval_batch_size, self.max_len), batch_size=None
-            )
+        valid_loader = self._valid_loader(valid)
         self.net = self.build_net(len(self.vocab))
         full = self._use_full_softmax(len(self.vocab), ctx.trainer or {})
         module = PaddedSequenceModule(self.net, self.hyperparameters(), self.vocab.counts, full, ctx.seed)
-        self.fit_summary = run_fit(
-            module,
-            train_loader,
-            valid_loader,
-            ctx,
-            patience=self.patience,
-            resume=self.resume,
-            fingerprint=vocab_fingerprint(self.vocab.items, self.hyperparameters()),
-        )
+        self._train(module, train_loader, valid_loader, ctx)
         self.fit_summary["softmax"] = "full" if full else "sampled"
-        self.net.cpu().eval()
         return self
