@@ -50,7 +50,7 @@ def run_with_console(cfg: DictConfig) -> float | None:
         if multirun:
             log.error("job %s failed: %s", hc.job.num, e)
             return math.nan
-        console.print(f"recframe: error: {e}", markup=False)
+        console.print(f"recframe: error: {e}", markup=False, soft_wrap=True)  # one line, never wrapped
         sys.exit(getattr(e, "exit_code", 1))
     except KeyboardInterrupt:
         console.print("recframe: interrupted", markup=False)

@@ -141,12 +141,24 @@ class Pipeline:
     def step_data(self) -> None:
         data_dir = self.run_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        ds = self.datasource.load(data_dir)
+        with self._warehouse_lock():
+            ds = self.datasource.load(data_dir)
         for name in ("train", "test"):
             if getattr(ds, name).empty:
                 raise DataError(f"the {name} split is empty: widen the date window or lower the minimum session length")
         ds.save(data_dir)
         self._dataset = ds
+
+    def _warehouse_lock(self) -> Any:
+        """Concurrent runs on one local warehouse file (DuckDB) take turns for the data step."""
+        from contextlib import nullcontext
+
+        wh = getattr(self.datasource, "warehouse", None)
+        if not isinstance(wh, Path):  # e.g. a Snowflake warehouse *name*: the server arbitrates
+            return nullcontext()
+        from recframe.datasource.warehouse import warehouse_lock
+
+        return warehouse_lock(wh)
 
     def step_train(self) -> None:
         ds = self.dataset()

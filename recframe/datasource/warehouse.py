@@ -15,6 +15,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +29,14 @@ import duckdb
 import pyarrow as pa
 
 from recframe.datasource.formats import RawFormat
+from recframe.interfaces import DataError
+
+log = logging.getLogger("recframe")
 
 RAW_SCHEMA = "raw"
+#: seconds a run waits for another run's data step on the same warehouse file before giving up
+LOCK_TIMEOUT_ENV = "RECFRAME_WAREHOUSE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_S = 900.0
 
 _DDL = f"""
 create schema if not exists {RAW_SCHEMA};
@@ -273,3 +284,75 @@ def ingest(
             with contextlib.suppress(Exception):
                 con.execute(f"drop table if exists {table}")
     return LoadInfo(tenant, etl_id, int(n_rows), int(n_items), skipped=False)
+
+
+# ---------------------------------------------------------------------------------------- locking
+def connect(path: Path | str, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` that turns "another process holds the file" into one clear line.
+
+    DuckDB allows one writing process per database file; the second gets an ``IOException`` with a
+    multi-line hint. Here it becomes a :class:`~recframe.interfaces.DataError` naming the file, the
+    process that holds it and what to do.
+    """
+    try:
+        return duckdb.connect(str(path), **kwargs)
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        pid = re.search(r"\(PID (\d+)\)", str(e))
+        holder = f" (PID {pid.group(1)})" if pid else ""
+        raise DataError(
+            f"warehouse {path} is in use by another process{holder}: wait for it to finish or close it, "
+            "or set datasource.warehouse to another file"
+        ) from None
+
+
+@contextlib.contextmanager
+def warehouse_lock(path: Path | str, timeout: float | None = None) -> Iterator[None]:
+    """Serialise recframe data steps on one warehouse file (an advisory lock on ``<file>.lock``).
+
+    Ingest, ``dbt build`` and the query each open and close the DuckDB file, and two runs
+    interleaving them would fail half-way (DuckDB admits one writer per file) or mix dbt's shared
+    target folder. Holding this lock for the whole data step makes concurrent runs take turns; a run
+    that waits longer than ``timeout`` seconds (default: ``$RECFRAME_WAREHOUSE_LOCK_TIMEOUT`` or 900)
+    stops with a one-line :class:`~recframe.interfaces.DataError`. Without ``fcntl`` (Windows) this
+    is a no-op and DuckDB's own lock (see :func:`connect`) is the guard.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    if timeout is None:
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_S)
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as f:
+        deadline = time.monotonic() + timeout
+        warned = False
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "?"
+                if time.monotonic() >= deadline:
+                    raise DataError(
+                        f"warehouse {path} is locked by another recframe run (PID {holder}) for more than "
+                        f"{timeout:g} s: wait for it to finish, raise {LOCK_TIMEOUT_ENV}, "
+                        "or set datasource.warehouse to another file"
+                    ) from None
+                if not warned:
+                    log.warning("warehouse %s is in use by another run (PID %s): waiting for it", path, holder)
+                    warned = True
+                time.sleep(0.2)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

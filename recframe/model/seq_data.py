@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -180,8 +181,10 @@ class NegativeSampler:
         self.device = torch.device(device)
         self._cache: torch.Tensor | None = None
         self._next = 0
+        self._refill_state: torch.Tensor | None = None
 
     def _refill(self) -> None:
+        self._refill_state = self.generator.get_state()  # the cache can be redrawn from it (resume)
         u = torch.rand(self.rows * self.n_sample, generator=self.generator, dtype=torch.float64)
         idx = torch.searchsorted(self.cdf, u, right=True).clamp_(max=len(self.cdf) - 1)
         self._cache = idx.view(self.rows, self.n_sample).to(self.device)
@@ -194,3 +197,15 @@ class NegativeSampler:
         out = self._cache[self._next]
         self._next += 1
         return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the sampler is in its stream (a few KB, not the cache): saved in checkpoints."""
+        return {"refill_state": self._refill_state, "next": self._next}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where :meth:`state_dict` was taken: redraw that cache, skip what was used."""
+        if state.get("refill_state") is None:
+            return
+        self.generator.set_state(state["refill_state"])
+        self._refill()
+        self._next = int(state["next"])

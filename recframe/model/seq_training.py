@@ -90,6 +90,23 @@ class SequenceLightningModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["recframe_vocab"] = self.recframe_vocab
+        # resuming must continue the same random streams (dropout, negatives) as an uninterrupted run
+        checkpoint["recframe_rng"] = torch.get_rng_state()
+        sampler = getattr(self, "_sampler", None)  # the models' NegativeSampler, if they draw negatives
+        if sampler is not None and hasattr(sampler, "state_dict"):
+            checkpoint["recframe_sampler"] = sampler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint.get("recframe_rng") is not None:
+            torch.set_rng_state(checkpoint["recframe_rng"])
+        # the sampler is built at the first epoch start: restored before the first batch
+        self._resume_sampler_state = checkpoint.get("recframe_sampler")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        state = self.__dict__.pop("_resume_sampler_state", None)
+        sampler = getattr(self, "_sampler", None)
+        if state is not None and sampler is not None and hasattr(sampler, "load_state_dict"):
+            sampler.load_state_dict(state)
 
     def on_validation_epoch_start(self) -> None:
         self._val_hits = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -147,7 +164,11 @@ class EpochMetricsCSV(L.Callback):
 
 
 class BestWeights(L.Callback):
-    """Keeps an in-memory copy of the weights of the best validation epoch (or the last, if none)."""
+    """Keeps an in-memory copy of the weights of the best validation epoch (or the last, if none).
+
+    The copy travels in checkpoints (:meth:`state_dict`), so a resumed run still ends on the best
+    epoch even when that epoch was trained before the interruption.
+    """
 
     def __init__(self, monitor: str | None) -> None:
         self.monitor = monitor
@@ -162,6 +183,13 @@ class BestWeights(L.Callback):
         if float(value) > self.best:
             self.best = float(value)
             self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "state": self.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = float(state_dict.get("best", -math.inf))
+        self.state = state_dict.get("state")
 
 
 def vocab_fingerprint(items: Sequence[str], hyperparameters: dict[str, Any] | None = None) -> str:

@@ -1,0 +1,39 @@
+"""Helpers for the reliability suites: run ``python -m recframe`` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# a small synthetic data set: the data step takes ~10 s, an epoch of a small GRU ~2 s on 2 cores
+SMALL_DATA = ["datasource.synthetic.n_sessions=4000", "datasource.synthetic.n_items=300"]
+NO_DEPLOY = ["tester=metrics", "deployer=none", "run.progress=false"]
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "RECFRAME_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_cli(args: list[str], home: Path, timeout: int = 300, **popen: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recframe", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(home),
+        **popen,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """A user error: non-zero exit, no traceback, one ``recframe: error:`` line naming the problem."""
+    err = proc.stderr
+    assert proc.returncode not in (0, None), err[-2000:]
+    assert "Traceback" not in err, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("recframe: error:")]
+    assert len(lines) == 1, err[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
