@@ -185,6 +185,8 @@ class Predictor:
         """
         import torch
 
+        from recframe.deployer.topk import topk_rows
+
         n = len(sessions)
         if n == 0:
             return []
@@ -200,15 +202,18 @@ class Predictor:
                 results[i] = {"items": self._pop_items[:top], "scores": self._pop_scores[:top], "unknown": unknown}
         if warm:
             with torch.inference_mode():
-                raw = self.model.score_next([encoded[i][0] for i in warm])
-                raw_t = torch.as_tensor(raw, dtype=torch.float32)
-                if raw_t.shape != (len(warm), self.n_items):
+                prefixes = [encoded[i][0] for i in warm]
+                as_tensor = getattr(self.model, "score_next_tensor", None)
+                if as_tensor is not None:  # a fresh tensor the model keeps no reference to
+                    scores = as_tensor(prefixes)
+                else:  # copy: masking must never write into an array the model owns
+                    scores = torch.tensor(self.model.score_next(prefixes), dtype=torch.float32)
+                if scores.shape != (len(warm), self.n_items):
                     raise RuntimeError(
-                        f"{type(self.model).__name__}.score_next returned shape {tuple(raw_t.shape)}, "
+                        f"{type(self.model).__name__}.score_next returned shape {tuple(scores.shape)}, "
                         f"expected {(len(warm), self.n_items)}"
                     )
-                # A fresh tensor (so masking never writes into an array the model owns); NaN ranks last.
-                scores = torch.nan_to_num(raw_t, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+                scores.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)  # NaN ranks last
                 masked = [(row, encoded[i][0]) for row, i in enumerate(warm) if excl[i]]
                 if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
                     rows = np.concatenate([np.full(len(idx), row, dtype=np.int64) for row, idx in masked])
@@ -216,7 +221,7 @@ class Predictor:
                     dev = scores.device  # a model moved to a GPU scores there; rank there too
                     scores[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
                 top = max(ks[i] for i in warm)
-                values, indices = torch.topk(scores, top, dim=1)
+                values, indices = topk_rows(scores, top)
             values_l, indices_np = values.cpu().tolist(), indices.cpu().numpy()
             items = self.vocab.items
             for row, i in enumerate(warm):

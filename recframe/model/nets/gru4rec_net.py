@@ -204,5 +204,5 @@ class GRU4RecNet(nn.Module):
         return x
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        """Scores of every item ``[n, n_items]`` for ``[n, d]`` states."""
-        return states @ self.Wy.weight.T + self.By.weight.T
+        """Scores of every item ``[n, n_items]`` for ``[n, d]`` states (one fused multiply-add)."""
+        return torch.addmm(self.By.weight.T, states, self.Wy.weight.T)

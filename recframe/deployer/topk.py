@@ -1,0 +1,34 @@
+"""Row-wise top-k over a large catalogue, faster than one ``torch.topk`` pass on CPU.
+
+Why: serving ranks tens of thousands of items per session, and on CPU ``torch.topk`` over 43k
+columns cost about as much as the matrix product that produced the scores. Splitting each row into
+blocks, ranking the blocks by their maximum and running ``topk`` only inside the ``k`` best blocks
+gives the same top-k: any item of the true top-k sits in a block whose maximum is at least that item,
+and at most ``k - 1`` blocks can hold anything larger, so its block is among the ``k`` best.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BLOCK = 64
+
+
+def topk_rows(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of the ``k`` largest scores of each row, largest first.
+
+    Equal to ``torch.topk(scores, k, dim=1)`` up to the order of tied values. Small catalogues, or
+    ``k`` so large that the candidate blocks would cover much of the row, use ``torch.topk`` itself.
+    """
+    n, m = scores.shape
+    n_blocks = m // block
+    if scores.device.type != "cpu" or n_blocks <= k or 4 * k * block > m:
+        return torch.topk(scores, k, dim=1)
+    head = scores[:, : n_blocks * block].reshape(n, n_blocks, block)
+    best_blocks = torch.topk(head.amax(dim=2), k, dim=1).indices
+    cols = (best_blocks.unsqueeze(2) * block + torch.arange(block, device=scores.device)).reshape(n, k * block)
+    if n_blocks * block < m:  # the ragged tail is always a candidate
+        tail = torch.arange(n_blocks * block, m, device=scores.device).expand(n, -1)
+        cols = torch.cat([cols, tail], dim=1)
+    values, pick = torch.topk(scores.gather(1, cols), k, dim=1)
+    return values, cols.gather(1, pick)
