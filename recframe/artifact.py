@@ -46,32 +46,48 @@ def _to_tensors(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_model(model: Model, directory: str | Path) -> Path:
-    """Write ``model`` to ``directory`` atomically (a temp folder renamed into place)."""
+    """Write ``model`` to ``directory`` atomically (a temp folder renamed into place).
+
+    A write that fails half-way (disk full, file too large) removes the temp folder and leaves any
+    previous artifact in place: a reader sees the old artifact or the new one, never a mix.
+    """
+    import io
+
     import torch
 
     if model.vocab is None:
         raise ArtifactError("cannot save a model that has not been fitted")
     target = Path(directory)
     tmp = target.with_name(target.name + ".tmp")
+    old = target.with_name(target.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    config, tensors = model.get_state()
-    cls = type(model)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "target": f"{cls.__module__}.{cls.__qualname__}",
-        "name": model.name,
-        "n_items": len(model.vocab),
-        "config": config,
-    }
-    (tmp / "model.json").write_text(json.dumps(meta, indent=2))
-    (tmp / "vocab.json").write_text(json.dumps(model.vocab.to_dict()))
-    torch.save(_to_tensors(tensors), tmp / "weights.pt")
-    sums = {name: _sha256(tmp / name) for name in FILES}
-    (tmp / "checksums.json").write_text(json.dumps({"sha256": sums}, indent=2))
+    try:
+        tmp.mkdir(parents=True)
+        config, tensors = model.get_state()
+        cls = type(model)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "target": f"{cls.__module__}.{cls.__qualname__}",
+            "name": model.name,
+            "n_items": len(model.vocab),
+            "config": config,
+        }
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "vocab.json").write_text(json.dumps(model.vocab.to_dict()))
+        # serialised in memory, written by Python: a failed write is an OSError with its errno
+        buf = io.BytesIO()
+        torch.save(_to_tensors(tensors), buf)
+        (tmp / "weights.pt").write_bytes(buf.getbuffer())
+        sums = {name: _sha256(tmp / name) for name in FILES}
+        (tmp / "checksums.json").write_text(json.dumps({"sha256": sums}, indent=2))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     if target.exists():
-        shutil.rmtree(target)
+        target.replace(old)
     tmp.replace(target)
+    shutil.rmtree(old, ignore_errors=True)
     return target
 
 

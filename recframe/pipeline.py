@@ -18,6 +18,7 @@ Run directory::
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -49,11 +50,36 @@ STEPS = ("data", "train", "test", "deploy")
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: a reader never sees a half-written file."""
+    """Write JSON atomically: a reader never sees a half-written file (nor a stray temp file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_default))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=_default))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class OutputError(RecframeError):
+    """The run directory could not be written: the disk is full, a file grew past a limit, or it is read-only."""
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+_WRITE_MESSAGES = ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system")
+
+
+def output_error(e: BaseException, step: str, run_dir: Path) -> OutputError | None:
+    """A one-line :class:`OutputError` for a write that failed for lack of room, else None."""
+    text = str(e)
+    if not (getattr(e, "errno", None) in _WRITE_ERRNOS or any(m in text for m in _WRITE_MESSAGES)):
+        return None
+    reason = getattr(e, "strerror", None) or next((m for m in _WRITE_MESSAGES if m in text), text)
+    where = getattr(e, "filename", None) or run_dir
+    return OutputError(
+        f"the {step} step could not write {where}: {reason}; nothing half-written was kept as a result. "
+        "Free space, or set hydra.run.dir to a directory with room"
+    )
 
 
 def _default(obj: Any) -> Any:
@@ -236,6 +262,19 @@ class Pipeline:
         if self.on_step:
             self.on_step(step, "end", timings[step])
 
+    @contextmanager
+    def _write_errors(self, step: str):
+        """A full disk or an over-limit file anywhere in a step becomes one :class:`OutputError` line."""
+        try:
+            yield
+        except RecframeError:
+            raise
+        except Exception as e:
+            err = output_error(e, step, self.run_dir)
+            if err is None:
+                raise
+            raise err from None
+
     def run(self) -> RunResult:
         """Run the steps; with ``deployer.keep_alive`` block serving until interrupted."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -246,12 +285,13 @@ class Pipeline:
         deployment = None
         try:
             for step in self.steps:
-                with self._timed(step, result.timings):
+                with self._timed(step, result.timings), self._write_errors(step):
                     if step == "deploy":
                         deployment = self.step_deploy()
                     else:
                         getattr(self, f"step_{step}")()
-            write_json(self.run_dir / "timings.json", result.timings)
+            with self._write_errors("finish"):
+                write_json(self.run_dir / "timings.json", result.timings)
             if self._dataset is not None:
                 result.data_stats = self._dataset.stats
             metrics_path = self._source("metrics.json")

@@ -207,6 +207,8 @@ def ingest(
         src = "_recframe_src_events"
     else:
         src = events
+        if source and Path(source).is_file() and Path(source).stat().st_size == 0:
+            raise DataError(f"raw events file {source} is empty: nothing to ingest (check datasource.raw.path)")
     for table in (REJECTS_TABLE, REJECTS_SCAN):
         con.execute(f"drop table if exists {table}")
     m = fmt.mapping
@@ -237,6 +239,8 @@ def ingest(
                 [tenant, etl_id],
             )
             n_rows += con.execute(f"select count(distinct line) from {REJECTS_TABLE}").fetchall()[0][0]
+        if n_rows == 0 and source:
+            raise DataError(f"raw events file {source} has no data rows (only a header?): nothing to ingest")
         n_items = 0
         if items is not None:
             if isinstance(items, pa.Table):
@@ -273,8 +277,15 @@ def ingest(
             [tenant, etl_id, now, fingerprint, source, n_rows, n_items],
         )
         con.execute("commit")
-    except Exception:
+    except Exception as e:
         con.execute("rollback")
+        if isinstance(e, (duckdb.BinderException, duckdb.InvalidInputException)) and not isinstance(events, pa.Table):
+            # the file does not fit the format (missing columns, not CSV at all): one line, no traceback
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(
+                f"cannot read raw events {source or 'input'} as format {fmt.name!r}: {first} "
+                "(check datasource.raw.format, and raw.columns/header/delimiter for a custom file)"
+            ) from None
         raise
     finally:
         for view in ("_recframe_src_events", "_recframe_src_items"):
