@@ -77,7 +77,9 @@ left join kept as k
 {#- DuckDB: ONE hash aggregate. Each session's kept events become a list of structs sorted once;
     exact duplicates are then adjacent and dropped with an indexed list_filter. Compared with a
     GROUP BY over all event columns followed by three ordered aggregates this needs one hash table
-    instead of two and ~60% less CPU (measured on 1M events: 1.2 s vs 3.1 s). -#}
+    instead of two and ~60% less CPU (measured on 1M events: 1.2 s vs 3.1 s). The action is not
+    carried: it is a function of action_rank (one rank per action), which `k` already holds, so the
+    structs are narrower and (k, sku) orders and deduplicates exactly as (ts, rank, sku, action). -#}
 {% macro duckdb__session_rollup(events) -%}
 with grouped as (
     select
@@ -85,7 +87,7 @@ with grouped as (
         session_id,
         count(*) as n_rows,
         list_sort(
-            list({'k': ts_ms * 8 + action_rank, 'sku': sku, 'action': action}) filter (where is_kept = 1)
+            list({'k': ts_ms * 8 + action_rank, 'sku': sku}) filter (where is_kept = 1)
         ) as ev
     from {{ events }}
     group by tenant, session_id
@@ -111,7 +113,20 @@ select
     kev[1].k // 8 as start_ms,
     kev[-1].k // 8 as end_ms,
     case when len(kev) > 0 then list_transform(kev, lambda e: e.sku) end as items,
-    case when len(kev) > 0 then list_transform(kev, lambda e: e.action) end as actions,
+    case when len(kev) > 0 then list_transform(kev, lambda e: {{ action_of_rank('e.k % 8') }}) end as actions,
     case when len(kev) > 0 then list_transform(kev, lambda e: e.k // 8) end as timestamps
 from deduplicated
+{%- endmacro %}
+
+
+{#- The rank that orders actions with equal timestamps (view before add before purchase), one rank
+    per action, and its inverse: the DuckDB roll-up keeps only the rank and restores the action. -#}
+{% macro action_rank(expr) -%}
+  case {{ expr }} when 'pageview' then 0 when 'detail' then 1 when 'add' then 2 when 'remove' then 3
+      when 'purchase' then 4 when 'fav' then 5 end
+{%- endmacro %}
+
+{% macro action_of_rank(expr) -%}
+  case {{ expr }} when 0 then 'pageview' when 1 then 'detail' when 2 then 'add' when 3 then 'remove'
+      when 4 then 'purchase' when 5 then 'fav' end
 {%- endmacro %}

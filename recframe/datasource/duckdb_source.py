@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -219,12 +220,18 @@ class DuckDBSource(DataSource):
                 shutil.copy2(state / name, out / name)
         return out
 
+    def project_vars(self) -> dict[str, Any]:
+        """The dbt vars of a build: the configured ones, plus what the raw format implies.
+
+        ``sessionize_by_user`` is false when the format maps no user column: the gap-based
+        sessionisation could only see an empty set, so dbt leaves that pass out (same sessions).
+        """
+        return {"sessionize_by_user": bool(self.format.mapping.get("user_key")), **self.dbt_vars}
+
     def _parse_quietly(self, work_dir: Path) -> None:
         """``dbt parse`` ahead of the build; a failure here is left for the build to report."""
-        try:
+        with contextlib.suppress(Exception):  # the build parses again and raises the one-line error
             self._dbt(["parse"], work_dir, collect=False)
-        except Exception:  # noqa: BLE001 - the build parses again and raises the one-line error
-            pass
 
     def _dbt(self, args: list[str], work_dir: Path, collect: bool = True) -> Path:
         """Run dbt on the synced project with recframe's vars; return dbt's (persistent) target dir."""
@@ -232,7 +239,7 @@ class DuckDBSource(DataSource):
 
         state = self.warehouse.parent / f".{self.warehouse.name}.dbt"
         project = transform.prepare_project(state, self.dbt_project_dir)
-        dbt_vars = {**self.dbt_vars, "tenant": self.tenant, "duckdb_path": str(self.warehouse.resolve())}
+        dbt_vars = {**self.project_vars(), "tenant": self.tenant, "duckdb_path": str(self.warehouse.resolve())}
         try:
             transform.run_dbt(args, project, work_dir, vars=dbt_vars, target="duckdb", target_dir=state / "target")
         finally:

@@ -319,7 +319,7 @@ class SnowflakeSource(DataSource):
 
         state = self.state_dir or (work_dir / "dbt_state")
         project = transform.prepare_project(state, self._local.dbt_project_dir)
-        dbt_vars = {**self._local.dbt_vars, "tenant": self.tenant, "raw_schema": self.raw_schema.upper()}
+        dbt_vars = {**self._local.project_vars(), "tenant": self.tenant, "raw_schema": self.raw_schema.upper()}
         with self.dbt_environment():
             try:
                 transform.run_dbt(

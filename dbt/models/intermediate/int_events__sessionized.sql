@@ -6,40 +6,37 @@
     them all as one partition). Ephemeral: only int_sessions reads it, so the 10M-row event level is
     never written to disk; narrow on purpose: the raw text columns stay in staging. -#}
 {%- set gap_ms = (var('session_gap_minutes') | float * 60000) | int -%}
+{#- Each branch reads staging itself: a CTE read by both would be materialised (every accepted event
+    buffered once more). var('sessionize_by_user') is false when the raw format has no user column:
+    then a row without a session id has no user id either, is quarantined as null_session, and the
+    gap-based branch (a second pass over staging) would always be empty, so it is left out. -#}
 
-with accepted as (
-    select
-        tenant,
-        session_key,
-        user_key,
-        sku,
-        action,
-        ts_ms
-    from {{ ref('stg_events__raw_events') }}
-    where reject_reason is null
-),
-
-keyed as (
+with keyed as (
     select
         tenant,
         session_key as session_id,
         sku,
         action,
         ts_ms
-    from accepted
-    where session_key is not null
+    from {{ ref('stg_events__raw_events') }}
+    where reject_reason is null and session_key is not null
 ),
+{%- if var('sessionize_by_user', true) %}
 
 user_gaps as (
     select
-        *,
+        tenant,
+        user_key,
+        sku,
+        action,
+        ts_ms,
         case
             when ts_ms - lag(ts_ms) over (partition by tenant, user_key order by ts_ms, sku, action)
                 <= {{ gap_ms }} then 0
             else 1
         end as starts_session
-    from accepted
-    where session_key is null
+    from {{ ref('stg_events__raw_events') }}
+    where reject_reason is null and session_key is null
 ),
 
 user_sessions as (
@@ -53,11 +50,14 @@ user_sessions as (
         ts_ms
     from user_gaps
 ),
+{%- endif %}
 
 sessioned as (
     select * from keyed
+    {%- if var('sessionize_by_user', true) %}
     union all
     select * from user_sessions
+    {%- endif %}
 )
 
 select
@@ -65,8 +65,7 @@ select
     session_id,
     sku,
     action,
-    case action when 'pageview' then 0 when 'detail' then 1 when 'add' then 2 when 'remove' then 3
-        when 'purchase' then 4 else 5 end as action_rank,
+    {{ action_rank('action') }} as action_rank,
     case when action in {{ sql_string_list(var('actions')) }} then 1 else 0 end as is_kept,
     ts_ms
 from sessioned

@@ -17,12 +17,12 @@ renamed as (
         -- ids
         tenant,
         etl_id,
-        nullif(trim(session_key), '') as session_key,
-        nullif(trim(user_key), '') as user_key,
-        lower(nullif(trim(sku), '')) as sku,
+        nullif({{ trim_spaces('session_key') }}, '') as session_key,
+        nullif({{ trim_spaces('user_key') }}, '') as user_key,
+        lower(nullif({{ trim_spaces('sku') }}, '')) as sku,
         -- event kind as read
-        lower(trim(event_type)) as event_type_raw,
-        lower(nullif(trim(product_action), '')) as product_action_raw,
+        lower({{ trim_spaces('event_type') }}) as event_type_raw,
+        lower(nullif({{ trim_spaces('product_action') }}, '')) as product_action_raw,
         -- timestamps
         ts_raw,
         ts_ms,
@@ -60,7 +60,8 @@ select
     url,
     case
         when session_key is null and user_key is null then 'null_session'
-        when ts_raw is null or trim(ts_raw) = '' then 'null_timestamp'
+        -- a blank ts_raw never parses, so only unparsed rows need the (per-row) trim
+        when ts_ms is null and (ts_raw is null or trim(ts_raw) = '') then 'null_timestamp'
         when ts_ms is null then 'malformed_timestamp'
         when ts_ms > etl_epoch_ms + {{ var('future_tolerance_hours') | int }} * 3600000 then 'future_timestamp'
         when action is null then 'unknown_action'
