@@ -206,6 +206,7 @@ def test_unusable_files_are_one_line_data_errors(kind, body, needle, tmp_path):
         con.close()
 
 
+@pytest.mark.slow
 def test_a_file_of_only_bad_rows_is_accounted_then_stops_before_training(tmp_path):
     path = tmp_path / "events.csv"
     lines = [_row("", "sku1", T0), _row("a", "sku1", "soon"), _row("b", "", T0), _row("c", "sku1", T0)]

@@ -35,6 +35,7 @@ def _marts(warehouse: Path) -> dict[str, int]:
         con.close()
 
 
+@pytest.mark.slow
 def test_two_concurrent_data_steps_on_one_warehouse_both_succeed(tmp_path):
     home = tmp_path / "home"
     procs = [
