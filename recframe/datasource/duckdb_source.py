@@ -237,7 +237,8 @@ class DuckDBSource(DataSource):
         """Run dbt on the synced project with recframe's vars; return dbt's (persistent) target dir."""
         from recframe.datasource import transform
 
-        state = self.warehouse.parent / f".{self.warehouse.name}.dbt"
+        # absolute: dbt resolves a relative --target-path against the project dir, not the cwd
+        state = self.warehouse.resolve().parent / f".{self.warehouse.name}.dbt"
         project = transform.prepare_project(state, self.dbt_project_dir)
         dbt_vars = {**self.project_vars(), "tenant": self.tenant, "duckdb_path": str(self.warehouse.resolve())}
         try:

@@ -98,3 +98,14 @@ def test_constructor_validates_without_io(tmp_path, kwargs, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         DuckDBSource(warehouse=tmp_path / "never.duckdb", **kwargs)
     assert not (tmp_path / "never.duckdb").exists()
+
+
+def test_relative_warehouse_path_builds_from_any_directory(tmp_path, monkeypatch):
+    """The default warehouse (``.recframe/warehouse.duckdb``) is relative to the working directory;
+    dbt must still write its manifest where recframe collects it (regression: it resolved the
+    target path against the dbt project folder and the run lost its lineage)."""
+    monkeypatch.chdir(tmp_path)
+    src = DuckDBSource(warehouse=".recframe/warehouse.duckdb", synthetic={**SMALL, "n_sessions": 300})
+    src.build(tmp_path / "run")
+    assert (tmp_path / "run" / "target" / "manifest.json").exists()
+    assert (tmp_path / "run" / "lineage.json").exists()
