@@ -338,8 +338,7 @@ class DuckDBSource(DataSource):
                         when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
                         when session_end_ms < {valid_cut} then 'train' end as split
             from main.session_sequences
-            where {window}
-            order by session_id""",
+            where {window}""",
             params,
         )
         counts = dict(
@@ -381,6 +380,7 @@ class DuckDBSource(DataSource):
         }
         total_events = 0
         session_ids: np.ndarray | None = None
+        session_rank = np.empty(0, dtype=np.int64)
         for name in ("train", "valid", "test"):
             base = f"""
                 select session_id, unnest(items) as item_id, unnest(timestamps) as ts,
@@ -390,23 +390,27 @@ class DuckDBSource(DataSource):
                 f"select coalesce(sum(length), 0) from _recframe_labels where split = '{name}'"
             ).fetchall()[0][0]
             if name == "train" or not unseen_sql:
-                # no ORDER BY: the labels table is ordered by session and unnest keeps list order.
-                # Each event carries its session's row number, not its id: the ids are fetched once
-                # (one Python str per session) and expanded with a numpy take, instead of copying a
-                # 64-character string per event through Arrow and hashing it back into shared strings
+                # Each event carries its session's row number in the labels table, not its id: the
+                # ids are fetched once (one Python str per session) and expanded with a numpy take,
+                # instead of copying a 64-character string per event through Arrow and hashing it
+                # back into shared strings. Sessions are put in id order the same way: DuckDB sorts
+                # only (id, row number), and the events, which unnest emits session by session,
+                # are permuted by whole sessions in numpy; sorting the labels with their lists
+                # (one wide ORDER BY) cost several times more at 10M events.
                 if session_ids is None:
-                    session_ids = con.execute("select session_id from _recframe_labels order by rowid").fetchnumpy()[
-                        "session_id"
-                    ]
-                    session_ids = np.asarray(session_ids, dtype=object)
-                frame = _frame_from_arrow(
+                    session_ids, session_rank = _session_order(con, "_recframe_labels")
+                cols = _arrays_from_arrow(
                     con.sql(
                         "select rowid as session_row, unnest(items) as item_id, unnest(timestamps) as ts, "
                         f"unnest(actions) as action from _recframe_labels where split = '{name}'"
                     )
                 )
-                rows = np.asarray(frame.pop("session_row").to_numpy(), dtype=np.int64)  # int64 even when empty
-                frame.insert(0, "session_id", session_ids[rows])
+                rows = np.asarray(cols.pop("session_row"), dtype=np.int64)  # int64 even when empty
+                order = _by_session_rank(rows, session_rank)
+                if order is not None:
+                    rows = rows[order]
+                    cols = {c: values[order] for c, values in cols.items()}
+                frame = _frame({"session_id": session_ids[rows], **cols})
             else:
                 sql = f"""select session_id, item_id, ts, action from ({base}) {unseen_sql}
                           qualify count(*) over (partition by session_id) >= {int(s["min_length"])}
@@ -485,7 +489,12 @@ def _connect(path: Path, preserve_order: bool = False) -> Any:
 
 
 def _frame_from_arrow(source: Any, batch_rows: int = 1_000_000) -> pd.DataFrame:
-    """An event frame from an Arrow result, with one Python ``str`` per distinct value per batch.
+    """An event frame from an Arrow result (see :func:`_arrays_from_arrow`)."""
+    return _frame(_arrays_from_arrow(source, batch_rows))
+
+
+def _arrays_from_arrow(source: Any, batch_rows: int = 1_000_000) -> dict[str, np.ndarray]:
+    """The columns of an Arrow result as numpy arrays, with one Python ``str`` per distinct value per batch.
 
     ``.df()`` would create a new string object per row: 7.7M rows of 64-character ids cost ~1.8 GB.
     Dictionary-encoding each Arrow batch and expanding its categories with ``take`` makes the rows
@@ -516,14 +525,57 @@ def _frame_from_arrow(source: Any, batch_rows: int = 1_000_000) -> pd.DataFrame:
     if names is None:
         schema = getattr(batches, "schema", None)
         cols = schema.names if schema is not None else []
-        return pd.DataFrame({c: np.asarray([], dtype=object) for c in cols})
-    # one block per column: pd.DataFrame(dict) would stack the object columns into one 2-D block,
-    # a copy of every pointer (~0.4 s per million rows)
-    columns = {name: np.concatenate(parts[name]) for name in names}
-    frame = pd.DataFrame(index=pd.RangeIndex(len(columns[names[0]])))
-    for name in names:
-        frame[name] = columns.pop(name)
-    return frame
+        return {c: np.asarray([], dtype=object) for c in cols}
+    return {name: np.concatenate(parts.pop(name)) for name in names}
+
+
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A frame over the arrays themselves, one block per column: ``pd.DataFrame(dict)`` would stack
+    the object columns into one 2-D block and column assignment copies, each a pass over every
+    pointer (~0.2-0.4 s per million rows)."""
+    if not columns:
+        return pd.DataFrame()
+    series = [pd.Series(values, name=name, copy=False) for name, values in columns.items()]
+    return pd.concat(series, axis=1, copy=False)
+
+
+def _session_order(con: Any, table: str) -> tuple[np.ndarray, np.ndarray]:
+    """Session ids of ``table`` indexed by rowid, and each row's rank in session-id order.
+
+    Only the narrow (id, rowid) pairs are sorted; the rows' lists never move.
+    """
+    ids = con.execute(f"select session_id from {table} order by rowid").fetchnumpy()["session_id"]
+    ids = np.asarray(ids, dtype=object)
+    by_id = con.execute(f"select rowid from {table} order by session_id").fetchnumpy()["rowid"]
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.asarray(by_id, dtype=np.int64)] = np.arange(len(ids), dtype=np.int64)
+    return ids, rank
+
+
+def _by_session_rank(rows: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
+    """Permutation putting events (``rows``: their session's rowid) in session-rank order.
+
+    Events of a session arrive contiguously and in list order (unnest); whole runs are moved, so
+    the order inside a session is kept. Returns None when the events are already in order.
+    Should the runs ever not be contiguous, a stable argsort on the ranks gives the same order.
+    """
+    n = len(rows)
+    if n == 0:
+        return None
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    run_rows = rows[starts]
+    run_rank = rank[run_rows]
+    if bool((np.bincount(run_rows, minlength=len(rank)) > 1).any()):  # a session in several runs
+        return np.argsort(rank[rows], kind="stable")
+    if len(run_rank) < 2 or bool((run_rank[1:] > run_rank[:-1]).all()):
+        return None
+    lengths = np.diff(np.r_[starts, n])
+    by_rank = np.argsort(run_rank)
+    new_starts = starts[by_rank]
+    new_lengths = lengths[by_rank]
+    # event i of the output is the (i - first output position of its run)-th event of its run
+    offsets = np.repeat(new_starts - (np.cumsum(new_lengths) - new_lengths), new_lengths)
+    return offsets + np.arange(n, dtype=np.int64)
 
 
 def _is_sorted(frame: pd.DataFrame) -> bool:
