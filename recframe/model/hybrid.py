@@ -49,6 +49,12 @@ def normalise(scores: np.ndarray, how: str) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0).astype(np.float32, copy=False)
 
 
+def _as_numpy(scores: Any) -> np.ndarray:
+    if hasattr(scores, "detach"):  # a torch tensor, possibly on a GPU
+        return scores.detach().float().cpu().numpy()
+    return np.asarray(scores, dtype=np.float32)
+
+
 class WeightedHybrid(Model):
     """``sum_m weight_m * normalise_m(member_m.score_next(sessions))`` over named member models."""
 
@@ -109,6 +115,30 @@ class WeightedHybrid(Model):
             part = normalise(member.score_next(sessions), self.normalize[key]) * np.float32(w)
             total = part if total is None else total + part
         return total
+
+    def score_prefixes(self, sessions: Sequence[np.ndarray], batch_size: int = 512):
+        """Every member scores the same consecutive group of sessions its own fastest way (GRU4Rec
+        in one pass per session, kNN prefix by prefix); the rows line up because every model yields
+        targets in session and position order, which is checked."""
+        from recframe.model.seq_data import prefix_batches
+
+        for group in prefix_batches(sessions, batch_size):
+            part = [sessions[i] for i in group]
+            total, targets = None, None
+            for key, member in self.members.items():
+                w = self.weights[key]
+                if w == 0.0:
+                    continue
+                chunks = list(member.score_prefixes(part, batch_size=max(batch_size, 1)))
+                scores = np.concatenate([_as_numpy(c) for c, _ in chunks])
+                t = np.concatenate([np.asarray(tt) for _, tt in chunks])
+                if targets is None:
+                    targets = t
+                elif not np.array_equal(targets, t):
+                    raise RuntimeError(f"hybrid member {key!r} scored prefixes in a different order")
+                blended = normalise(scores, self.normalize[key]) * np.float32(w)
+                total = blended if total is None else total + blended
+            yield total, targets
 
     def item_embeddings(self) -> np.ndarray | None:
         for member in self.members.values():

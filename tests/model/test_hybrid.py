@@ -83,3 +83,22 @@ def test_hydra_composes_members_from_model_configs() -> None:
     model = instantiate(cfg.model, _convert_="all")
     assert isinstance(model, WeightedHybrid)
     assert model.members["stan"].k == 50 and type(model.members["gru"]).__name__ == "GRU4RecModel"
+
+
+def test_prefix_scoring_matches_prefix_by_prefix(split) -> None:
+    """The grouped one-pass path gives the same rows as expanding every prefix through score_next."""
+    from recframe.model.gru4rec import GRU4RecModel
+
+    train, test = split
+    hybrid = WeightedHybrid(
+        {"vsknn": VSKNN(k=20, sample_size=50), "gru": GRU4RecModel(layers=[16], n_sample=16, batch_size=8)},
+        {"vsknn": 0.3, "gru": 0.7},
+        {"vsknn": "max", "gru": "softmax"},
+    ).fit(train, None, FitContext(trainer={"max_epochs": 1, "enable_progress_bar": False}, progress=False))
+    sessions = [np.array([1, 2, 3]), np.array([4]), np.array([5, 6]), np.array([7, 8, 9, 10])]
+    fast = list(hybrid.score_prefixes(sessions, batch_size=3))
+    slow = list(Model.score_prefixes(hybrid, sessions, batch_size=3))
+    fs, ft = np.concatenate([s for s, _ in fast]), np.concatenate([t for _, t in fast])
+    ss, st = np.concatenate([s for s, _ in slow]), np.concatenate([t for _, t in slow])
+    assert np.array_equal(ft, st) and len(ft) == 2 + 1 + 3
+    assert np.allclose(fs, ss, atol=1e-5)
