@@ -1,7 +1,8 @@
 """Full-ranking next-item evaluation shared by testers and benchmarks.
 
 Every item of the vocabulary is ranked (no sampled negatives), the next item is predicted at every
-position of every test session, and ties are counted conservatively: the rank of the target is the
+position of every test session (or only at the events the split marked in a ``target`` column, e.g.
+``datasource.split.targets: last``), and ties are counted conservatively: the rank of the target is the
 number of items scoring at least as high as it, itself included, so a model that scores everything
 equally ranks every target last rather than first.
 """
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recframe.interfaces import Model
-from recframe.vocab import encode_sessions
+from recframe.vocab import ItemVocab, encode_sessions
 
 DEFAULT_KS = (1, 5, 10, 20)
 
@@ -54,6 +55,25 @@ def prefix_ranks(model: Model, sessions: Sequence[np.ndarray], batch_size: int =
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
+def target_mask(test: pd.DataFrame, vocab: ItemVocab) -> np.ndarray | None:
+    """Which of :func:`prefix_ranks`' targets the split marked (its ``target`` column), or None
+    when there is no such column or it marks every position (the default protocol)."""
+    if "target" not in test.columns or test.empty:
+        return None
+    sid = test["session_id"].to_numpy()
+    first = np.r_[True, sid[1:] != sid[:-1]]
+    flags = test["target"].to_numpy(dtype=bool)
+    if np.array_equal(flags, ~first):
+        return None
+    keep = vocab.encode_column(test["item_id"]) >= 0
+    flags, sid = flags[keep], sid[keep]
+    if len(sid) == 0:
+        return np.zeros(0, dtype=bool)
+    cut = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+    parts = [f[1:] for f in np.split(flags, cut) if len(f) >= 2]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
 def evaluate(
     model: Model, test: pd.DataFrame, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 512
 ) -> dict[str, float]:
@@ -64,6 +84,9 @@ def evaluate(
     """
     sessions = [s for s in encode_sessions(test, model.vocab) if len(s) >= 2]
     ranks = prefix_ranks(model, sessions, batch_size)
+    mask = target_mask(test, model.vocab)
+    if mask is not None:  # the split asked for fewer targets (`targets: last`): score them only
+        ranks = ranks[mask]
     out = metrics_from_ranks(ranks, ks)
     out["targets"] = int(len(ranks))
     return out

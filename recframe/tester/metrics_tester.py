@@ -108,6 +108,7 @@ def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 5
             f"model {model.name!r}: score_prefixes must yield targets in session order "
             f"(got {len(scored.targets)} targets, expected {len(expected)})"
         )
+    scored = scored.select(enc.target_mask())  # `datasource.split.targets: last` keeps sessions' last items
     pop = fit_pop_baseline(data.train)
     pop_scored, pop_enc = score_baseline(pop, data.test, kmax)
     lookup = vocab_lookup(model.vocab, pop.vocab)

@@ -13,6 +13,7 @@ form from the popularity vector: it costs milliseconds even on Diginetica-sized 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,15 @@ class EncodedTest:
     session_ids: list[str]
     actions: list[np.ndarray] | None
     unknown_events: int
+    #: per kept event, whether the split marked it a target (``datasource.split.targets``); None = all
+    flags: list[np.ndarray] | None = None
+
+    def target_mask(self) -> np.ndarray | None:
+        """Which prefixes of :meth:`Model.score_prefixes` order are targets (None: every one)."""
+        if self.flags is None:
+            return None
+        parts = [f[1:] for f in self.flags if len(f) >= 2]
+        return np.concatenate(parts).astype(bool) if parts else np.zeros(0, dtype=bool)
 
     def target_index(self) -> tuple[np.ndarray, np.ndarray]:
         """For every next-item target, in :meth:`Model.score_prefixes` order: its session index and its
@@ -46,6 +56,9 @@ class EncodedTest:
         session_of = np.repeat(np.arange(len(self.sessions)), n_targets)
         starts = np.repeat(np.cumsum(n_targets) - n_targets, n_targets)
         position = np.arange(int(n_targets.sum())) - starts + 1
+        mask = self.target_mask()
+        if mask is not None:
+            session_of, position = session_of[mask], position[mask]
         return session_of, position
 
 
@@ -59,6 +72,7 @@ def encode_test(test: pd.DataFrame, vocab: ItemVocab, min_length: int = 2) -> En
     codes = codes[keep]
     sids = test["session_id"].astype(str).to_numpy()[keep]
     actions = test["action"].astype(str).to_numpy()[keep] if "action" in test.columns else None
+    flags = _target_flags(test, keep)
     if len(codes) == 0:
         return EncodedTest([], [], None, unknown)
     cut = np.flatnonzero(sids[1:] != sids[:-1]) + 1
@@ -66,12 +80,27 @@ def encode_test(test: pd.DataFrame, vocab: ItemVocab, min_length: int = 2) -> En
     starts = np.concatenate([[0], cut])
     keep_s = [i for i, s in enumerate(sessions) if len(s) >= min_length]
     act_parts = np.split(actions, cut) if actions is not None else None
+    flag_parts = np.split(flags, cut) if flags is not None else None
     return EncodedTest(
         sessions=[sessions[i] for i in keep_s],
         session_ids=[str(sids[starts[i]]) for i in keep_s],
         actions=[act_parts[i] for i in keep_s] if act_parts is not None else None,
         unknown_events=unknown,
+        flags=[flag_parts[i] for i in keep_s] if flag_parts is not None else None,
     )
+
+
+def _target_flags(test: pd.DataFrame, keep: np.ndarray) -> np.ndarray | None:
+    """The split's ``target`` column for the kept events, or None when every position is a target
+    (no column, or one that marks every event but a session's first: nothing to filter)."""
+    if "target" not in test.columns:
+        return None
+    flags = test["target"].to_numpy(dtype=bool)
+    sid = test["session_id"].to_numpy()
+    first = np.r_[True, sid[1:] != sid[:-1]] if len(sid) else np.zeros(0, dtype=bool)
+    if np.array_equal(flags, ~first):
+        return None
+    return flags[keep]
 
 
 @dataclass
@@ -88,6 +117,12 @@ class ScoredTargets:
 
     def metrics(self, ks: Iterable[int]) -> dict[str, float]:
         return metrics_from_ranks(self.ranks, ks)
+
+    def select(self, mask: np.ndarray | None) -> ScoredTargets:
+        """Only the targets where ``mask`` is true (``None``: all of them)."""
+        if mask is None:
+            return self
+        return dataclasses.replace(self, ranks=self.ranks[mask], topk=self.topk[mask], targets=self.targets[mask])
 
 
 def _rank_and_topk(scores, targets: np.ndarray, k: int):
@@ -198,7 +233,7 @@ def score_baseline(pop: PopModel, test: pd.DataFrame, k: int) -> tuple[ScoredTar
     """The popularity baseline on ``test``, encoded against its own vocabulary."""
     enc = encode_test(test, pop.vocab)
     targets = flat_targets(enc.sessions)
-    return constant_ranking(pop.vocab.popularity(), targets, k), enc
+    return constant_ranking(pop.vocab.popularity(), targets, k).select(enc.target_mask()), enc
 
 
 def score_any(model: Model, enc: EncodedTest, k: int, batch_size: int = 512) -> ScoredTargets:
