@@ -438,7 +438,8 @@ class DuckDBSource(DataSource):
             con.execute(f"drop table if exists {table}")
         stats["targets"] = {"mode": s["targets"]}
         for name, frame in frames.items():
-            frame["ts"] = frame["ts"].astype("int64")
+            if frame["ts"].dtype != np.int64:  # astype copies even when the dtype already matches
+                frame["ts"] = frame["ts"].astype("int64")
             # train's distinct items are exactly the known-items table (no re-hashing of the ids)
             stats[name] = _describe_sorted(frame, n_known if name == "train" else None)
             if name != "train":
