@@ -1,0 +1,96 @@
+"""Blend an already trained GRU4Rec with STAN and evaluate (full ranking, every position).
+
+Training GRU4Rec with the published Diginetica parameters takes about an hour per 10 epochs on one
+CPU core, so this script reuses a model trained elsewhere: a recframe artifact folder (``model.save``)
+or a Lightning checkpoint written by ``benchmarks/train_speed.py --work-dir W`` (``W/gru/checkpoints/
+last.ckpt``, built with ``--experiment``'s parameters). STAN is fitted here (seconds), both are
+wrapped in :class:`recframe.model.hybrid.WeightedHybrid` and evaluated, members alone too.
+
+    python benchmarks/hybrid_eval.py --dataset ../shared/data/diginetica \\
+        --gru /tmp/w/gru/checkpoints/last.ckpt --experiment gru4rec_diginetica --normalize minmax
+
+Last line: one JSON object ``{"dataset", "results": [{"model", "hr@20", "mrr@20", "ndcg@20", "eval_s"}]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def load_gru(path: Path, experiment: str | None, train):
+    """A GRU4RecModel from an artifact folder, or from a Lightning checkpoint plus the preset's parameters."""
+    import torch
+
+    from recframe.interfaces import Model
+    from recframe.vocab import ItemVocab
+
+    if path.is_dir():
+        return Model.load(path)
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    overrides = ["model=gru"] + ([f"experiment={experiment}"] if experiment else [])
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    gru = instantiate(cfg.model, _convert_="all")
+    gru.vocab = ItemVocab.from_events(train)  # the same events give the same vocabulary as in training
+    gru.net = gru.build_net(len(gru.vocab))
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]  # our own checkpoint
+    gru.net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
+    gru.net.eval()
+    return gru
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, help="folder with train.tsv.gz and test.tsv.gz")
+    p.add_argument("--gru", required=True, help="artifact folder or Lightning .ckpt of a trained GRU4Rec")
+    p.add_argument("--experiment", default="gru4rec_diginetica", help="preset the checkpoint was trained with")
+    p.add_argument("--weights", default="0.5,0.5", help="stan,gru weights (default 0.5,0.5)")
+    p.add_argument("--normalize", default="minmax", help="one scaling for both, or stan,gru (e.g. max,softmax)")
+    p.add_argument("--members", action="store_true", help="also evaluate each member alone")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    import torch
+    from _common import load_split
+
+    from recframe.evaluation import evaluate
+    from recframe.model.hybrid import WeightedHybrid
+    from recframe.model.knn_stan import STAN
+
+    torch.set_num_threads(args.threads)
+    train, test = load_split(args.dataset)
+    gru = load_gru(Path(args.gru), args.experiment, train)
+    stan = STAN().fit(train)
+    w_stan, w_gru = (float(x) for x in args.weights.split(","))
+    norms = args.normalize.split(",")
+    n_stan, n_gru = (norms * 2)[:2] if len(norms) == 1 else norms
+    hybrid = WeightedHybrid({"stan": stan, "gru": gru}, {"stan": w_stan, "gru": w_gru}, {"stan": n_stan, "gru": n_gru})
+    hybrid.vocab = gru.vocab
+    models = ([("stan", stan), ("gru", gru)] if args.members else []) + [("hybrid", hybrid)]
+    results = []
+    for name, model in models:
+        t0 = time.perf_counter()
+        m = evaluate(model, test)
+        row = {"model": name, **{k: round(m[k], 4) for k in ("hr@20", "mrr@20", "ndcg@20")}}
+        row.update(eval_s=round(time.perf_counter() - t0, 1), targets=m["targets"])
+        if name == "hybrid":
+            row.update(weights=hybrid.weights, normalize=hybrid.normalize)
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    print(json.dumps({"dataset": str(args.dataset), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
