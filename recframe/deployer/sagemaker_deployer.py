@@ -171,10 +171,15 @@ def package_model(artifact_dir: Path, out_dir: Path, extra_requirements: list[st
     from recframe.artifact import verify
 
     meta = verify(artifact_dir)  # never ship an artifact that would be refused at load time
-    target_module = meta["target"].rpartition(".")[0]
-    modules, requirements = vendor_plan(
-        ["recframe.deployer.predictor", "recframe.deployer.jsoncodec", "recframe.artifact", target_module]
-    )
+    # the model's class, and for a composite (model=hybrid) its members' classes: loaded by name
+    targets = [meta["target"], *(m["target"] for m in (meta.get("config") or {}).get("members", {}).values())]
+    serving = [
+        "recframe.deployer.predictor",
+        "recframe.deployer.topk",
+        "recframe.deployer.jsoncodec",
+        "recframe.artifact",
+    ]
+    modules, requirements = vendor_plan(serving + sorted({t.rpartition(".")[0] for t in targets}))
     requirements += list(extra_requirements or [])
     out_dir.mkdir(parents=True, exist_ok=True)
     tar_path = out_dir / "model.tar.gz"

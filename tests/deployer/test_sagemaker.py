@@ -114,6 +114,29 @@ print(inference.output_fn(inference.predict_fn(inference.input_fn('{{"session": 
     assert len(json.loads(out.stdout.strip().splitlines()[-1])["items"]) == 10
 
 
+def test_hybrid_payload_carries_every_member_class(events, tmp_path: Path) -> None:
+    """A blended model loads its members by class name: their modules must travel in code/ too."""
+    from recframe.model.hybrid import WeightedHybrid
+    from recframe.model.knn import SKNN
+    from recframe.model.pop import PopModel
+
+    hybrid = WeightedHybrid({"sknn": SKNN(k=10, sample_size=20), "pop": PopModel()}, {"sknn": 0.7, "pop": 0.3})
+    artifact = hybrid.fit(events).save(tmp_path / "hybrid")
+    root = _extract(smd.package_model(artifact, tmp_path / "pkg").read_bytes(), tmp_path / "model")
+    names = {p.relative_to(root).as_posix() for p in root.rglob("*.py")}
+    assert {"code/recframe/model/hybrid.py", "code/recframe/model/knn.py", "code/recframe/model/pop.py"} <= names
+    script = f"""
+import sys
+sys.path.insert(0, {str(root / "code")!r})
+import inference
+m = inference.model_fn({str(root)!r})
+print(inference.output_fn(inference.predict_fn(inference.input_fn('{{"session": ["sku1"]}}', None), m), None).decode())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(json.loads(out.stdout.strip().splitlines()[-1])["items"]) == 10
+
+
 # ------------------------------------------------------------------------------ image URIs and settings
 
 
