@@ -8,6 +8,7 @@ format into one ``INSERT ... SELECT`` that DuckDB runs over the file or the in-m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,18 @@ FORMATS: dict[str, RawFormat] = {"synthetic": COVEO, "coveo": COVEO, "rees46": R
 FORMAT_NAMES = (*FORMATS, "custom")
 
 
+_COLUMN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,127}")
+
+
+def _check_column_name(key: str, value: Any) -> None:
+    """Column names from config end up in SQL (identifiers and ``read_csv`` options): letters,
+    digits, ``_``, space, ``.``, ``-`` only, so no value can close a quote and append SQL."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not _COLUMN_NAME.fullmatch(value):
+        raise ConfigError(key, value, "must be a column name of letters, digits, '_', ' ', '.' or '-' (at most 128)")
+
+
 def resolve_format(raw: Mapping[str, Any], key: str = "datasource.raw") -> RawFormat:
     """The :class:`RawFormat` a ``raw`` config block asks for (validated, no I/O).
 
@@ -108,6 +121,8 @@ def resolve_format(raw: Mapping[str, Any], key: str = "datasource.raw") -> RawFo
     unknown = sorted(set(columns) - set(CANONICAL))
     if unknown:
         raise ConfigError(f"{key}.columns", unknown, f"keys must be among {', '.join(CANONICAL)}")
+    for canon, col in columns.items():
+        _check_column_name(f"{key}.columns.{canon}", col)
     mapping = {**base.mapping, **columns}
     if name == "custom":
         if not mapping.get("sku") or not mapping.get("ts_raw"):
@@ -120,9 +135,16 @@ def resolve_format(raw: Mapping[str, Any], key: str = "datasource.raw") -> RawFo
     if ts_unit not in TS_UNITS:
         raise ConfigError(f"{key}.ts_unit", ts_unit, f"must be one of {', '.join(TS_UNITS)}")
     names = raw.get("names")
+    for i, n in enumerate(names or []):
+        _check_column_name(f"{key}.names[{i}]", n)
     header = raw.get("header")
+    delimiter = raw.get("delimiter")
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "'\"\\\r\n"):
+        raise ConfigError(f"{key}.delimiter", delimiter, "must be one character, not a quote, backslash or newline")
     items = dict(base.items)
     if raw.get("item_columns"):
+        for canon, col in dict(raw["item_columns"]).items():
+            _check_column_name(f"{key}.item_columns.{canon}", col)
         items.update(dict(raw["item_columns"]))
     return RawFormat(
         name=name,
@@ -131,6 +153,6 @@ def resolve_format(raw: Mapping[str, Any], key: str = "datasource.raw") -> RawFo
         header=base.header if header is None else bool(header),
         names=tuple(names) if names else base.names,
         items=items,
-        delimiter=raw.get("delimiter") or base.delimiter,
+        delimiter=delimiter or base.delimiter,
         price_is_amount=base.price_is_amount,
     )
