@@ -207,7 +207,11 @@ class Predictor:
                 if as_tensor is not None:  # a fresh tensor the model keeps no reference to
                     scores = as_tensor(prefixes)
                 else:  # copy: masking must never write into an array the model owns
-                    scores = torch.tensor(self.model.score_next(prefixes), dtype=torch.float32)
+                    raw = self.model.score_next(prefixes)
+                    if isinstance(raw, torch.Tensor):
+                        scores = raw.detach().to(torch.float32).clone()
+                    else:
+                        scores = torch.tensor(np.asarray(raw), dtype=torch.float32)
                 if scores.shape != (len(warm), self.n_items):
                     raise RuntimeError(
                         f"{type(self.model).__name__}.score_next returned shape {tuple(scores.shape)}, "
