@@ -55,18 +55,24 @@ def prefix_ranks(model: Model, sessions: Sequence[np.ndarray], batch_size: int =
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def target_mask(test: pd.DataFrame, vocab: ItemVocab) -> np.ndarray | None:
-    """Which of :func:`prefix_ranks`' targets the split marked (its ``target`` column), or None
-    when there is no such column or it marks every position (the default protocol)."""
+def marked_targets(test: pd.DataFrame) -> np.ndarray | None:
+    """The split's ``target`` column as booleans, or None when there is no such column or it marks
+    every position but each session's first (the default protocol: nothing to filter)."""
     if "target" not in test.columns or test.empty:
         return None
     sid = test["session_id"].to_numpy()
     first = np.r_[True, sid[1:] != sid[:-1]]
     flags = test["target"].to_numpy(dtype=bool)
-    if np.array_equal(flags, ~first):
+    return None if np.array_equal(flags, ~first) else flags
+
+
+def target_mask(test: pd.DataFrame, vocab: ItemVocab) -> np.ndarray | None:
+    """Which of :func:`prefix_ranks`' targets the split marked (see :func:`marked_targets`)."""
+    flags = marked_targets(test)
+    if flags is None:
         return None
     keep = vocab.encode_column(test["item_id"]) >= 0
-    flags, sid = flags[keep], sid[keep]
+    flags, sid = flags[keep], test["session_id"].to_numpy()[keep]
     if len(sid) == 0:
         return np.zeros(0, dtype=bool)
     cut = np.flatnonzero(sid[1:] != sid[:-1]) + 1

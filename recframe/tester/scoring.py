@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recframe.evaluation import metrics_from_ranks
+from recframe.evaluation import marked_targets, metrics_from_ranks
 from recframe.interfaces import DataError, Model
 from recframe.model.pop import PopModel
 from recframe.vocab import ItemVocab
@@ -91,16 +91,9 @@ def encode_test(test: pd.DataFrame, vocab: ItemVocab, min_length: int = 2) -> En
 
 
 def _target_flags(test: pd.DataFrame, keep: np.ndarray) -> np.ndarray | None:
-    """The split's ``target`` column for the kept events, or None when every position is a target
-    (no column, or one that marks every event but a session's first: nothing to filter)."""
-    if "target" not in test.columns:
-        return None
-    flags = test["target"].to_numpy(dtype=bool)
-    sid = test["session_id"].to_numpy()
-    first = np.r_[True, sid[1:] != sid[:-1]] if len(sid) else np.zeros(0, dtype=bool)
-    if np.array_equal(flags, ~first):
-        return None
-    return flags[keep]
+    """The split's ``target`` flags of the kept events (None: every position is a target)."""
+    flags = marked_targets(test)
+    return None if flags is None else flags[keep]
 
 
 @dataclass
