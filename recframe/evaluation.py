@@ -10,6 +10,7 @@ equally ranks every target last rather than first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,13 @@ from recframe.interfaces import Model
 from recframe.vocab import ItemVocab, encode_sessions
 
 DEFAULT_KS = (1, 5, 10, 20)
+
+
+def scores_as_numpy(scores: Any) -> np.ndarray:
+    """A score matrix as float32 numpy, whether a model returned numpy or a (GPU, bf16) tensor."""
+    if hasattr(scores, "detach"):
+        return scores.detach().float().cpu().numpy()
+    return np.asarray(scores, dtype=np.float32)
 
 
 def ranks_of_targets(scores, targets) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from recframe import validation as V
+from recframe.evaluation import scores_as_numpy
 from recframe.interfaces import ConfigError, FitContext, Model
 from recframe.vocab import ItemVocab
 
@@ -47,12 +48,6 @@ def normalise(scores: np.ndarray, how: str) -> np.ndarray:
         e = np.exp(s - hi)
         out = e / np.nansum(e, axis=1, keepdims=True)
     return np.nan_to_num(out, nan=0.0).astype(np.float32, copy=False)
-
-
-def _as_numpy(scores: Any) -> np.ndarray:
-    if hasattr(scores, "detach"):  # a torch tensor, possibly on a GPU
-        return scores.detach().float().cpu().numpy()
-    return np.asarray(scores, dtype=np.float32)
 
 
 class WeightedHybrid(Model):
@@ -130,7 +125,7 @@ class WeightedHybrid(Model):
                 if w == 0.0:
                     continue
                 chunks = list(member.score_prefixes(part, batch_size=max(batch_size, 1)))
-                scores = np.concatenate([_as_numpy(c) for c, _ in chunks])
+                scores = np.concatenate([scores_as_numpy(c) for c, _ in chunks])
                 t = np.concatenate([np.asarray(tt) for _, tt in chunks])
                 if targets is None:
                     targets = t

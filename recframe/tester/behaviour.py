@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recframe.evaluation import scores_as_numpy
 from recframe.interfaces import Dataset, Model
 from recframe.tester.metrics_tester import Headline
 
@@ -343,12 +344,6 @@ def less_wrong(model: Model, h: Headline, data: Dataset, k: int, n_samples: int,
 # ------------------------------------------------------------------------------------------------
 
 
-def _as_numpy(scores) -> np.ndarray:
-    if hasattr(scores, "detach"):
-        scores = scores.detach().cpu().numpy()
-    return np.asarray(scores, dtype=np.float32)
-
-
 def invariants(
     model: Model, h: Headline, k: int, exclude_seen: bool, n_samples: int, seed: int, batch_size: int
 ) -> dict[str, Any]:
@@ -393,8 +388,8 @@ def invariants(
     }
 
     few = prefixes[: min(len(prefixes), 64)]
-    s1 = _as_numpy(model.score_next(few))
-    s2 = _as_numpy(model.score_next(few))
+    s1 = scores_as_numpy(model.score_next(few))
+    s2 = scores_as_numpy(model.score_next(few))
     same_scores = s1.shape == s2.shape and bool(np.allclose(s1, s2, rtol=1e-5, atol=1e-6, equal_nan=True))
     t1, t2 = _topk(s1, k), _topk(s2, k)
     same_top = float(np.mean([set(a) == set(b) for a, b in zip(t1, t2, strict=True)])) if t1.shape == t2.shape else 0.0
@@ -405,7 +400,7 @@ def invariants(
         "n": len(few),
     }
 
-    alone = np.concatenate([_as_numpy(model.score_next([p])) for p in few[:16]], axis=0)
+    alone = np.concatenate([scores_as_numpy(model.score_next([p])) for p in few[:16]], axis=0)
     batched = s1[: len(alone)]
     scale = float(np.nanmax(np.abs(batched))) if batched.size else 1.0
     close = alone.shape == batched.shape and bool(
