@@ -101,14 +101,18 @@ class WeightedHybrid(Model):
                 )
         self.vocab = first
 
+    def _active(self) -> list[tuple[str, Model]]:
+        return [(key, m) for key, m in self.members.items() if self.weights[key] > 0]
+
+    def _add(self, total: np.ndarray | None, key: str, scores: Any) -> np.ndarray:
+        """``total`` plus member ``key``'s scores, normalised and weighted."""
+        part = normalise(scores_as_numpy(scores), self.normalize[key]) * np.float32(self.weights[key])
+        return part if total is None else total + part
+
     def score_next(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
-        total: np.ndarray | None = None
-        for key, member in self.members.items():
-            w = self.weights[key]
-            if w == 0.0:
-                continue
-            part = normalise(member.score_next(sessions), self.normalize[key]) * np.float32(w)
-            total = part if total is None else total + part
+        total = None
+        for key, member in self._active():
+            total = self._add(total, key, member.score_next(sessions))
         return total
 
     def score_prefixes(self, sessions: Sequence[np.ndarray], batch_size: int = 512):
@@ -120,19 +124,14 @@ class WeightedHybrid(Model):
         for group in prefix_batches(sessions, batch_size):
             part = [sessions[i] for i in group]
             total, targets = None, None
-            for key, member in self.members.items():
-                w = self.weights[key]
-                if w == 0.0:
-                    continue
-                chunks = list(member.score_prefixes(part, batch_size=max(batch_size, 1)))
-                scores = np.concatenate([scores_as_numpy(c) for c, _ in chunks])
+            for key, member in self._active():
+                chunks = list(member.score_prefixes(part, batch_size=batch_size))
                 t = np.concatenate([np.asarray(tt) for _, tt in chunks])
                 if targets is None:
                     targets = t
                 elif not np.array_equal(targets, t):
                     raise RuntimeError(f"hybrid member {key!r} scored prefixes in a different order")
-                blended = normalise(scores, self.normalize[key]) * np.float32(w)
-                total = blended if total is None else total + blended
+                total = self._add(total, key, np.concatenate([scores_as_numpy(c) for c, _ in chunks]))
             yield total, targets
 
     def item_embeddings(self) -> np.ndarray | None:

@@ -72,7 +72,8 @@ def encode_test(test: pd.DataFrame, vocab: ItemVocab, min_length: int = 2) -> En
     codes = codes[keep]
     sids = test["session_id"].astype(str).to_numpy()[keep]
     actions = test["action"].astype(str).to_numpy()[keep] if "action" in test.columns else None
-    flags = _target_flags(test, keep)
+    flags = marked_targets(test)
+    flags = None if flags is None else flags[keep]  # the split's target flags of the kept events
     if len(codes) == 0:
         return EncodedTest([], [], None, unknown)
     cut = np.flatnonzero(sids[1:] != sids[:-1]) + 1
@@ -88,12 +89,6 @@ def encode_test(test: pd.DataFrame, vocab: ItemVocab, min_length: int = 2) -> En
         unknown_events=unknown,
         flags=[flag_parts[i] for i in keep_s] if flag_parts is not None else None,
     )
-
-
-def _target_flags(test: pd.DataFrame, keep: np.ndarray) -> np.ndarray | None:
-    """The split's ``target`` flags of the kept events (None: every position is a target)."""
-    flags = marked_targets(test)
-    return None if flags is None else flags[keep]
 
 
 @dataclass
