@@ -216,9 +216,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-batch", type=int, default=64, help="micro-batch size of the server")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch threads in the server")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn workers (1 = server thread)")
-    ap.add_argument(
-        "--gil-switch-ms", type=float, default=0.0, help="GIL switch interval in the server (0 = Python default)"
-    )
     ap.add_argument("--no-fast-path", action="store_true", help="route every request through FastAPI (for comparison)")
     ap.add_argument(
         "--compare-mlserver",
@@ -267,7 +264,6 @@ def main(argv: list[str] | None = None) -> dict:
         workers=args.workers,
         log_level="error",
         fast_path=not args.no_fast_path,
-        gil_switch_ms=args.gil_switch_ms or None,
     )
     dep = deployer.deploy(Path(artifact), tmp / "run")
     try:
@@ -317,7 +313,6 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_bound_rps_estimate": _capacity(best),
         "model": kind,
         "fast_path": not args.no_fast_path,
-        "gil_switch_ms": args.gil_switch_ms or None,
         "n_items": n_items,
         "server_alive": alive,
         "cpus": os.cpu_count(),

@@ -55,7 +55,6 @@ class LocalDeployer(Deployer):
         startup_timeout_s: float = 60.0,
         log_level: str = "warning",
         fast_path: bool = True,
-        gil_switch_ms: float | None = None,
     ) -> None:
         from recframe.deployer.predictor import ServingLimits
 
@@ -81,8 +80,6 @@ class LocalDeployer(Deployer):
         self.startup_timeout_s = v.positive("deployer.startup_timeout_s", startup_timeout_s)
         self.log_level = v.choice("deployer.log_level", log_level, ["critical", "error", "warning", "info", "debug"])
         self.fast_path = v.boolean("deployer.fast_path", fast_path)
-        self.gil_switch_ms = None if gil_switch_ms is None else v.positive("deployer.gil_switch_ms", gil_switch_ms)
-        self._saved_switch: float | None = None
         self.url: str | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -139,12 +136,6 @@ class LocalDeployer(Deployer):
             # Process-wide; restored by teardown so a pipeline or test session is left as it was.
             self._saved_threads = torch.get_num_threads()
             torch.set_num_threads(self.torch_threads)
-        if self.gil_switch_ms:
-            # The event loop and the scoring thread share the GIL. Each torch op of a batch releases
-            # it and must win it back from a loop that is busy parsing requests, which by default
-            # takes up to 5 ms a time; a shorter interval keeps a batch from waiting that long.
-            self._saved_switch = sys.getswitchinterval()
-            sys.setswitchinterval(self.gil_switch_ms / 1000.0)
         predictor = Predictor.from_artifact(artifact_dir, self.limits)
         self._app = create_app(
             predictor, max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, fast_path=self.fast_path
@@ -262,9 +253,6 @@ class LocalDeployer(Deployer):
 
             torch.set_num_threads(self._saved_threads)
             self._saved_threads = None
-        if self._saved_switch is not None:
-            sys.setswitchinterval(self._saved_switch)
-            self._saved_switch = None
         if sock is not None:
             sock.close()
         if proc is not None:

@@ -100,20 +100,6 @@ def test_teardown_is_idempotent_and_frees_the_port(probe_artifact: Path, tmp_pat
         s.bind(("127.0.0.1", port))
 
 
-def test_gil_switch_interval_is_set_while_serving_and_restored(probe_artifact: Path, tmp_path: Path) -> None:
-    import sys
-
-    before = sys.getswitchinterval()
-    deployer = LocalDeployer(gil_switch_ms=0.5)
-    dep = deployer.deploy(probe_artifact, tmp_path)
-    try:
-        assert sys.getswitchinterval() == pytest.approx(0.0005)
-        assert httpx.get(f"{dep.url}/ping", trust_env=False, timeout=5).status_code == 200
-    finally:
-        deployer.teardown()
-    assert sys.getswitchinterval() == before
-
-
 def test_wait_returns_when_the_server_stops(probe_artifact: Path, tmp_path: Path) -> None:
     deployer = LocalDeployer(keep_alive=True)
     deployer.deploy(probe_artifact, tmp_path)

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import nn
 
+from recframe.model.nets.item_scores import ItemScorer
+
 
 def glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
     """Uniform(-s, s) with ``s = sqrt(6 / (fan_in + fan_out))``: the reference's initialisation."""
@@ -126,6 +128,7 @@ class GRU4RecNet(nn.Module):
         self.drop_hidden = nn.Dropout(dropout_p_hidden)
         self.Wy = nn.Embedding(n_items, self.layers[-1], sparse=True)
         self.By = nn.Embedding(n_items, 1, sparse=True)
+        self._scorer = ItemScorer()
         glorot_uniform_(self.Wy.weight, n_items, self.layers[-1])
         nn.init.zeros_(self.By.weight)
         self.E: nn.Embedding | None = None
@@ -205,4 +208,4 @@ class GRU4RecNet(nn.Module):
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every item ``[n, n_items]`` for ``[n, d]`` states (one fused multiply-add)."""
-        return torch.addmm(self.By.weight.T, states, self.Wy.weight.T)
+        return self._scorer(states, self.Wy.weight, self.By.weight.reshape(-1))

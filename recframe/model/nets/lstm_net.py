@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recframe.model.nets.item_scores import ItemScorer
+
 
 class LSTMNet(nn.Module):
     """Embedding (padding row ``n_items``) -> dropout -> LSTM -> dense softmax layer over items."""
@@ -27,6 +29,7 @@ class LSTMNet(nn.Module):
             embedding_size, hidden_size, num_layers=n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0
         )
         self.out = nn.Linear(hidden_size, n_items)
+        self._scorer = ItemScorer()
 
     def sequence_states(self, items: torch.Tensor) -> torch.Tensor:
         """``[b, L, hidden]`` for right-padded ``[b, L]`` items; padding only follows real items."""
@@ -40,4 +43,4 @@ class LSTMNet(nn.Module):
         return self.out.bias[items]
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        return self.out(states)
+        return self._scorer(states, self.out.weight, self.out.bias)

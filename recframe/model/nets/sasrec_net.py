@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from recframe.model.nets.item_scores import ItemScorer
+
 
 class SASRecNet(nn.Module):
     """Embedding + positions -> ``n_layers`` causal transformer blocks -> layer norm -> item scores."""
@@ -24,6 +26,7 @@ class SASRecNet(nn.Module):
         self.n_items = n_items
         self.max_len = max_len
         self.item = nn.Embedding(n_items + 1, hidden_size, padding_idx=n_items)
+        self._scorer = ItemScorer()
         self.pos = nn.Embedding(max_len, hidden_size)
         self.drop = nn.Dropout(dropout)
         block = nn.TransformerEncoderLayer(
@@ -59,4 +62,4 @@ class SASRecNet(nn.Module):
         return torch.zeros(items.shape, device=items.device)
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        return states @ self.output_table().T
+        return self._scorer(states, self.output_table(), None)

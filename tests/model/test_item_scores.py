@@ -1,0 +1,52 @@
+"""The BLAS scoring path gives torch's scores, follows weight updates, and leaves autograd to torch."""
+
+from __future__ import annotations
+
+import torch
+
+from recframe.model.nets.item_scores import ItemScorer
+
+
+def _tables(n: int = 1_000, d: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, d, generator=g), torch.randn(n, generator=g), torch.randn(7, d, generator=g)
+
+
+def test_inference_scores_equal_torch_with_and_without_bias() -> None:
+    table, bias, states = _tables()
+    scorer = ItemScorer()
+    with torch.inference_mode():
+        got = scorer(states, table, bias)
+        got_nobias = ItemScorer()(states, table, None)
+    assert got.shape == (7, 1_000) and got.dtype == torch.float32
+    torch.testing.assert_close(got, torch.addmm(bias, states, table.T), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_nobias, states @ table.T, rtol=1e-5, atol=1e-5)
+
+
+def test_packed_table_is_rebuilt_after_an_in_place_update() -> None:
+    table, bias, states = _tables()
+    scorer = ItemScorer()
+    with torch.no_grad():
+        before = scorer(states, table, bias)
+        table.mul_(2.0)  # what an optimiser step does
+        bias.add_(1.0)
+        after = scorer(states, table, bias)
+    torch.testing.assert_close(after, torch.addmm(bias, states, table.T), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(before, after)
+
+
+def test_training_keeps_the_autograd_path() -> None:
+    table, bias, states = _tables()
+    table.requires_grad_(True)
+    out = ItemScorer()(states, table, bias)
+    assert out.requires_grad
+    out.sum().backward()
+    assert table.grad is not None and table.grad.shape == table.shape
+
+
+def test_a_scores_row_can_be_masked_in_place() -> None:
+    table, bias, states = _tables()
+    with torch.inference_mode():
+        scores = ItemScorer()(states, table, bias)
+        scores[0, 3] = -float("inf")  # the predictor masks seen items in the returned tensor
+    assert scores[0, 3] == -float("inf")
