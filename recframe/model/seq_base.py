@@ -116,7 +116,8 @@ class SequenceModel(Model):
         a ``[batch, n_items]`` score matrix costs as much as a third of the scoring itself).
         """
         self._check_fitted()
-        self.net.eval()
+        if self.net.training:  # eval() walks every submodule: ~0.15 ms of a serving batch
+            self.net.eval()
         dev = self.device
         n = len(self.vocab)
         nonempty = [i for i, s in enumerate(sessions) if len(s) > 0]
