@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
         csv = work / "browsing_train.csv"
         gen = generate(a.events, a.items, a.days, a.seed, csv)
         print(f"generated {gen['rows']:,} raw events ({gen['csv_mb']} MB CSV) in {gen['generate_s']} s", flush=True)
+        # a cold start every time: a warehouse left by an earlier run with the same --workdir would
+        # make the ingest a no-op (same input fingerprint) and the dbt build incremental
+        shutil.rmtree(work / "recframe", ignore_errors=True)
         rf = _run_child("recframe", csv, work / "recframe")
         print(f"recframe: {rf['seconds']:.1f} s {rf['timings']}, peak {rf['peak_rss_mb']:.0f} MB", flush=True)
         pdr = _run_child("pandas", csv, work)

@@ -62,8 +62,7 @@ create table if not exists {RAW_SCHEMA}.events (
     sku varchar,
     -- stored as is: compressing these two (never transformed, only carried) cost about a third of
     -- the write of a 10M-row load; the ids above stay compressed, which also lets staging run its
-    -- string functions once per distinct value (forcing dict_fsst on them wrote ~1 s faster but
-    -- made the dbt build ~4 s slower at 10M events: measured, not kept)
+    -- string functions once per distinct value
     ts_raw varchar using compression uncompressed,
     ts_ms bigint,
     url varchar using compression uncompressed
