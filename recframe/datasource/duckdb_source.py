@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from recframe import validation as v
 from recframe.datasource.formats import FORMAT_NAMES, RawFormat, resolve_format
-from recframe.datasource.split import DAY_MS, TARGET_MODES, mark_targets
+from recframe.datasource.session_query import query_split
+from recframe.datasource.split import TARGET_MODES
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource
 
 DEFAULT_ACTIONS = ("detail", "add", "purchase")
@@ -258,7 +258,7 @@ class DuckDBSource(DataSource):
         con = _connect(self.warehouse, preserve_order=True)
         try:
             quality = self._quality(con, load.etl_id)
-            train, valid, test, split_stats = self._query_split(con)
+            train, valid, test, split_stats = query_split(con, self.tenant, self.split)
             items = self._items(con)
         finally:
             con.close()
@@ -304,148 +304,6 @@ class DuckDBSource(DataSource):
             con, relation_sql(path, self.format), self.format, self.tenant, fp, items=items_sql, source=str(path)
         )
 
-    def _query_split(self, con: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        """The query and the time split, in SQL (see :mod:`recframe.datasource.split` for the rules).
-
-        Sessions of the date window with at least ``min_length`` kept events are labelled train /
-        valid / test by their start and end times (straddlers dropped), then each split is unnested to
-        long format. Items unseen in train are removed from valid/test in SQL too, so that pandas
-        only receives the final frames: at 10M events this is several times faster than splitting
-        in pandas.
-        """
-        s = self.split
-        where = ["tenant = ?", "length >= ?"]
-        params: list[Any] = [self.tenant, s["min_length"]]
-        for key, op in (("start_date", ">="), ("end_date", "<")):
-            if s[key]:
-                where.append(f"session_start {op} cast(? as timestamp)")
-                params.append(s[key])
-        window = " and ".join(where)
-        # bounds first (no lists read), then ONE ordered copy of the window's sessions with their labels
-        n_sessions, t_end = con.execute(
-            f"select count(*), max(session_end_ms) from main.session_sequences where {window}", params
-        ).fetchall()[0]
-        if not n_sessions:
-            raise DataError(
-                f"no sessions for tenant {self.tenant!r} with >= {s['min_length']} events in the date window"
-            )
-        test_cut = int(t_end) - int(s["test_days"] * DAY_MS)
-        valid_cut = test_cut - int(s["valid_days"] * DAY_MS)
-        con.execute(
-            f"""create or replace temp table _recframe_labels as
-            select session_id, session_start_ms as s, session_end_ms as e, length, items, timestamps, actions,
-                   case when session_start_ms >= {test_cut} then 'test'
-                        when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
-                        when session_end_ms < {valid_cut} then 'train' end as split
-            from main.session_sequences
-            where {window}""",
-            params,
-        )
-        counts = dict(
-            con.execute("select coalesce(split, 'straddling'), count(*) from _recframe_labels group by 1").fetchall()
-        )
-        # leakage guards, on the labels (cheap): disjoint by construction, and ordered in time
-        bounds = {
-            k: (lo, hi)
-            for k, lo, hi in con.execute(
-                "select split, min(s), max(e) from _recframe_labels where split is not null group by split"
-            ).fetchall()
-        }
-        if "train" not in bounds:
-            raise DataError(
-                f"train split is empty: test_days={s['test_days']} + valid_days={s['valid_days']} cover all the data"
-            )
-        if "test" not in bounds:
-            raise DataError(f"test split is empty: no session starts in the last test_days={s['test_days']}")
-        if bounds["train"][1] >= bounds["test"][0] or (
-            "valid" in bounds and (bounds["valid"][1] >= bounds["test"][0] or bounds["train"][1] >= bounds["valid"][0])
-        ):
-            raise DataError("split leakage: a later split starts before an earlier one ends")
-
-        unseen_sql = ""
-        n_known = None
-        if s["drop_unseen"]:
-            con.execute(
-                """create or replace temp table _recframe_known as
-                select distinct unnest(items) as item_id from _recframe_labels where split = 'train'"""
-            )
-            unseen_sql = "where item_id in (select item_id from _recframe_known)"
-            n_known = con.execute("select count(*) from _recframe_known").fetchall()[0][0]
-        frames: dict[str, pd.DataFrame] = {}
-        stats: dict[str, Any] = {
-            "query": {"sessions": int(n_sessions), "events": None},
-            "straddling_dropped": int(counts.get("straddling", 0)),
-            "test_cut_ms": test_cut,
-            "valid_cut_ms": valid_cut,
-        }
-        total_events = 0
-        session_ids: np.ndarray | None = None
-        session_rank = np.empty(0, dtype=np.int64)
-        for name in ("train", "valid", "test"):
-            base = f"""
-                select session_id, unnest(items) as item_id, unnest(timestamps) as ts,
-                       unnest(actions) as action, generate_subscripts(items, 1) as pos
-                from _recframe_labels where split = '{name}'"""
-            total_events += con.execute(
-                f"select coalesce(sum(length), 0) from _recframe_labels where split = '{name}'"
-            ).fetchall()[0][0]
-            if name == "train" or not unseen_sql:
-                # Each event carries its session's row number in the labels table, not its id: the
-                # ids are fetched once (one Python str per session) and expanded with a numpy take,
-                # instead of copying a 64-character string per event through Arrow and hashing it
-                # back into shared strings. Sessions are put in id order the same way: DuckDB sorts
-                # only (id, row number), and the events, which unnest emits session by session,
-                # are permuted by whole sessions in numpy; sorting the labels with their lists
-                # (one wide ORDER BY) cost several times more at 10M events.
-                if session_ids is None:
-                    session_ids, session_rank = _session_order(con, "_recframe_labels")
-                cols = _arrays_from_arrow(
-                    con.sql(
-                        "select rowid as session_row, unnest(items) as item_id, unnest(timestamps) as ts, "
-                        f"unnest(actions) as action from _recframe_labels where split = '{name}'"
-                    )
-                )
-                rows = np.asarray(cols.pop("session_row"), dtype=np.int64)  # int64 even when empty
-                order = _by_session_rank(rows, session_rank)
-                if order is not None:
-                    rows = rows[order]
-                    cols = {c: values[order] for c, values in cols.items()}
-                frame = _frame({"session_id": session_ids[rows], **cols})
-            else:
-                sql = f"""select session_id, item_id, ts, action from ({base}) {unseen_sql}
-                          qualify count(*) over (partition by session_id) >= {int(s["min_length"])}
-                          order by session_id, pos"""
-                frame = _frame_from_arrow(con.sql(sql))
-            if not _is_sorted(frame):  # a guard: should DuckDB ever reorder, sort here instead
-                frame = frame.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True)
-            frames[name] = frame
-            if name != "train" and unseen_sql:
-                kept_events = len(frames[name])
-                all_events = con.execute(
-                    f"select coalesce(sum(length), 0), count(*) from _recframe_labels where split = '{name}'"
-                ).fetchall()[0]
-                n_after = _n_sessions(frames[name])
-                removed_items = con.execute(
-                    f"select count(*) from ({base}) where item_id not in (select item_id from _recframe_known)"
-                ).fetchall()[0][0]
-                stats[f"{name}_unseen"] = {
-                    "unseen_dropped": int(removed_items),
-                    "short_sessions_dropped": int(all_events[1] - n_after),
-                    "events_dropped": int(all_events[0] - kept_events),
-                }
-        stats["query"]["events"] = int(total_events)
-        for table in ("_recframe_labels", "_recframe_known"):
-            con.execute(f"drop table if exists {table}")
-        stats["targets"] = {"mode": s["targets"]}
-        for name, frame in frames.items():
-            if frame["ts"].dtype != np.int64:  # astype copies even when the dtype already matches
-                frame["ts"] = frame["ts"].astype("int64")
-            # train's distinct items are exactly the known-items table (no re-hashing of the ids)
-            stats[name] = _describe_sorted(frame, n_known if name == "train" else None)
-            if name != "train":
-                frames[name], stats["targets"][name] = mark_targets(frame, s["targets"])
-        return frames["train"], frames["valid"], frames["test"], stats
-
     def _items(self, con: Any) -> pd.DataFrame:
         return con.execute(
             "select sku as item_id, category, price_bucket, n_events from main.items "
@@ -487,124 +345,6 @@ def _connect(path: Path, preserve_order: bool = False) -> Any:
     con.execute(f"set memory_limit = '{os.environ.get('RECFRAME_DUCKDB_MEMORY', '2GB')}'")
     con.execute(f"set preserve_insertion_order = {'true' if preserve_order else 'false'}")
     return con
-
-
-def _frame_from_arrow(source: Any, batch_rows: int = 1_000_000) -> pd.DataFrame:
-    """An event frame from an Arrow result (see :func:`_arrays_from_arrow`)."""
-    return _frame(_arrays_from_arrow(source, batch_rows))
-
-
-def _arrays_from_arrow(source: Any, batch_rows: int = 1_000_000) -> dict[str, np.ndarray]:
-    """The columns of an Arrow result as numpy arrays, with one Python ``str`` per distinct value per batch.
-
-    ``.df()`` would create a new string object per row: 7.7M rows of 64-character ids cost ~1.8 GB.
-    Dictionary-encoding each Arrow batch and expanding its categories with ``take`` makes the rows
-    share one object per distinct id (plain object columns, so consumers see ordinary strings), and
-    reading batch by batch keeps only one batch of Arrow strings in memory at a time.
-    """
-    import pyarrow as pa
-
-    if hasattr(source, "to_arrow_reader"):  # a DuckDB relation: stream it
-        batches = source.to_arrow_reader(batch_rows)
-    else:
-        batches = source.to_batches() if hasattr(source, "to_batches") else source
-    parts: dict[str, list[np.ndarray]] = {}
-    names: list[str] | None = None
-    for batch in batches:
-        names = batch.schema.names
-        for i, name in enumerate(names):
-            col = batch.column(i)
-            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                enc = col.dictionary_encode()
-                # one trailing None category stands for nulls
-                categories = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
-                codes = enc.indices.fill_null(len(categories) - 1).to_numpy(zero_copy_only=False)
-                values = categories[codes]
-            else:
-                values = col.to_numpy(zero_copy_only=False)
-            parts.setdefault(name, []).append(values)
-    if names is None:
-        schema = getattr(batches, "schema", None)
-        cols = schema.names if schema is not None else []
-        return {c: np.asarray([], dtype=object) for c in cols}
-    return {name: np.concatenate(parts.pop(name)) for name in names}
-
-
-def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """A frame over the arrays themselves, one block per column: ``pd.DataFrame(dict)`` would stack
-    the object columns into one 2-D block and column assignment copies, each a pass over every
-    pointer (~0.2-0.4 s per million rows)."""
-    if not columns:
-        return pd.DataFrame()
-    series = [pd.Series(values, name=name, copy=False) for name, values in columns.items()]
-    return pd.concat(series, axis=1, copy=False)
-
-
-def _session_order(con: Any, table: str) -> tuple[np.ndarray, np.ndarray]:
-    """Session ids of ``table`` indexed by rowid, and each row's rank in session-id order.
-
-    Only the narrow (id, rowid) pairs are sorted; the rows' lists never move.
-    """
-    ids = con.execute(f"select session_id from {table} order by rowid").fetchnumpy()["session_id"]
-    ids = np.asarray(ids, dtype=object)
-    by_id = con.execute(f"select rowid from {table} order by session_id").fetchnumpy()["rowid"]
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[np.asarray(by_id, dtype=np.int64)] = np.arange(len(ids), dtype=np.int64)
-    return ids, rank
-
-
-def _by_session_rank(rows: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
-    """Permutation putting events (``rows``: their session's rowid) in session-rank order.
-
-    Events of a session arrive contiguously and in list order (unnest); whole runs are moved, so
-    the order inside a session is kept. Returns None when the events are already in order.
-    Should the runs ever not be contiguous, a stable argsort on the ranks gives the same order.
-    """
-    n = len(rows)
-    if n == 0:
-        return None
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    run_rows = rows[starts]
-    run_rank = rank[run_rows]
-    if bool((np.bincount(run_rows, minlength=len(rank)) > 1).any()):  # a session in several runs
-        return np.argsort(rank[rows], kind="stable")
-    if len(run_rank) < 2 or bool((run_rank[1:] > run_rank[:-1]).all()):
-        return None
-    lengths = np.diff(np.r_[starts, n])
-    by_rank = np.argsort(run_rank)
-    new_starts = starts[by_rank]
-    new_lengths = lengths[by_rank]
-    # event i of the output is the (i - first output position of its run)-th event of its run
-    offsets = np.repeat(new_starts - (np.cumsum(new_lengths) - new_lengths), new_lengths)
-    return offsets + np.arange(n, dtype=np.int64)
-
-
-def _is_sorted(frame: pd.DataFrame) -> bool:
-    """Sorted by session id, and by time inside each session (vectorised, no hashing)."""
-    if len(frame) < 2:
-        return True
-    sid = frame["session_id"].to_numpy()
-    ts = frame["ts"].to_numpy()
-    same = sid[1:] == sid[:-1]
-    return bool((same | (sid[1:] > sid[:-1])).all() and (~same | (ts[1:] >= ts[:-1])).all())
-
-
-def _n_sessions(frame: pd.DataFrame) -> int:
-    """Sessions in a frame sorted by session id (boundaries, no hashing)."""
-    if frame.empty:
-        return 0
-    sid = frame["session_id"].to_numpy()
-    return int((sid[1:] != sid[:-1]).sum()) + 1
-
-
-def _describe_sorted(frame: pd.DataFrame, n_items: int | None = None) -> dict[str, Any]:
-    """Counts and time range of a sorted frame (``n_items``: the distinct items, when already known)."""
-    out: dict[str, Any] = {"sessions": _n_sessions(frame), "events": len(frame), "items": 0}
-    if len(frame):
-        out["items"] = int(n_items) if n_items is not None else int(len(pd.unique(frame["item_id"].to_numpy())))
-        out["start"] = pd.Timestamp(int(frame["ts"].min()), unit="ms").isoformat()
-        out["end"] = pd.Timestamp(int(frame["ts"].max()), unit="ms").isoformat()
-    return out
 
 
 def _current_fingerprint(con: Any, tenant: str) -> str | None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from recframe import validation as v
 from recframe.datasource.duckdb_source import DuckDBSource, _as_dict, row_accounting
+from recframe.datasource.session_query import query_split
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -409,7 +410,7 @@ class SnowflakeSource(DataSource):
         timings["query_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         try:
-            train, valid, test, split_stats = self._local._query_split(local)
+            train, valid, test, split_stats = query_split(local, self._local.tenant, self._local.split)
             items = self._local._items(local)
         finally:
             local.close()
