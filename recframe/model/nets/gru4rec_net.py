@@ -207,5 +207,5 @@ class GRU4RecNet(nn.Module):
         return x
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        """Scores of every item ``[n, n_items]`` for ``[n, d]`` states (one fused multiply-add)."""
+        """Scores of every item ``[n, n_items]`` for ``[n, d]`` states, bias included (see ``item_scores``)."""
         return self._scorer(states, self.Wy.weight, self.By.weight.reshape(-1))
