@@ -33,7 +33,7 @@ def query_split(
     only receives the final frames: at 10M events this is several times faster than splitting
     in pandas.
     """
-    s = split
+    s = split  # validated settings (short name: used in most lines below)
     where = ["tenant = ?", "length >= ?"]
     params: list[Any] = [tenant, s["min_length"]]
     for key, op in (("start_date", ">="), ("end_date", "<")):
@@ -104,9 +104,10 @@ def query_split(
             select session_id, unnest(items) as item_id, unnest(timestamps) as ts,
                    unnest(actions) as action, generate_subscripts(items, 1) as pos
             from _recframe_labels where split = '{name}'"""
-        total_events += con.execute(
-            f"select coalesce(sum(length), 0) from _recframe_labels where split = '{name}'"
-        ).fetchall()[0][0]
+        split_events, split_sessions = con.execute(
+            f"select coalesce(sum(length), 0), count(*) from _recframe_labels where split = '{name}'"
+        ).fetchall()[0]
+        total_events += split_events
         if name == "train" or not unseen_sql:
             # Each event carries its session's row number in the labels table, not its id: the
             # ids are fetched once (one Python str per session) and expanded with a numpy take,
@@ -139,17 +140,14 @@ def query_split(
         frames[name] = frame
         if name != "train" and unseen_sql:
             kept_events = len(frames[name])
-            all_events = con.execute(
-                f"select coalesce(sum(length), 0), count(*) from _recframe_labels where split = '{name}'"
-            ).fetchall()[0]
             n_after = count_sessions(frames[name])
             removed_items = con.execute(
                 f"select count(*) from ({base}) where item_id not in (select item_id from _recframe_known)"
             ).fetchall()[0][0]
             stats[f"{name}_unseen"] = {
                 "unseen_dropped": int(removed_items),
-                "short_sessions_dropped": int(all_events[1] - n_after),
-                "events_dropped": int(all_events[0] - kept_events),
+                "short_sessions_dropped": int(split_sessions - n_after),
+                "events_dropped": int(split_events - kept_events),
             }
     stats["query"]["events"] = int(total_events)
     for table in ("_recframe_labels", "_recframe_known"):
