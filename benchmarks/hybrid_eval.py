@@ -53,9 +53,18 @@ def load_gru(path: Path, experiment: str | None, train):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="folder with train.tsv.gz and test.tsv.gz")
-    p.add_argument("--gru", required=True, help="artifact folder or Lightning .ckpt of a trained GRU4Rec")
+    p.add_argument(
+        "--gru",
+        required=True,
+        help="artifact folder or Lightning .ckpt of a trained GRU4Rec; several, comma-separated, make a seed "
+        "ensemble (members gru, gru2, ...)",
+    )
     p.add_argument("--experiment", default="gru4rec_diginetica", help="preset the checkpoint was trained with")
-    p.add_argument("--weights", default="0.5,0.5", help="stan,gru weights (default 0.5,0.5)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="stan,gru[,gru2...] weights (default: 0.5 for stan, 0.5 shared equally by the GRU4Rec members)",
+    )
     p.add_argument("--normalize", default="minmax", help="one scaling for both, or stan,gru (e.g. max,softmax)")
     p.add_argument("--members", action="store_true", help="also evaluate each member alone")
     p.add_argument("--threads", type=int, default=1)
@@ -70,14 +79,26 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     train, test = load_split(args.dataset)
-    gru = load_gru(Path(args.gru), args.experiment, train)
+    paths = [Path(x) for x in args.gru.split(",") if x]
+    grus = {
+        ("gru" if i == 0 else f"gru{i + 1}"): load_gru(path, args.experiment, train) for i, path in enumerate(paths)
+    }
     stan = STAN().fit(train)
-    w_stan, w_gru = (float(x) for x in args.weights.split(","))
+    if args.weights:
+        values = [float(x) for x in args.weights.split(",")]
+        if len(values) != 1 + len(grus):
+            p.error(f"--weights needs {1 + len(grus)} values (stan, then one per --gru path)")
+    else:
+        values = [0.5] + [0.5 / len(grus)] * len(grus)
+    names = ["stan", *grus]
     norms = args.normalize.split(",")
-    n_stan, n_gru = (norms * 2)[:2] if len(norms) == 1 else norms
-    hybrid = WeightedHybrid({"stan": stan, "gru": gru}, {"stan": w_stan, "gru": w_gru}, {"stan": n_stan, "gru": n_gru})
-    hybrid.vocab = gru.vocab
-    models = ([("stan", stan), ("gru", gru)] if args.members else []) + [("hybrid", hybrid)]
+    norms = norms * len(names) if len(norms) == 1 else norms
+    if len(norms) != len(names):
+        p.error(f"--normalize needs 1 or {len(names)} values")
+    members = {"stan": stan, **grus}
+    hybrid = WeightedHybrid(members, dict(zip(names, values, strict=True)), dict(zip(names, norms, strict=True)))
+    hybrid.vocab = grus["gru"].vocab
+    models = (list(members.items()) if args.members else []) + [("hybrid", hybrid)]
     results = []
     for name, model in models:
         t0 = time.perf_counter()
