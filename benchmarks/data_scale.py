@@ -39,6 +39,19 @@ MAX_LEN = 200
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak resident memory.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a child started by ``subprocess`` (vfork + exec)
+    reports at least its parent's peak, here the generator's ~2.7 GB. ``VmHWM`` belongs to the
+    address space the child runs in, so it is read first.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 

@@ -51,3 +51,11 @@
 {% macro duckdb__trim_spaces(expr) -%}
   case when starts_with({{ expr }}, ' ') or ends_with({{ expr }}, ' ') then trim({{ expr }}) else {{ expr }} end
 {%- endmacro %}
+
+
+{#- A raw SKU as every model compares it: lower case, without surrounding spaces, blank -> null.
+    lower() first: on a dictionary-compressed column DuckDB runs it once per distinct value; after
+    trim it would run once per row (trim and lower commute). -#}
+{% macro normalized_sku(expr) -%}
+  nullif({{ trim_spaces('lower(' ~ expr ~ ')') }}, '')
+{%- endmacro %}

@@ -41,6 +41,11 @@ def query_split(
             where.append(f"session_start {op} cast(? as timestamp)")
             params.append(s[key])
     window = " and ".join(where)
+    # DuckDB's marts carry integer item keys beside the SKUs: the split moves integers and the SKUs
+    # are looked up once per event at the end (one take), instead of copying 64-character strings
+    # through a temp table and Arrow. A Snowflake copy has SKUs only and takes the string path.
+    keys = item_key_lookup(con, tenant)
+    item_list = "item_keys" if keys is not None else "items"
     # bounds first (no lists read), then ONE ordered copy of the window's sessions with their labels
     n_sessions, t_end = con.execute(
         f"select count(*), max(session_end_ms) from main.session_sequences where {window}", params
@@ -51,7 +56,8 @@ def query_split(
     valid_cut = test_cut - int(s["valid_days"] * DAY_MS)
     con.execute(
         f"""create or replace temp table _recframe_labels as
-        select session_id, session_start_ms as s, session_end_ms as e, length, items, timestamps, actions,
+        select session_id, session_start_ms as s, session_end_ms as e, length,
+               {item_list} as items, timestamps, actions,
                case when session_start_ms >= {test_cut} then 'test'
                     when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
                     when session_end_ms < {valid_cut} then 'train' end as split
@@ -129,13 +135,21 @@ def query_split(
             if order is not None:
                 rows = rows[order]
                 cols = {c: values[order] for c, values in cols.items()}
+            if keys is not None:
+                cols["item_id"] = keys.skus(cols["item_id"])
             frame = make_frame({"session_id": session_ids[rows], **cols})
+            # the guard below, on integers: session ranks non-decreasing, time within a session
+            in_order = is_sorted_by(session_rank[rows], frame["ts"].to_numpy())
         else:
             sql = f"""select session_id, item_id, ts, action from ({base}) {unseen_sql}
                       qualify count(*) over (partition by session_id) >= {int(s["min_length"])}
                       order by session_id, pos"""
-            frame = frame_from_arrow(con.sql(sql))
-        if not is_sorted(frame):  # a guard: should DuckDB ever reorder, sort here instead
+            cols = arrays_from_arrow(con.sql(sql))
+            if keys is not None:
+                cols["item_id"] = keys.skus(cols["item_id"])
+            frame = make_frame(cols)
+            in_order = is_sorted(frame)
+        if not in_order:  # a guard: should DuckDB ever reorder, sort here instead
             frame = frame.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True)
         frames[name] = frame
         if name != "train" and unseen_sql:
@@ -161,6 +175,38 @@ def query_split(
         if name != "train":
             frames[name], stats["targets"][name] = mark_targets(frame, s["targets"])
     return frames["train"], frames["valid"], frames["test"], stats
+
+
+class ItemKeys:
+    """The SKU of each integer item key of one tenant (the ``items`` mart's ``item_key`` column)."""
+
+    def __init__(self, keys: np.ndarray, skus: np.ndarray) -> None:
+        size = int(keys.max()) + 1 if len(keys) else 1
+        self.table = np.full(size, None, dtype=object)
+        self.table[keys] = skus
+        self.known = np.zeros(size, dtype=bool)
+        self.known[keys] = True
+
+    def skus(self, keys: np.ndarray) -> np.ndarray:
+        """SKUs for ``keys`` (one shared ``str`` per item); a key the mart does not know is an error."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) and (keys.min() < 0 or keys.max() >= len(self.known) or not self.known[keys].all()):
+            raise DataError(
+                "session_sequences holds item keys that the items mart does not: the marts are from "
+                "different builds (run the pipeline again to rebuild them)"
+            )
+        return self.table[keys]
+
+
+def item_key_lookup(con: Any, tenant: str) -> ItemKeys | None:
+    """The tenant's key -> SKU table when the marts carry item keys (DuckDB's build), else None."""
+    columns = {d[0] for d in con.execute("select * from main.session_sequences limit 0").description}
+    if "item_keys" not in columns:
+        return None
+    found = con.execute(
+        "select item_key, sku from main.items where tenant = ? and item_key is not null", [tenant]
+    ).fetchnumpy()
+    return ItemKeys(np.asarray(found["item_key"], dtype=np.int64), np.asarray(found["sku"], dtype=object))
 
 
 def frame_from_arrow(source: Any, batch_rows: int = 1_000_000) -> pd.DataFrame:
@@ -261,6 +307,14 @@ def is_sorted(frame: pd.DataFrame) -> bool:
     ts = frame["ts"].to_numpy()
     same = sid[1:] == sid[:-1]
     return bool((same | (sid[1:] > sid[:-1])).all() and (~same | (ts[1:] >= ts[:-1])).all())
+
+
+def is_sorted_by(session_order: np.ndarray, ts: np.ndarray) -> bool:
+    """:func:`is_sorted` on integers: each event's session position (non-decreasing) and its time."""
+    if len(ts) < 2:
+        return True
+    same = session_order[1:] == session_order[:-1]
+    return bool((session_order[1:] >= session_order[:-1]).all() and (~same | (ts[1:] >= ts[:-1])).all())
 
 
 def count_sessions(frame: pd.DataFrame) -> int:

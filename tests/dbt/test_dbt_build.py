@@ -55,6 +55,47 @@ def test_split_has_no_leakage(built):
     assert set(ds.test["item_id"]) <= set(ds.train["item_id"])
 
 
+def test_items_travel_as_keys_in_sku_order_and_map_back_to_the_skus(built):
+    """DuckDB's roll-up stores integer item keys (int_item_keys); the view and the query name them."""
+    _, ds, root = built
+    con = duckdb.connect(str(root / "wh.duckdb"), read_only=True)
+    try:
+        keys = con.execute("select item_key, sku from int_item_keys where tenant = 'default' order by 1").fetchall()
+        rows = con.execute("select session_id, items, item_keys from session_sequences").fetchall()
+        mart = dict(con.execute("select item_key, sku from items where tenant = 'default'").fetchall())
+    finally:
+        con.close()
+    assert [k for k, _ in keys] == list(range(1, len(keys) + 1))
+    assert [sku for _, sku in keys] == sorted(sku for _, sku in keys)  # key order is SKU order
+    lookup = dict(keys)
+    assert rows and all(items == [lookup[k] for k in item_keys] for _, items, item_keys in rows)
+    assert all(lookup[k] == sku for k, sku in mart.items())
+    view = {sid: items for sid, items, _ in rows}
+    for sid, group in ds.train.groupby("session_id", sort=False):
+        assert group["item_id"].tolist() == view[sid]
+
+
+def test_events_at_the_same_time_are_ordered_by_sku(tmp_path):
+    """Ties on (time, action) sort by SKU, as the Snowflake roll-up's ORDER BY does: keys follow SKU order."""
+    t0 = 1_550_000_000_000
+    header = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
+    rows = [f"s1,event_product,detail,{sku},{t0},u\n" for sku in ("zz", "b", "ab", "B ")]
+    rows += [f"s1,event_product,add,a,{t0},u\n", f"s1,event_product,detail,c,{t0 + 5},u\n"]
+    rows += [f"s2,event_product,detail,c,{t0 + 10},u\n", f"s2,event_product,detail,a,{t0 + 10},u\n"]
+    path = tmp_path / "browsing_train.csv"
+    path.write_text(header + "".join(rows))
+    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", raw={"format": "coveo", "path": str(path)})
+    src.build(tmp_path / "run")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        got = dict(con.execute("select session_id, {'i': items, 'a': actions} from session_sequences").fetchall())
+    finally:
+        con.close()
+    # "B " normalises to "b", an exact duplicate of the "b" view; detail (rank 1) before add (rank 2)
+    assert got["s1"] == {"i": ["ab", "b", "zz", "a", "c"], "a": ["detail", "detail", "detail", "add", "detail"]}
+    assert got["s2"] == {"i": ["a", "c"], "a": ["detail", "detail"]}
+
+
 def test_rerun_is_idempotent_and_packaged_project_untouched(built):
     src, ds, root = built
     before = sorted(p.name for p in packaged_project_dir().iterdir())

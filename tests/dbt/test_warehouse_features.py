@@ -32,6 +32,21 @@ def test_tenants_share_a_warehouse_and_rebuilds_replace_only_their_own_rows(tmp_
     after = counts()
     assert after["b"] == before["b"] and after["a"] != before["a"]
 
+    # every tenant's items are named through its own keys: the same as a warehouse of its own
+    def sequences(path, tenant):
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            q = "select session_id, items, timestamps from session_sequences where tenant = ? order by 1"
+            return con.execute(q, [tenant]).fetchall()
+        finally:
+            con.close()
+
+    alone = DuckDBSource(
+        warehouse=tmp_path / "b_alone.duckdb", tenant="b", synthetic={"n_sessions": 200, "n_items": 40, "seed": 2}
+    )
+    alone.build(tmp_path / "b_alone")
+    assert sequences(wh, "b") == sequences(tmp_path / "b_alone.duckdb", "b")
+
 
 def test_dbt_docs_generate(tmp_path):
     src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", synthetic={"n_sessions": 200, "n_items": 30})

@@ -1,11 +1,12 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant', on_schema_change='sync_all_columns') }}
 {#- One row per session of the current build: its size, duplicates, its kept events as time-ordered
     lists, and a session-level reject reason: no_product_events (no kept action),
     single_event_session, bot_session (more kept events than var('max_session_length')).
     The roll-up is a dispatched macro (macros/session_lists.sql): on DuckDB one hash aggregate builds
-    the lists and removes duplicates at once; elsewhere a GROUP BY plus ordered array_agg. -#}
+    the lists of item keys (int_item_keys) and removes duplicates at once; elsewhere a GROUP BY plus
+    ordered array_agg of SKUs. -#}
 with rolled as (
-    {{ session_rollup(ref('int_events__sessionized')) }}
+    {{ session_rollup(ref('int_events__sessionized'), ref('int_item_keys')) }}
 )
 
 select
@@ -18,7 +19,7 @@ select
     n_kept,
     start_ms,
     end_ms,
-    items,
+    {{ session_item_list() }},
     actions,
     timestamps,
     case

@@ -1,19 +1,14 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
-{#- The item catalogue: every SKU of an accepted session, with category and price bucket when the raw
-    catalogue (latest load per tenant) knows them, and its popularity (kept events). Popularity is
-    read from the session lists (unnested by a dispatched macro), not from the event level. -#}
-with kept as (
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant', on_schema_change='sync_all_columns') }}
+{#- The item catalogue: every SKU of an accepted session, with its key (int_item_keys), category and
+    price bucket when the raw catalogue (latest load per tenant) knows them, and its popularity (kept
+    events). Popularity is read from the session lists (a dispatched macro: by key on DuckDB), not
+    from the event level. -#}
+with popularity as (
     {%- set in_scope -%}
         (select * from {{ ref('int_sessions') }} where reject_reason is null
          and tenant in (select tenant from {{ ref('stg_events__current_loads') }}))
     {%- endset %}
-    {{ unnest_list_select(in_scope, 'items', 'sku', ['tenant']) }}
-),
-
-popularity as (
-    select tenant, sku, count(*) as n_events
-    from kept
-    group by tenant, sku
+    {{ item_popularity(in_scope, ref('int_item_keys')) }}
 ),
 
 catalogue as (
@@ -32,6 +27,7 @@ select
     p.tenant || '/' || p.sku as item_uid,
     p.tenant,
     p.sku,
+    p.item_key,
     c.category,
     c.price_bucket,
     p.n_events

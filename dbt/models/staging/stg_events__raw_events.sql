@@ -19,9 +19,7 @@ renamed as (
         etl_id,
         nullif({{ trim_spaces('session_key') }}, '') as session_key,
         nullif({{ trim_spaces('user_key') }}, '') as user_key,
-        -- lower() first: on the stored (dictionary-compressed) column DuckDB runs it once per
-        -- distinct value; after trim it would run once per row (trim and lower commute)
-        nullif({{ trim_spaces('lower(sku)') }}, '') as sku,
+        {{ normalized_sku('sku') }} as sku,
         -- event kind as read
         {{ trim_spaces('lower(event_type)') }} as event_type_raw,
         nullif({{ trim_spaces('lower(product_action)') }}, '') as product_action_raw,
