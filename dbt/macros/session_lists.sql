@@ -105,7 +105,7 @@ with grouped as (
     from {{ events }} as e
     -- a left join: rows without a SKU (pageviews) still count in n_rows
     left join {{ item_keys }} as d
-        on e.tenant = d.tenant and e.sku = d.sku
+        on e.tenant = d.tenant and e.sku_raw = d.sku_raw
     group by e.tenant, e.session_id
 ),
 
@@ -178,7 +178,10 @@ where s.reject_reason is null
 select
     {{ sequence_columns() }},
     list_select(
-        (select list(sku order by item_key) from {{ item_keys }} where tenant = '{{ t }}'), s.item_keys
+        (select list(sku order by item_key) from (
+            select distinct item_key, sku from {{ item_keys }} where tenant = '{{ t }}'
+        )),
+        s.item_keys
     ) as items,
     s.item_keys,
     s.actions,
@@ -213,7 +216,7 @@ from (
     from ({{ unnest_list_select(sessions, 'items', 'sku', ['tenant']) }}) as kept
     group by tenant, sku
 ) as p
-left join {{ item_keys }} as k
+left join (select distinct tenant, sku, item_key from {{ item_keys }}) as k
     on p.tenant = k.tenant and p.sku = k.sku
 {%- endmacro %}
 
@@ -225,7 +228,7 @@ from (
     from ({{ unnest_list_select(sessions, 'item_keys', 'item_key', ['tenant']) }}) as kept
     group by tenant, item_key
 ) as p
-inner join {{ item_keys }} as k
+inner join (select distinct tenant, item_key, sku from {{ item_keys }}) as k
     on p.tenant = k.tenant and p.item_key = k.item_key
 {%- endmacro %}
 

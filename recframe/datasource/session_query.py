@@ -103,6 +103,7 @@ def query_split(
         "valid_cut_ms": valid_cut,
     }
     total_events = 0
+    known_counts: dict[str, dict[str, int]] = {}  # counts already known without hashing the frames
     session_ids: np.ndarray | None = None
     session_rank = np.empty(0, dtype=np.int64)
     for name in ("train", "valid", "test"):
@@ -124,20 +125,25 @@ def query_split(
             # (one wide ORDER BY) cost several times more at 10M events.
             if session_ids is None:
                 session_ids, session_rank = session_order(con, "_recframe_labels")
-            cols = arrays_from_arrow(
+            coded = arrays_from_arrow(
                 con.sql(
                     "select rowid as session_row, unnest(items) as item_id, unnest(timestamps) as ts, "
                     f"unnest(actions) as action from _recframe_labels where split = '{name}'"
-                )
+                ),
+                coded=True,
             )
-            rows = np.asarray(cols.pop("session_row"), dtype=np.int64)  # int64 even when empty
+            rows = np.asarray(coded.pop("session_row"), dtype=np.int64)  # int64 even when empty
             order = by_session_rank(rows, session_rank)
-            if order is not None:
+            if order is not None:  # permute integers (codes), name them after: one object take each
                 rows = rows[order]
-                cols = {c: values[order] for c, values in cols.items()}
+                coded = {
+                    c: values.take(order) if isinstance(values, Coded) else values[order] for c, values in coded.items()
+                }
+            cols = {c: values.values() if isinstance(values, Coded) else values for c, values in coded.items()}
             if keys is not None:
                 cols["item_id"] = keys.skus(cols["item_id"])
             frame = make_frame({"session_id": session_ids[rows], **cols})
+            known_counts[name] = {"sessions": int(split_sessions)}
             # the guard below, on integers: session ranks non-decreasing, time within a session
             in_order = is_sorted_by(session_rank[rows], frame["ts"].to_numpy())
         else:
@@ -146,6 +152,7 @@ def query_split(
                       order by session_id, pos"""
             cols = arrays_from_arrow(con.sql(sql))
             if keys is not None:
+                known_counts[name] = {"items": len(pd.unique(cols["item_id"]))}  # integers: cheap to hash
                 cols["item_id"] = keys.skus(cols["item_id"])
             frame = make_frame(cols)
             in_order = is_sorted(frame)
@@ -171,7 +178,9 @@ def query_split(
         if frame["ts"].dtype != np.int64:  # astype copies even when the dtype already matches
             frame["ts"] = frame["ts"].astype("int64")
         # train's distinct items are exactly the known-items table (no re-hashing of the ids)
-        stats[name] = describe_sorted(frame, n_known if name == "train" else None)
+        known = known_counts.get(name, {})
+        n_items = n_known if name == "train" else known.get("items")
+        stats[name] = describe_sorted(frame, n_items, known.get("sessions"))
         if name != "train":
             frames[name], stats["targets"][name] = mark_targets(frame, s["targets"])
     return frames["train"], frames["valid"], frames["test"], stats
@@ -214,13 +223,30 @@ def frame_from_arrow(source: Any, batch_rows: int = 1_000_000) -> pd.DataFrame:
     return make_frame(arrays_from_arrow(source, batch_rows))
 
 
-def arrays_from_arrow(source: Any, batch_rows: int = 1_000_000) -> dict[str, np.ndarray]:
+class Coded:
+    """A string column as integer codes into ``categories`` (one Python ``str`` per distinct value
+    per batch, ``None`` for nulls): permuting or concatenating codes moves integers, not object
+    pointers whose reference counts must all be touched."""
+
+    def __init__(self, codes: np.ndarray, categories: np.ndarray) -> None:
+        self.codes = codes
+        self.categories = categories
+
+    def take(self, order: np.ndarray) -> Coded:
+        return Coded(self.codes[order], self.categories)
+
+    def values(self) -> np.ndarray:
+        return self.categories[self.codes]
+
+
+def arrays_from_arrow(source: Any, batch_rows: int = 1_000_000, coded: bool = False) -> dict[str, np.ndarray | Coded]:
     """The columns of an Arrow result as numpy arrays, with one Python ``str`` per distinct value per batch.
 
     ``.df()`` would create a new string object per row: 7.7M rows of 64-character ids cost ~1.8 GB.
-    Dictionary-encoding each Arrow batch and expanding its categories with ``take`` makes the rows
-    share one object per distinct id (plain object columns, so consumers see ordinary strings), and
-    reading batch by batch keeps only one batch of Arrow strings in memory at a time.
+    Dictionary-encoding each Arrow batch makes the rows share one object per distinct value; the
+    codes of all batches index one concatenation of the batches' categories, and the object array
+    is built once at the end (``coded=True`` returns :class:`Coded` columns to permute first).
+    Reading batch by batch keeps only one batch of Arrow strings in memory at a time.
     """
     import pyarrow as pa
 
@@ -229,6 +255,8 @@ def arrays_from_arrow(source: Any, batch_rows: int = 1_000_000) -> dict[str, np.
     else:
         batches = source.to_batches() if hasattr(source, "to_batches") else source
     parts: dict[str, list[np.ndarray]] = {}
+    categories: dict[str, list[np.ndarray]] = {}
+    offsets: dict[str, int] = {}
     names: list[str] | None = None
     for batch in batches:
         names = batch.schema.names
@@ -237,9 +265,12 @@ def arrays_from_arrow(source: Any, batch_rows: int = 1_000_000) -> dict[str, np.
             if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
                 enc = col.dictionary_encode()
                 # one trailing None category stands for nulls
-                categories = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
-                codes = enc.indices.fill_null(len(categories) - 1).to_numpy(zero_copy_only=False)
-                values = categories[codes]
+                cats = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
+                codes = enc.indices.fill_null(len(cats) - 1).to_numpy(zero_copy_only=False).astype(np.int64)
+                base = offsets.get(name, 0)
+                values = codes + base if base else codes
+                categories.setdefault(name, []).append(cats)
+                offsets[name] = base + len(cats)
             else:
                 values = col.to_numpy(zero_copy_only=False)
             parts.setdefault(name, []).append(values)
@@ -247,7 +278,15 @@ def arrays_from_arrow(source: Any, batch_rows: int = 1_000_000) -> dict[str, np.
         schema = getattr(batches, "schema", None)
         cols = schema.names if schema is not None else []
         return {c: np.asarray([], dtype=object) for c in cols}
-    return {name: np.concatenate(parts.pop(name)) for name in names}
+    out: dict[str, np.ndarray | Coded] = {}
+    for name in names:
+        values = np.concatenate(parts.pop(name))
+        if name in categories:
+            column = Coded(values, np.concatenate(categories.pop(name)))
+            out[name] = column if coded else column.values()
+        else:
+            out[name] = values
+    return out
 
 
 def make_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -325,9 +364,10 @@ def count_sessions(frame: pd.DataFrame) -> int:
     return int((sid[1:] != sid[:-1]).sum()) + 1
 
 
-def describe_sorted(frame: pd.DataFrame, n_items: int | None = None) -> dict[str, Any]:
-    """Counts and time range of a sorted frame (``n_items``: the distinct items, when already known)."""
-    out: dict[str, Any] = {"sessions": count_sessions(frame), "events": len(frame), "items": 0}
+def describe_sorted(frame: pd.DataFrame, n_items: int | None = None, n_sessions: int | None = None) -> dict[str, Any]:
+    """Counts and time range of a sorted frame (``n_items``, ``n_sessions``: the counts, when already known)."""
+    sessions = count_sessions(frame) if n_sessions is None else int(n_sessions)
+    out: dict[str, Any] = {"sessions": sessions, "events": len(frame), "items": 0}
     if len(frame):
         out["items"] = int(n_items) if n_items is not None else int(len(pd.unique(frame["item_id"].to_numpy())))
         out["start"] = pd.Timestamp(int(frame["ts"].min()), unit="ms").isoformat()

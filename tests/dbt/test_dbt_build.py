@@ -60,7 +60,9 @@ def test_items_travel_as_keys_in_sku_order_and_map_back_to_the_skus(built):
     _, ds, root = built
     con = duckdb.connect(str(root / "wh.duckdb"), read_only=True)
     try:
-        keys = con.execute("select item_key, sku from int_item_keys where tenant = 'default' order by 1").fetchall()
+        keys = con.execute(
+            "select distinct item_key, sku from int_item_keys where tenant = 'default' order by 1"
+        ).fetchall()
         rows = con.execute("select session_id, items, item_keys from session_sequences").fetchall()
         mart = dict(con.execute("select item_key, sku from items where tenant = 'default'").fetchall())
     finally:

@@ -16,6 +16,7 @@ with keyed as (
         tenant,
         session_key as session_id,
         sku,
+        sku_raw,
         action,
         ts_ms
     from {{ ref('stg_events__raw_events') }}
@@ -28,6 +29,7 @@ user_gaps as (
         tenant,
         user_key,
         sku,
+        sku_raw,
         action,
         ts_ms,
         case
@@ -46,6 +48,7 @@ user_sessions as (
             partition by tenant, user_key order by ts_ms, sku, action rows between unbounded preceding and current row
         ) as varchar) as session_id,
         sku,
+        sku_raw,
         action,
         ts_ms
     from user_gaps
@@ -64,6 +67,7 @@ select
     tenant,
     session_id,
     sku,
+    sku_raw,
     action,
     {{ action_rank('action') }} as action_rank,
     case when action in {{ sql_string_list(var('actions')) }} then 1 else 0 end as is_kept,

@@ -1,26 +1,27 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
-{#- One integer key per distinct SKU of each tenant's current load, numbered 1..n in SKU order. The
-    DuckDB roll-up (macros/session_lists.sql) aggregates, sorts and stores these keys instead of
-    64-character strings, and session_sequences maps them back; because keys follow SKU order,
-    ordering by key orders exactly as by SKU, so both dialects produce the same sequences. Distinct
-    raw values first, normalised after: one pass over the load hashes the stored values, and the
-    string functions then run once per distinct value. Every raw SKU gets a key, rejected rows'
-    too: a key without a session costs nothing. -#}
+{#- One row per distinct stored SKU value of each tenant's current load (`sku_raw`), with its
+    normalised SKU and that SKU's integer key, numbered 1..n in SKU order (values that normalise to
+    the same SKU share its key). The DuckDB roll-up (macros/session_lists.sql) looks keys up by the
+    stored value, so the normalisation runs once per distinct value instead of once per event, and
+    aggregates, sorts and stores keys instead of 64-character strings; session_sequences maps them
+    back. Because keys follow SKU order, ordering by key orders exactly as by SKU, so both dialects
+    produce the same sequences. Every raw value gets a row, rejected rows' too: it costs nothing. -#}
 with raw_skus as (
-    select distinct e.tenant, e.sku
+    select distinct e.tenant, e.sku as sku_raw
     from {{ source('recframe_raw', 'events') }} as e
     inner join {{ ref('stg_events__current_loads') }} as l
         on e.tenant = l.tenant and e.etl_id = l.etl_id
 ),
 
 normalized as (
-    select distinct tenant, {{ normalized_sku('sku') }} as sku
+    select tenant, sku_raw, {{ normalized_sku('sku_raw') }} as sku
     from raw_skus
 )
 
 select
     tenant,
+    sku_raw,
     sku,
-    cast(row_number() over (partition by tenant order by sku) as integer) as item_key
+    cast(dense_rank() over (partition by tenant order by sku) as integer) as item_key
 from normalized
 where sku is not null

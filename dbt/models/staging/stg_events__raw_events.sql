@@ -20,6 +20,9 @@ renamed as (
         nullif({{ trim_spaces('session_key') }}, '') as session_key,
         nullif({{ trim_spaces('user_key') }}, '') as user_key,
         {{ normalized_sku('sku') }} as sku,
+        -- as stored: the DuckDB roll-up looks keys up by it (int_item_keys), and the checks below
+        -- use it, so that lower() never runs per row where only emptiness or U+FFFD matters
+        sku as sku_raw,
         -- event kind as read
         {{ trim_spaces('lower(event_type)') }} as event_type_raw,
         nullif({{ trim_spaces('lower(product_action)') }}, '') as product_action_raw,
@@ -52,6 +55,7 @@ select
     session_key,
     user_key,
     sku,
+    sku_raw,
     event_type_raw,
     product_action_raw,
     action,
@@ -65,9 +69,9 @@ select
         when ts_ms is null then 'malformed_timestamp'
         when ts_ms > etl_epoch_ms + {{ var('future_tolerance_hours') | int }} * 3600000 then 'future_timestamp'
         when action is null then 'unknown_action'
-        when action <> 'pageview' and sku is null then 'null_item'
+        when action <> 'pageview' and nullif({{ trim_spaces('sku_raw') }}, '') is null then 'null_item'
         when {{ contains_replacement_char('session_key') }} or {{ contains_replacement_char('user_key') }}
-            or {{ contains_replacement_char('sku') }} then 'invalid_encoding'
+            or {{ contains_replacement_char('sku_raw') }} then 'invalid_encoding'
         {% if start_ms is not none %}when ts_ms < {{ start_ms }} then 'outside_date_window'{% endif %}
         {% if end_ms is not none %}when ts_ms >= {{ end_ms }} then 'outside_date_window'{% endif %}
     end as reject_reason
