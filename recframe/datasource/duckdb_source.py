@@ -231,7 +231,8 @@ class DuckDBSource(DataSource):
     def _parse_quietly(self, work_dir: Path) -> None:
         """``dbt parse`` ahead of the build; a failure here is left for the build to report."""
         with contextlib.suppress(Exception):  # the build parses again and raises the one-line error
-            self._dbt(["parse"], work_dir, collect=False)
+            # only partial_parse.msgpack is wanted; the build writes manifest.json (~0.4 s saved)
+            self._dbt(["parse", "--no-write-json"], work_dir, collect=False)
 
     def _dbt(self, args: list[str], work_dir: Path, collect: bool = True) -> Path:
         """Run dbt on the synced project with recframe's vars; return dbt's (persistent) target dir."""
