@@ -204,32 +204,19 @@ where false
 
 
 {#- item_popularity(sessions, item_keys): (tenant, sku, item_key, n_events) for every item of the
-    accepted sessions in `sessions` (a relation over int_sessions), n_events = its kept events. -#}
+    accepted sessions in `sessions` (a relation over int_sessions), n_events = its kept events.
+    Counted over the stored lists: SKUs, or on DuckDB their keys (integers), named after. -#}
 {% macro item_popularity(sessions, item_keys) -%}
-  {{ return(adapter.dispatch('item_popularity', 'recframe')(sessions, item_keys)) }}
-{%- endmacro %}
-
-{% macro default__item_popularity(sessions, item_keys) -%}
-select p.tenant, p.sku, k.item_key, p.n_events
-from (
-    select tenant, sku, count(*) as n_events
-    from ({{ unnest_list_select(sessions, 'items', 'sku', ['tenant']) }}) as kept
-    group by tenant, sku
-) as p
-left join (select distinct tenant, sku, item_key from {{ item_keys }}) as k
-    on p.tenant = k.tenant and p.sku = k.sku
-{%- endmacro %}
-
-{#- DuckDB: counted by key (integers), named after. -#}
-{% macro duckdb__item_popularity(sessions, item_keys) -%}
+{%- set by = 'item_key' if (session_item_list() | trim) == 'item_keys' else 'sku' -%}
 select k.tenant, k.sku, k.item_key, p.n_events
 from (
-    select tenant, item_key, count(*) as n_events
-    from ({{ unnest_list_select(sessions, 'item_keys', 'item_key', ['tenant']) }}) as kept
-    group by tenant, item_key
+    select tenant, {{ by }}, count(*) as n_events
+    from ({{ unnest_list_select(sessions, session_item_list(), by, ['tenant']) }}) as kept
+    group by tenant, {{ by }}
 ) as p
-inner join (select distinct tenant, item_key, sku from {{ item_keys }}) as k
-    on p.tenant = k.tenant and p.item_key = k.item_key
+-- every kept SKU has a key: int_item_keys normalises every stored value of the load
+inner join (select distinct tenant, sku, item_key from {{ item_keys }}) as k
+    on p.tenant = k.tenant and p.{{ by }} = k.{{ by }}
 {%- endmacro %}
 
 
