@@ -60,6 +60,7 @@ class WeightedHybrid(Model):
         members: Mapping[str, Model],
         weights: Mapping[str, float] | None = None,
         normalize: str | Mapping[str, str] = "minmax",
+        seeds: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(members, Mapping) or not members:
             raise ConfigError("model.members", members, "must map names to models, e.g. {stan: ..., gru: ...}")
@@ -79,6 +80,13 @@ class WeightedHybrid(Model):
         self.normalize = {
             k: V.choice(f"model.normalize.{k}", per.get(k, "minmax"), NORMALISATIONS) for k in self.members
         }
+        # A member listed here trains with its own seed instead of the run's: two members of the same
+        # model with different seeds make a seed ensemble (otherwise they would train identically).
+        seeds = dict(seeds or {})
+        unknown = sorted(set(seeds) - set(self.members))
+        if unknown:
+            raise ConfigError("model.seeds", unknown, f"names no member: {sorted(self.members)}")
+        self.seeds = {k: V.integer(f"model.seeds.{k}", v, 0) for k, v in seeds.items()}
         self.vocab: ItemVocab | None = None
 
     def fit(
@@ -87,7 +95,8 @@ class WeightedHybrid(Model):
         ctx = ctx or FitContext()
         for key, member in self.members.items():
             work = None if ctx.work_dir is None else ctx.work_dir / key
-            member.fit(train, valid, dataclasses.replace(ctx, work_dir=work))
+            seed = self.seeds.get(key, ctx.seed)
+            member.fit(train, valid, dataclasses.replace(ctx, work_dir=work, seed=seed))
         self._adopt_vocab()
         return self
 
@@ -142,7 +151,12 @@ class WeightedHybrid(Model):
         return None
 
     def get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        config: dict[str, Any] = {"weights": self.weights, "normalize": self.normalize, "members": {}}
+        config: dict[str, Any] = {
+            "weights": self.weights,
+            "normalize": self.normalize,
+            "seeds": self.seeds,
+            "members": {},
+        }
         tensors: dict[str, Any] = {}
         for key, member in self.members.items():
             cfg, ts = member.get_state()
@@ -166,6 +180,6 @@ class WeightedHybrid(Model):
             member = _resolve(spec["target"]).from_state(spec["config"], own, vocab)
             member.name = spec.get("name", member.name)
             members[key] = member
-        model = cls(members, config["weights"], config["normalize"])
+        model = cls(members, config["weights"], config["normalize"], config.get("seeds"))
         model.vocab = vocab
         return model

@@ -85,6 +85,36 @@ def test_hydra_composes_members_from_model_configs() -> None:
     assert model.members["stan"].k == 50 and type(model.members["gru"]).__name__ == "GRU4RecModel"
 
 
+class _SeedRecorder(PopModel):
+    """Popularity, remembering the seed its fit was given."""
+
+    def fit(self, train, valid=None, ctx=None):
+        self.seen_seed = (ctx or FitContext()).seed
+        return super().fit(train, valid, ctx)
+
+
+def test_member_seeds_override_the_run_seed_and_round_trip(split, tmp_path: Path) -> None:
+    train, _ = split
+    hybrid = WeightedHybrid({"a": _SeedRecorder(), "b": _SeedRecorder()}, seeds={"b": 7})
+    hybrid.fit(train, None, FitContext(seed=42))
+    assert hybrid.members["a"].seen_seed == 42 and hybrid.members["b"].seen_seed == 7
+    loaded = Model.load(hybrid.save(tmp_path / "artifact"))
+    assert loaded.seeds == {"b": 7}
+    with pytest.raises(ConfigError, match="model.seeds"):
+        WeightedHybrid({"a": PopModel()}, seeds={"c": 1})
+    with pytest.raises(ConfigError, match="model.seeds.a"):
+        WeightedHybrid({"a": PopModel()}, seeds={"a": -1})
+
+
+def test_seed_ensemble_preset_composes_two_gru_members_with_their_own_seeds() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=hybrid_ensemble_diginetica"])
+    model = instantiate(cfg.model, _convert_="all")
+    gru, gru2 = model.members["gru"], model.members["gru2"]
+    assert gru is not gru2 and gru.hyperparameters() == gru2.hyperparameters()
+    assert model.seeds == {"gru": 42, "gru2": 7} and model.weights == {"stan": 0.5, "gru": 0.25, "gru2": 0.25}
+
+
 def test_prefix_scoring_matches_prefix_by_prefix(split) -> None:
     """The grouped one-pass path gives the same rows as expanding every prefix through score_next."""
     from recframe.model.gru4rec import GRU4RecModel
