@@ -2,7 +2,8 @@
 
 Shared by the warehouse sources: DuckDB runs it on the warehouse itself, Snowflake on a local DuckDB
 copy of its marts (``SnowflakeSource``), so both split by exactly the same SQL. It reads only the
-``session_sequences`` mart; the split rules are :mod:`recframe.datasource.split`'s. The helpers turn
+``session_sequences`` mart (and, where it carries item keys, the ``items`` mart's key -> SKU
+table); the split rules are :mod:`recframe.datasource.split`'s. The helpers turn
 Arrow results into pandas frames without one Python object per row (see :func:`arrays_from_arrow`).
 """
 
@@ -218,11 +219,6 @@ def item_key_lookup(con: Any, tenant: str) -> ItemKeys | None:
     return ItemKeys(np.asarray(found["item_key"], dtype=np.int64), np.asarray(found["sku"], dtype=object))
 
 
-def frame_from_arrow(source: Any, batch_rows: int = 1_000_000) -> pd.DataFrame:
-    """An event frame from an Arrow result (see :func:`arrays_from_arrow`)."""
-    return make_frame(arrays_from_arrow(source, batch_rows))
-
-
 class Coded:
     """A string column as integer codes into ``categories`` (one Python ``str`` per distinct value
     per batch, ``None`` for nulls): permuting or concatenating codes moves integers, not object
@@ -340,20 +336,15 @@ def by_session_rank(rows: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
 
 def is_sorted(frame: pd.DataFrame) -> bool:
     """Sorted by session id, and by time inside each session (vectorised, no hashing)."""
-    if len(frame) < 2:
-        return True
-    sid = frame["session_id"].to_numpy()
-    ts = frame["ts"].to_numpy()
-    same = sid[1:] == sid[:-1]
-    return bool((same | (sid[1:] > sid[:-1])).all() and (~same | (ts[1:] >= ts[:-1])).all())
+    return is_sorted_by(frame["session_id"].to_numpy(), frame["ts"].to_numpy())
 
 
-def is_sorted_by(session_order: np.ndarray, ts: np.ndarray) -> bool:
-    """:func:`is_sorted` on integers: each event's session position (non-decreasing) and its time."""
+def is_sorted_by(sessions: np.ndarray, ts: np.ndarray) -> bool:
+    """``sessions`` non-decreasing (ids, or integer positions in id order), ``ts`` within each session."""
     if len(ts) < 2:
         return True
-    same = session_order[1:] == session_order[:-1]
-    return bool((session_order[1:] >= session_order[:-1]).all() and (~same | (ts[1:] >= ts[:-1])).all())
+    same = sessions[1:] == sessions[:-1]
+    return bool((sessions[1:] >= sessions[:-1]).all() and (~same | (ts[1:] >= ts[:-1])).all())
 
 
 def count_sessions(frame: pd.DataFrame) -> int:
