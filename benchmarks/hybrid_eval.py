@@ -78,23 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     from recframe.model.knn_stan import STAN
 
     torch.set_num_threads(args.threads)
-    train, test = load_split(args.dataset)
+    # the arguments are checked before the data and checkpoints load and STAN fits (minutes)
     paths = [Path(x) for x in args.gru.split(",") if x]
-    grus = {
-        ("gru" if i == 0 else f"gru{i + 1}"): load_gru(path, args.experiment, train) for i, path in enumerate(paths)
-    }
-    stan = STAN().fit(train)
+    gru_names = ["gru" if i == 0 else f"gru{i + 1}" for i in range(len(paths))]
+    names = ["stan", *gru_names]
     if args.weights:
         values = [float(x) for x in args.weights.split(",")]
-        if len(values) != 1 + len(grus):
-            p.error(f"--weights needs {1 + len(grus)} values (stan, then one per --gru path)")
+        if len(values) != len(names):
+            p.error(f"--weights needs {len(names)} values (stan, then one per --gru path)")
     else:
-        values = [0.5] + [0.5 / len(grus)] * len(grus)
-    names = ["stan", *grus]
+        values = [0.5] + [0.5 / len(paths)] * len(paths)
     norms = args.normalize.split(",")
     norms = norms * len(names) if len(norms) == 1 else norms
     if len(norms) != len(names):
         p.error(f"--normalize needs 1 or {len(names)} values")
+    train, test = load_split(args.dataset)
+    grus = {name: load_gru(path, args.experiment, train) for name, path in zip(gru_names, paths, strict=True)}
+    stan = STAN().fit(train)
     members = {"stan": stan, **grus}
     hybrid = WeightedHybrid(members, dict(zip(names, values, strict=True)), dict(zip(names, norms, strict=True)))
     hybrid.vocab = grus["gru"].vocab
