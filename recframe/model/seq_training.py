@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from recframe.interfaces import FitContext
+from recframe.model.cpu_memory import keep_freed_memory
 from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
 
 log = logging.getLogger("recframe")
@@ -236,9 +237,10 @@ def run_fit(
     """
     kwargs = dict(ctx.trainer or {})
     kwargs.pop("_target_", None)
-    # torch intra-op threads for CPU training. Session-parallel steps are small matrix products:
-    # on 2 cores one thread ran an epoch of the default data in 11.5 s, two threads took ~80 s.
+    # torch intra-op threads for CPU training (see conf/trainer/cpu.yaml for the measurements)
     cpu_threads = kwargs.pop("cpu_threads", None)
+    # reuse freed tensor memory instead of faulting it in again each step (see cpu_memory)
+    cpu_keep_memory = kwargs.pop("cpu_keep_memory", True)
     if not module.automatic_optimization:
         # manual optimisation (GRU4Rec: one update per session-parallel step): clipping is the module's
         module.gradient_clip_val = kwargs.pop("gradient_clip_val", None) or None
@@ -279,8 +281,11 @@ def run_fit(
     module.recframe_vocab = fingerprint
     trainer = L.Trainer(**kwargs)
     saved_threads = torch.get_num_threads()
-    if cpu_threads and str(kwargs.get("accelerator", "cpu")) == "cpu":
+    on_cpu = str(kwargs.get("accelerator", "cpu")) == "cpu"
+    if cpu_threads and on_cpu:
         torch.set_num_threads(int(cpu_threads))
+    if cpu_keep_memory and on_cpu:
+        keep_freed_memory()
     ckpt_path = None
     last = ckpt_dir / "last.ckpt"
     if resume and checkpointing and last.exists() and _resumable(last, fingerprint):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +14,8 @@ from recframe.artifact import load_model, save_model
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext
 from recframe.model.gru4rec import GRU4RecModel
-from recframe.model.nets.gru4rec_net import GRU4RecNet
+from recframe.model.cpu_memory import keep_freed_memory
+from recframe.model.nets.gru4rec_net import GRU4RecNet, MaskDropout, lookup_unique
 from recframe.model.nets.sampled_losses import bpr_max, cross_entropy_logq
 from recframe.model.pop import PopModel
 from recframe.model.seq_data import PAD, NegativeSampler, session_parallel_schedule, sessions_in_time_order
@@ -178,6 +182,46 @@ def test_indexed_adagrad_touches_only_sparse_rows_and_matches_dense():
     torch.testing.assert_close(sparse_emb.weight[[1, 4]], dense_emb.weight[[1, 4]])
     untouched = [0, 2, 3, 5, 6, 7, 8, 9]
     torch.testing.assert_close(sparse_emb.weight[untouched], before[untouched])
+
+
+def test_lookup_unique_matches_plain_indexing_values_and_gradient():
+    torch.manual_seed(0)
+    weight = torch.randn(20, 4, requires_grad=True)
+    items = torch.tensor([3, 7, 3, 0, 19, 7, 7])
+    rows = lookup_unique(weight, items)
+    torch.testing.assert_close(rows, weight.detach()[items])
+    (rows * torch.arange(28.0).view(7, 4)).sum().backward()
+    expected = torch.zeros(20, 4).index_add_(0, items, torch.arange(28.0).view(7, 4))
+    assert weight.grad.is_sparse
+    torch.testing.assert_close(weight.grad.to_dense(), expected)
+
+
+def test_mask_dropout_keeps_at_rate_scales_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    drop = MaskDropout(0.3)
+    x = torch.ones(400, 500, requires_grad=True)
+    y = drop(x)
+    kept = y.detach() != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 200k draws: sd ~0.001
+    torch.testing.assert_close(y.detach()[kept], torch.full((int(kept.sum()),), 1 / 0.7))
+    y.sum().backward()  # the gradient flows through kept units only, with the same scale
+    torch.testing.assert_close(x.grad, kept.float() / 0.7)
+    drop.eval()
+    assert drop(x) is x
+    assert MaskDropout(0.0).train()(x) is x
+    with pytest.raises(ValueError):
+        MaskDropout(1.0)
+
+
+def test_keep_freed_memory_is_idempotent_and_training_accepts_the_switch(toy, tmp_path):
+    first = keep_freed_memory()
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert first, "glibc accepts thresholds within its limits"
+    assert keep_freed_memory() == first  # a second call changes nothing
+    train, valid, _ = toy
+    # recframe's own trainer keys never reach lightning.Trainer (which would reject them)
+    model = GRU4RecModel(**SMALL).fit(train, valid, cpu_ctx(tmp_path, cpu_keep_memory=False, cpu_threads=1))
+    assert model.fit_summary["epochs"] >= 1
 
 
 # --- the model ---------------------------------------------------------------------------

@@ -59,9 +59,39 @@ class _GatherRows(torch.autograd.Function):
 
 
 def lookup_unique(weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """Rows of ``weight`` for ``items`` (duplicates allowed) with a coalesced sparse gradient."""
+    """Rows of ``weight`` for ``items`` (duplicates allowed) with a coalesced sparse gradient.
+
+    The expansion is ``index_select``, not ``rows[inverse]``: on CPU advanced indexing and its
+    backward (a zero-filled scatter) cost 3-4x as much for the same gather (2.7 vs 0.6 ms on the
+    [2432, 512] lookups of the Diginetica preset).
+    """
     rows, inverse = torch.unique(items, return_inverse=True)
-    return _GatherRows.apply(weight, rows)[inverse]
+    return _GatherRows.apply(weight, rows).index_select(0, inverse)
+
+
+class MaskDropout(nn.Module):
+    """Inverted dropout (keep with probability ``1 - p``, scale by ``1 / (1 - p)``), as ``nn.Dropout``.
+
+    The mask comes from one uniform draw compared with ``p``: on CPU ``nn.Dropout``'s per-element
+    Bernoulli sampler took 1.1 ms for a [128, 512] state against 0.46 ms for this, and GRU4Rec
+    applies dropout twice per session-parallel step. The draw is float32 whatever the input's dtype
+    (a bf16 uniform would bias the keep rate).
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def gru_update(gx: torch.Tensor, h: torch.Tensor, gh: torch.Tensor) -> torch.Tensor:
@@ -124,8 +154,8 @@ class GRU4RecNet(nn.Module):
         self.layers = list(layers)
         self.constrained = bool(constrained_embedding)
         self.embedding_dim = 0 if self.constrained else int(embedding)
-        self.drop_embed = nn.Dropout(dropout_p_embed)
-        self.drop_hidden = nn.Dropout(dropout_p_hidden)
+        self.drop_embed = MaskDropout(dropout_p_embed)
+        self.drop_hidden = MaskDropout(dropout_p_hidden)
         self.Wy = nn.Embedding(n_items, self.layers[-1], sparse=True)
         self.By = nn.Embedding(n_items, 1, sparse=True)
         self._scorer = ItemScorer()
