@@ -13,8 +13,8 @@ import torch
 from recframe.artifact import load_model, save_model
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext
-from recframe.model.gru4rec import GRU4RecModel
 from recframe.model.cpu_memory import keep_freed_memory
+from recframe.model.gru4rec import GRU4RecModel
 from recframe.model.nets.gru4rec_net import GRU4RecNet, MaskDropout, lookup_unique
 from recframe.model.nets.sampled_losses import bpr_max, cross_entropy_logq
 from recframe.model.pop import PopModel
