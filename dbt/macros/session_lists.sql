@@ -91,8 +91,10 @@ left join kept as k
     instead of two and ~60% less CPU (measured on 1M events: 1.2 s vs 3.1 s). The structs are two
     integers: `k` = ts * 8 + action rank (the action is a function of its rank, one rank per action)
     and the SKU's key (`item_keys`, numbered in SKU order), so (k, key) orders and deduplicates
-    exactly as (ts, rank, sku, action). Aggregating, sorting and storing integers instead of
-    64-character ids halved this model on 10M events (12.8 -> 6.8 s, the keys cost 2.6 s). -#}
+    exactly as (ts, rank, sku, action). They decode with `k >> 3` and `k & 7`, which round toward
+    minus infinity (`//` and `%` truncate toward zero), so times before 1970 come back exact.
+    Aggregating, sorting and storing integers instead of 64-character ids halved this model on 10M
+    events (12.8 -> 6.8 s, the keys cost 2.6 s). -#}
 {% macro duckdb__session_rollup(events, item_keys) -%}
 with grouped as (
     select
@@ -126,11 +128,11 @@ select
     n_rows - (n_kept_rows - len(kev)) as n_events,
     n_kept_rows - len(kev) as n_duplicates,
     cast(len(kev) as bigint) as n_kept,
-    kev[1].k // 8 as start_ms,
-    kev[-1].k // 8 as end_ms,
+    kev[1].k >> 3 as start_ms,
+    kev[-1].k >> 3 as end_ms,
     case when len(kev) > 0 then list_transform(kev, lambda e: e.i) end as item_keys,
-    case when len(kev) > 0 then list_transform(kev, lambda e: {{ action_of_rank('e.k % 8') }}) end as actions,
-    case when len(kev) > 0 then list_transform(kev, lambda e: e.k // 8) end as timestamps
+    case when len(kev) > 0 then list_transform(kev, lambda e: {{ action_of_rank('e.k & 7') }}) end as actions,
+    case when len(kev) > 0 then list_transform(kev, lambda e: e.k >> 3) end as timestamps
 from deduplicated
 {%- endmacro %}
 

@@ -98,6 +98,27 @@ def test_events_at_the_same_time_are_ordered_by_sku(tmp_path):
     assert got["s2"] == {"i": ["a", "c"], "a": ["detail", "detail"]}
 
 
+def test_timestamps_before_1970_keep_their_values_and_actions(tmp_path):
+    """The DuckDB roll-up packs (time, action rank) into one integer; negative epochs decode exactly."""
+    header = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
+    rows = ["s1,event_product,detail,a,-86400001,u\n", "s1,event_product,add,b,-86400001,u\n"]
+    rows += ["s1,event_product,purchase,c,-1,u\n", "s1,event_product,detail,a,5,u\n"]
+    path = tmp_path / "browsing_train.csv"
+    path.write_text(header + "".join(rows))
+    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", raw={"format": "coveo", "path": str(path)})
+    src.build(tmp_path / "run")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        got = con.execute(
+            "select items, actions, timestamps, session_start_ms, session_end_ms from session_sequences"
+        ).fetchall()
+    finally:
+        con.close()
+    assert got == [
+        (["a", "b", "c", "a"], ["detail", "add", "purchase", "detail"], [-86400001, -86400001, -1, 5], -86400001, 5)
+    ]
+
+
 def test_rerun_is_idempotent_and_packaged_project_untouched(built):
     src, ds, root = built
     before = sorted(p.name for p in packaged_project_dir().iterdir())
