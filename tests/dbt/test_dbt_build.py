@@ -77,22 +77,28 @@ def test_items_travel_as_keys_in_sku_order_and_map_back_to_the_skus(built):
         assert group["item_id"].tolist() == view[sid]
 
 
+COVEO_HEADER = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
+
+
+def build_coveo_rows(tmp_path, rows: list[str], sql: str) -> list[tuple]:
+    """Build the warehouse from Coveo CSV ``rows`` (header added) and return ``sql``'s rows."""
+    path = tmp_path / "browsing_train.csv"
+    path.write_text(COVEO_HEADER + "".join(rows))
+    DuckDBSource(warehouse=tmp_path / "wh.duckdb", raw={"format": "coveo", "path": str(path)}).build(tmp_path / "run")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def test_events_at_the_same_time_are_ordered_by_sku(tmp_path):
     """Ties on (time, action) sort by SKU, as the Snowflake roll-up's ORDER BY does: keys follow SKU order."""
     t0 = 1_550_000_000_000
-    header = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
     rows = [f"s1,event_product,detail,{sku},{t0},u\n" for sku in ("zz", "b", "ab", "B ")]
     rows += [f"s1,event_product,add,a,{t0},u\n", f"s1,event_product,detail,c,{t0 + 5},u\n"]
     rows += [f"s2,event_product,detail,c,{t0 + 10},u\n", f"s2,event_product,detail,a,{t0 + 10},u\n"]
-    path = tmp_path / "browsing_train.csv"
-    path.write_text(header + "".join(rows))
-    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", raw={"format": "coveo", "path": str(path)})
-    src.build(tmp_path / "run")
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
-    try:
-        got = dict(con.execute("select session_id, {'i': items, 'a': actions} from session_sequences").fetchall())
-    finally:
-        con.close()
+    got = dict(build_coveo_rows(tmp_path, rows, "select session_id, {'i': items, 'a': actions} from session_sequences"))
     # "B " normalises to "b", an exact duplicate of the "b" view; detail (rank 1) before add (rank 2)
     assert got["s1"] == {"i": ["ab", "b", "zz", "a", "c"], "a": ["detail", "detail", "detail", "add", "detail"]}
     assert got["s2"] == {"i": ["a", "c"], "a": ["detail", "detail"]}
@@ -100,20 +106,11 @@ def test_events_at_the_same_time_are_ordered_by_sku(tmp_path):
 
 def test_timestamps_before_1970_keep_their_values_and_actions(tmp_path):
     """The DuckDB roll-up packs (time, action rank) into one integer; negative epochs decode exactly."""
-    header = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
     rows = ["s1,event_product,detail,a,-86400001,u\n", "s1,event_product,add,b,-86400001,u\n"]
     rows += ["s1,event_product,purchase,c,-1,u\n", "s1,event_product,detail,a,5,u\n"]
-    path = tmp_path / "browsing_train.csv"
-    path.write_text(header + "".join(rows))
-    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", raw={"format": "coveo", "path": str(path)})
-    src.build(tmp_path / "run")
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
-    try:
-        got = con.execute(
-            "select items, actions, timestamps, session_start_ms, session_end_ms from session_sequences"
-        ).fetchall()
-    finally:
-        con.close()
+    got = build_coveo_rows(
+        tmp_path, rows, "select items, actions, timestamps, session_start_ms, session_end_ms from session_sequences"
+    )
     assert got == [
         (["a", "b", "c", "a"], ["detail", "add", "purchase", "detail"], [-86400001, -86400001, -1, 5], -86400001, 5)
     ]
