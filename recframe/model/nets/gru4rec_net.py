@@ -87,8 +87,9 @@ class MaskDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand(x.shape, device=x.device) >= self.p
-        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+        # the scaled mask in place: one temporary besides the output, not two (twice per step)
+        mask = (torch.rand(x.shape, device=x.device) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
