@@ -97,3 +97,15 @@ def test_custom_format_needs_the_essential_columns():
         resolve_format({"format": "custom", "columns": {"sku": "x"}})
     with pytest.raises(ConfigError, match="datasource.raw.columns"):
         resolve_format({"format": "coveo", "columns": {"colour": "x"}})
+
+
+def test_coveo_leaves_the_url_out_unless_mapped(tmp_path, small):
+    """hashed_url is read by nothing downstream: not stored by default, stored when mapped."""
+    from recframe.datasource.formats import resolve_format
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    ingest(con, small.events, resolve_format({"format": "coveo"}), "plain", "fp-1")
+    kept = resolve_format({"format": "coveo", "columns": {"url": "hashed_url"}})
+    ingest(con, small.events, kept, "with_url", "fp-1")
+    stored = dict(con.execute("select tenant, count(url) from raw.events group by tenant").fetchall())
+    assert stored == {"plain": 0, "with_url": small.events.num_rows}

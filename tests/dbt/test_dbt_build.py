@@ -143,6 +143,26 @@ def test_failing_dbt_test_raises_data_error_naming_it(built, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "corrupt",
+    [
+        "set timestamps = list_reverse(timestamps)",  # out of time order
+        "set item_keys = item_keys[2:]",  # the stored item list disagrees with the length
+    ],
+)
+def test_timestamps_ordered_test_catches_a_corrupt_session(built, tmp_path, corrupt):
+    """The singular test the query relies on fails on a bad session, whichever list is wrong."""
+    _, _, root = built
+    shutil.copy2(root / "wh.duckdb", tmp_path / "wh.duckdb")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    target = "(select session_id from int_sessions where reject_reason is null and n_kept >= 3 limit 1)"
+    assert con.execute(f"update int_sessions {corrupt} where session_id = {target}").fetchall()[0][0] == 1
+    con.close()
+    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", synthetic=SMALL)
+    with pytest.raises(DataError, match="assert_session_timestamps_ordered"):
+        src._dbt(["test", "--select", "assert_session_timestamps_ordered"], tmp_path / "run")
+
+
+@pytest.mark.parametrize(
     "kwargs, key",
     [
         ({"split": {"test_days": 0}}, "datasource.split.test_days"),
