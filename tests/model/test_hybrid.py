@@ -115,6 +115,29 @@ def test_seed_ensemble_preset_composes_two_gru_members_with_their_own_seeds() ->
     assert model.seeds == {"gru": 42, "gru2": 7} and model.weights == {"stan": 0.5, "gru": 0.25, "gru2": 0.25}
 
 
+@pytest.mark.parametrize(
+    "cpu, full, path",
+    [
+        ("gru4rec_diginetica_cpu", "gru4rec_diginetica", "model"),
+        ("hybrid_diginetica_cpu", "hybrid_diginetica", "model.members.gru"),
+    ],
+)
+def test_cpu_presets_change_only_the_size_of_the_published_gru(cpu: str, full: str, path: str) -> None:
+    """The laptop presets are the published Diginetica parameters with a smaller layer, sample and
+    more events per step; everything else (loss, dropout, learning rate, epochs...) is inherited."""
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        small = OmegaConf.to_container(compose(config_name="config", overrides=[f"experiment={cpu}"]))
+        big = OmegaConf.to_container(compose(config_name="config", overrides=[f"experiment={full}"]))
+    gru_small, gru_big = small, big
+    for key in path.split("."):
+        gru_small, gru_big = gru_small[key], gru_big[key]
+    changed = {k: (gru_big[k], v) for k, v in gru_small.items() if gru_big.get(k) != v}
+    assert changed == {"layers": ([512], [256]), "batch_size": (128, 256), "n_sample": (2048, 1024)}
+    assert small["trainer"] == big["trainer"] and small["trainer"]["max_epochs"] == 10
+
+
 def test_prefix_scoring_matches_prefix_by_prefix(split) -> None:
     """The grouped one-pass path gives the same rows as expanding every prefix through score_next."""
     from recframe.model.gru4rec import GRU4RecModel
