@@ -347,8 +347,8 @@ class SnowflakeSource(DataSource):
             scratch.execute("set enable_progress_bar = false")
             scratch.execute(f"set memory_limit = '{os.environ.get('RECFRAME_DUCKDB_MEMORY', '2GB')}'")
             scratch.execute("set preserve_insertion_order = false")
-            local = self._local._ingest(scratch, ingest)
-            fp = scratch.execute("select fingerprint from raw.loads where etl_id = ?", [local.etl_id]).fetchall()[0][0]
+            fp = self._local._fingerprint()
+            local = self._local._ingest(scratch, ingest, fp)
             current = cur.execute(
                 f"select etl_id, fingerprint, n_rows, n_items from {self._raw('LOADS')} where tenant = ? "
                 "order by etl_timestamp desc, etl_id desc limit 1",

@@ -114,12 +114,15 @@ def run_dbt(
     vars: Mapping[str, Any] | None = None,
     target: str | None = None,
     target_dir: Path | None = None,
+    manifest: Any = None,
 ) -> Any:
     """Invoke ``dbt <args>`` in-process; raise :class:`DataError` naming the failure if anything fails.
 
     ``vars`` are passed as ``--vars`` (JSON), so every setting reaches the SQL through ``var()``.
     Logs go to ``work_dir/logs``; dbt's target dir is ``target_dir`` (default ``work_dir/target``):
     pass a stable one to keep partial parsing, then :func:`collect_artifacts` into the run.
+    ``manifest`` is a ``Manifest`` returned by ``dbt parse`` with the same project, vars and target:
+    dbt then skips its own parse (``dbtRunner(manifest=...)``, dbt's documented way to reuse one).
     """
     for k, v in _DBT_ENV.items():
         os.environ.setdefault(k, v)
@@ -147,7 +150,7 @@ def run_dbt(
     if target:
         cli += ["--target", target]
     try:
-        res = dbtRunner().invoke(cli)
+        res = dbtRunner(manifest=manifest).invoke(cli)
     finally:
         release_duckdb()
     if res.exception is not None:

@@ -142,6 +142,27 @@ def test_failing_dbt_test_raises_data_error_naming_it(built, tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_build_reuses_the_background_parse_manifest(tmp_path, monkeypatch):
+    """The parse that runs beside the ingest hands its Manifest to the build (no second parse)."""
+    from recframe.datasource import transform
+
+    calls = []
+    real = transform.run_dbt
+
+    def spy(args, *a, **k):
+        out = real(args, *a, **k)
+        calls.append((args[0], k.get("manifest"), out))
+        return out
+
+    monkeypatch.setattr(transform, "run_dbt", spy)
+    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb", synthetic={**SMALL, "n_sessions": 300})
+    src.build(tmp_path / "run")
+    (parse, _, manifest), (build, handed, _) = calls
+    assert (parse, build) == ("parse", "build") and handed is manifest
+    assert type(manifest).__name__ == "Manifest" and src._parsed is None  # not kept after the build
+    assert (tmp_path / "run" / "target" / "manifest.json").exists()  # lineage still has its manifest
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [
