@@ -32,6 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
+# this checkout's recframe (and its dbt project), not whichever one is installed: an A/B against a
+# `git worktree` of older code must run the older code
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 KEPT = ("detail", "add", "purchase")
