@@ -220,7 +220,8 @@ class DuckDBSource(DataSource):
         """``dbt docs generate`` against the warehouse; returns the folder holding ``index.html``."""
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
-        state = self._dbt(["docs", "generate"], work_dir)
+        self._dbt(["docs", "generate"], work_dir)
+        state = self._state_dir() / "target"
         out = work_dir / "docs"
         out.mkdir(exist_ok=True)
         for name in ("index.html", "manifest.json", "catalog.json"):
@@ -245,27 +246,30 @@ class DuckDBSource(DataSource):
         with contextlib.suppress(Exception):
             # the build writes manifest.json (~0.4 s saved here); partial_parse.msgpack is written
             # for the next build of this warehouse
-            self._parsed = self._dbt(["parse", "--no-write-json"], work_dir, collect=False, result=True)
+            self._parsed = self._dbt(["parse", "--no-write-json"], work_dir, collect=False)
 
-    def _dbt(
-        self, args: list[str], work_dir: Path, collect: bool = True, manifest: Any = None, result: bool = False
-    ) -> Any:
-        """Run dbt on the synced project with recframe's vars; return dbt's (persistent) target dir,
-        or with ``result=True`` what dbt returned (for ``parse``: the ``Manifest``)."""
+    def _state_dir(self) -> Path:
+        """The warehouse's dbt folder (synced project, persistent ``target/``), beside the file.
+
+        Absolute: dbt resolves a relative ``--target-path`` against the project dir, not the cwd.
+        """
+        return self.warehouse.resolve().parent / f".{self.warehouse.name}.dbt"
+
+    def _dbt(self, args: list[str], work_dir: Path, collect: bool = True, manifest: Any = None) -> Any:
+        """Run dbt on the synced project with recframe's vars; return what dbt returned (for
+        ``parse``: the ``Manifest``, for ``build``: its results)."""
         from recframe.datasource import transform
 
-        # absolute: dbt resolves a relative --target-path against the project dir, not the cwd
-        state = self.warehouse.resolve().parent / f".{self.warehouse.name}.dbt"
+        state = self._state_dir()
         project = transform.prepare_project(state, self.dbt_project_dir)
         dbt_vars = {**self.project_vars(), "tenant": self.tenant, "duckdb_path": str(self.warehouse.resolve())}
         try:
-            out = transform.run_dbt(
+            return transform.run_dbt(
                 args, project, work_dir, vars=dbt_vars, target="duckdb", target_dir=state / "target", manifest=manifest
             )
         finally:
             if collect:
                 transform.collect_artifacts(state / "target", work_dir)
-        return out if result else state / "target"
 
     def load(self, work_dir: Path) -> Dataset:
         """Ingest, build with dbt, query and split; see the module docstring."""
