@@ -17,7 +17,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,17 +187,21 @@ class DuckDBSource(DataSource):
         self.timings: dict[str, float] = {}
 
         t0, c0 = time.perf_counter(), time.process_time()
-        # The input's fingerprint first, alone: hashing releases the GIL only chunk by chunk, and
-        # beside the parse thread below each chunk then waited for the GIL (2 GB: 5.6 s, not 1.7)
-        fingerprint = self._fingerprint()
         # dbt's import and project parse (~8 s of single-threaded Python on a fresh warehouse) need
         # no data: they run in a thread while DuckDB ingests (which releases the GIL), and the build
         # then starts from that parse's manifest
         self._parsed: Any = None
         parse = threading.Thread(target=self._parse_quietly, args=(work_dir,), name="recframe-dbt-parse", daemon=True)
-        parse.start()
         con = _connect(self.warehouse)
         try:
+            fingerprint: str | Callable[[], str] = self._fingerprint
+            if _current_fingerprint(con, self.tenant) is not None:
+                # The input's fingerprint decides whether it is already loaded: computed first,
+                # alone, since hashing releases the GIL only chunk by chunk and beside the parse
+                # thread each chunk waited for it (2 GB: 5.6 s, not 1.7). With no current load
+                # nothing can be skipped, and ingest hashes while DuckDB writes.
+                fingerprint = self._fingerprint()
+            parse.start()
             load = self._ingest(con, ingest, fingerprint)
         finally:
             con.close()
@@ -311,12 +315,15 @@ class DuckDBSource(DataSource):
             self.raw["path"], self.raw.get("items_path"), extra={"format": self.format.name, "raw": self.raw}
         )
 
-    def _ingest(self, con: Any, ingest: Any, fp: str) -> Any:
+    def _ingest(self, con: Any, ingest: Any, fp: str | Callable[[], str]) -> Any:
+        """Ingest the raw input under fingerprint ``fp`` (or the function computing it, see
+        :func:`~recframe.datasource.warehouse.ingest`)."""
         from recframe.datasource.warehouse import relation_sql
 
         if self.format.name == "synthetic":
             from recframe.datasource.synthetic import generate_events
 
+            fp = fp() if callable(fp) else fp  # the generator's parameters: nothing to hash
             # generate only when needed: an unchanged input is already the current load
             current = _current_fingerprint(con, self.tenant)
             if current == fp:

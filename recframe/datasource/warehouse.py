@@ -18,8 +18,10 @@ import json
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +61,10 @@ create table if not exists {RAW_SCHEMA}.events (
     user_key varchar,
     event_type varchar,
     product_action varchar,
-    sku varchar,
+    -- stored as is, like the two below: with about one distinct value per two or three events,
+    -- DuckDB's string compression analysis cost ~3 CPU s of a 10M-row load to halve 520 MB; the
+    -- ids above compress well (a session's events are adjacent) and stay compressed
+    sku varchar using compression uncompressed,
     -- stored as is: compressing these two (never transformed, only carried) cost about a third of
     -- the write of a 10M-row load; the ids above stay compressed, which also lets staging run its
     -- string functions once per distinct value
@@ -185,7 +190,7 @@ def ingest(
     events: pa.Table | str,
     fmt: RawFormat,
     tenant: str,
-    fingerprint: str,
+    fingerprint: str | Callable[[], str],
     items: pa.Table | str | None = None,
     source: str = "",
 ) -> LoadInfo:
@@ -196,6 +201,11 @@ def ingest(
     ``product_sku_hash, category_hash, price_bucket`` (Coveo's ``sku_to_content``); formats whose
     events carry category/price fill ``raw.items`` from the events through ``fmt.items``. Skips the
     load when ``fingerprint`` equals the tenant's current one.
+
+    ``fingerprint`` may be a function computing it (hashing a 2 GB file takes ~1.7 s). With a
+    current load it is called first, since it decides the skip; with none, nothing can be skipped
+    and it runs in a thread while DuckDB writes the load (DuckDB releases the GIL), the first load
+    of a tenant then not waiting for it. Either way the load is committed with its fingerprint.
     """
     ensure_raw_tables(con)
     rows = con.execute(
@@ -204,11 +214,14 @@ def ingest(
         [tenant],
     ).fetchall()
     current = rows[0] if rows else None
+    if current is not None and callable(fingerprint):
+        fingerprint = fingerprint()
     if current is not None and current[1] == fingerprint:
         return LoadInfo(tenant, current[0], int(current[2]), int(current[3] or 0), skipped=True)
 
     now = datetime.now(UTC).replace(tzinfo=None)
-    etl_id = hashlib.sha256(f"{tenant}|{fingerprint}|{now.isoformat()}".encode()).hexdigest()[:20]
+    # unique per load (the fingerprint may not be known yet, and equal inputs may load twice)
+    etl_id = hashlib.sha256(f"{tenant}|{now.isoformat()}|{uuid.uuid4()}".encode()).hexdigest()[:20]
     epoch_ms = int(now.replace(tzinfo=UTC).timestamp() * 1000)
 
     if isinstance(events, pa.Table):
@@ -225,6 +238,7 @@ def ingest(
         f"{_text(m.get(c))} as {c}"
         for c in ("session_key", "user_key", "event_type", "product_action", "sku", "ts_raw", "url")
     )
+    pending = _Background(fingerprint) if callable(fingerprint) else None
     con.execute("begin transaction")
     try:
         con.execute(
@@ -281,6 +295,8 @@ def ingest(
                 [tenant, etl_id],
             )
         n_items = con.execute(f"select count(*) from {RAW_SCHEMA}.items where etl_id = ?", [etl_id]).fetchall()[0][0]
+        if pending is not None:
+            fingerprint = pending.result()
         con.execute(
             f"insert into {RAW_SCHEMA}.loads values (?, ?, ?::timestamp, ?, ?, ?, ?)",
             [tenant, etl_id, now, fingerprint, source, n_rows, n_items],
@@ -297,6 +313,8 @@ def ingest(
             ) from None
         raise
     finally:
+        if pending is not None:
+            pending.join()  # never leave a thread reading the input behind a failed load
         for view in ("_recframe_src_events", "_recframe_src_items"):
             with contextlib.suppress(Exception):  # not registered
                 con.unregister(view)
@@ -304,6 +322,32 @@ def ingest(
             with contextlib.suppress(Exception):
                 con.execute(f"drop table if exists {table}")
     return LoadInfo(tenant, etl_id, int(n_rows), int(n_items), skipped=False)
+
+
+class _Background:
+    """A function running in a daemon thread; :meth:`result` returns its value or raises its error."""
+
+    def __init__(self, fn: Callable[[], str]) -> None:
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="recframe-fingerprint", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], str]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as e:  # handed to the caller by result()
+            self._error = e
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 # ---------------------------------------------------------------------------------------- locking

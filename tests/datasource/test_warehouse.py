@@ -48,6 +48,37 @@ def test_new_input_appends_a_new_load_and_other_tenants_are_separate(tmp_path, s
     assert not ingest(con, small.events, COVEO, "shop", "fp-a").skipped
 
 
+def test_a_deferred_fingerprint_is_hashed_beside_a_first_load_and_first_when_it_decides_a_skip(tmp_path, small):
+    import threading
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    calls: list[str] = []
+
+    def fp() -> str:
+        calls.append(threading.current_thread().name)
+        return "fp-deferred"
+
+    first = ingest(con, small.events, COVEO, "shop", fp)
+    # no current load: nothing to skip, so it ran in its own thread, and the load carries its value
+    assert not first.skipped and calls == ["recframe-fingerprint"]
+    assert con.execute("select fingerprint from raw.loads").fetchall() == [("fp-deferred",)]
+    again = ingest(con, small.events, COVEO, "shop", fp)
+    # a current load: the fingerprint is needed before anything is written, in the caller's thread
+    assert again.skipped and again.etl_id == first.etl_id and calls[1] == threading.current_thread().name
+    assert _counts(con) == (small.events.num_rows, 1)
+
+
+def test_a_failing_deferred_fingerprint_writes_nothing(tmp_path, small):
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+
+    def unreadable() -> str:
+        raise PermissionError("cannot read the input")
+
+    with pytest.raises(PermissionError):
+        ingest(con, small.events, COVEO, "shop", unreadable)
+    assert _counts(con) == (0, 0)
+
+
 def test_custom_format_from_csv_and_parquet_with_reader_rejects(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -16,12 +16,21 @@ with raw_skus as (
 normalized as (
     select tenant, sku_raw, {{ normalized_sku('sku_raw') }} as sku
     from raw_skus
+),
+
+ranked as (
+    -- null SKUs rank after all others, so the SKUs keep the ranks 1..n
+    select
+        tenant,
+        sku_raw,
+        sku,
+        cast(dense_rank() over (partition by tenant order by sku nulls last) as integer) as item_key
+    from normalized
 )
 
-select
-    tenant,
-    sku_raw,
-    sku,
-    cast(dense_rank() over (partition by tenant order by sku) as integer) as item_key
-from normalized
+-- filtered after the window on purpose: a filter on `sku` before it is pushed by DuckDB into the
+-- raw scan, which then normalises every event's SKU instead of every distinct one (10M events:
+-- 3.4 CPU s instead of 1.5)
+select tenant, sku_raw, sku, item_key
+from ranked
 where sku is not null
