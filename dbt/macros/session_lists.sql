@@ -19,9 +19,9 @@
     session_id, sku, action, action_rank, is_kept, ts_ms; exact duplicates NOT yet removed) with
     n_rows (input rows), n_duplicates (extra copies of a kept event: same timestamp, SKU and action),
     n_events (n_rows - n_duplicates), n_kept (distinct kept events), start_ms/end_ms and the
-    time-ordered lists of the kept events, ordered by (ts_ms, action_rank, sku, action): `actions`,
-    `timestamps`, and the items as named by session_item_list() (SKUs, or on DuckDB their keys in
-    `item_keys`, see int_item_keys). Only kept events are deduplicated: the others never reach a
+    time-ordered lists of the kept events, ordered by (ts_ms, action_rank, sku, action): `timestamps`,
+    the items as named by session_item_list() (SKUs, or on DuckDB their keys in `item_keys`, see
+    int_item_keys) and the actions as named by session_action_list() (names, or on DuckDB ranks). Only kept events are deduplicated: the others never reach a
     sequence. Both variants give the same sessions. -#}
 {% macro session_rollup(events, item_keys) -%}
   {{ return(adapter.dispatch('session_rollup', 'recframe')(events, item_keys)) }}
@@ -36,6 +36,16 @@
 {% macro default__session_item_list() -%}items{%- endmacro %}
 
 {% macro duckdb__session_item_list() -%}item_keys{%- endmacro %}
+
+{#- The column of int_sessions holding a session's actions: their names (`actions`), or on DuckDB
+    their ranks (`action_ranks`, see action_rank()), named by session_sequences. -#}
+{% macro session_action_list() -%}
+  {{ return(adapter.dispatch('session_action_list', 'recframe')()) }}
+{%- endmacro %}
+
+{% macro default__session_action_list() -%}actions{%- endmacro %}
+
+{% macro duckdb__session_action_list() -%}action_ranks{%- endmacro %}
 
 {#- Default (Snowflake): GROUP BY to remove duplicates, then one ordered array_agg per list. -#}
 {% macro default__session_rollup(events, item_keys) -%}
@@ -131,7 +141,7 @@ select
     kev[1].k >> 3 as start_ms,
     kev[-1].k >> 3 as end_ms,
     case when len(kev) > 0 then list_transform(kev, lambda e: e.i) end as item_keys,
-    case when len(kev) > 0 then list_transform(kev, lambda e: {{ action_of_rank('e.k & 7') }}) end as actions,
+    case when len(kev) > 0 then list_transform(kev, lambda e: cast(e.k & 7 as utinyint)) end as action_ranks,
     case when len(kev) > 0 then list_transform(kev, lambda e: e.k >> 3) end as timestamps
 from deduplicated
 {%- endmacro %}
@@ -164,12 +174,14 @@ from {{ sessions }} as s
 where s.reject_reason is null
 {%- endmacro %}
 
-{#- DuckDB: int_sessions holds item keys; each is mapped back to its SKU by position in the tenant's
+{#- DuckDB: int_sessions holds item keys and action ranks. Ranks are named with action_of_rank();
+    each key is mapped back to its SKU by position in the tenant's
     key-ordered SKU list (list_select, ~0.15 s for 1.2M sessions). That list must be a constant of
     the query: joined per row (tenant = tenant), DuckDB copies it into every row. So the view is one
     branch per tenant, each with its own constant list, and the tenants are read when the view is
-    built (int_item_keys is built first); it is rebuilt by every `dbt build`. The keys stay
-    available as `item_keys` for consumers that can use integers (recframe's query does). -#}
+    built (int_item_keys is built first); it is rebuilt by every `dbt build`. The keys and ranks
+    stay available as `item_keys` and `action_ranks` for consumers that can use integers (recframe's
+    query does). -#}
 {% macro duckdb__sequences_select(sessions, item_keys) -%}
 {%- set tenants = [] -%}
 {%- if execute -%}
@@ -186,7 +198,8 @@ select
         s.item_keys
     ) as items,
     s.item_keys,
-    s.actions,
+    list_transform(s.action_ranks, lambda r: {{ action_of_rank('r') }}) as actions,
+    s.action_ranks,
     s.timestamps
 from {{ sessions }} as s
 where s.reject_reason is null and s.tenant = '{{ t }}'
@@ -197,7 +210,8 @@ select
     {{ sequence_columns() }},
     cast(null as varchar[]) as items,
     s.item_keys,
-    s.actions,
+    cast(null as varchar[]) as actions,
+    s.action_ranks,
     s.timestamps
 from {{ sessions }} as s
 where false

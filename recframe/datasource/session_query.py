@@ -47,6 +47,9 @@ def query_split(
     # through a temp table and Arrow. A Snowflake copy has SKUs only and takes the string path.
     keys = item_key_lookup(con, tenant)
     item_list = "item_keys" if keys is not None else "items"
+    # likewise actions: DuckDB's marts carry their ranks (integers), named here by one take
+    ranked = "action_ranks" in mart_columns(con)
+    action_list = "action_ranks" if ranked else "actions"
     # bounds first (no lists read), then ONE ordered copy of the window's sessions with their labels
     n_sessions, t_end = con.execute(
         f"select count(*), max(session_end_ms) from main.session_sequences where {window}", params
@@ -58,7 +61,7 @@ def query_split(
     con.execute(
         f"""create or replace temp table _recframe_labels as
         select session_id, session_start_ms as s, session_end_ms as e, length,
-               {item_list} as items, timestamps, actions,
+               {item_list} as items, timestamps, {action_list} as actions,
                case when session_start_ms >= {test_cut} then 'test'
                     when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
                     when session_end_ms < {valid_cut} then 'train' end as split
@@ -108,55 +111,48 @@ def query_split(
     session_ids: np.ndarray | None = None
     session_rank = np.empty(0, dtype=np.int64)
     for name in ("train", "valid", "test"):
+        # Each event carries its session's row number in the labels table, not its id: the ids are
+        # fetched once (one Python str per session) and expanded with a numpy take, instead of
+        # copying a 64-character string per event through Arrow and hashing it back into shared
+        # strings. Sessions are put in id order the same way: DuckDB sorts only (id, row number),
+        # and the events, which arrive session by session, are permuted by whole sessions in
+        # numpy; sorting the labels with their lists (one wide ORDER BY) cost several times more
+        # at 10M events, and so did sorting valid/test events by their 64-character ids.
         base = f"""
-            select session_id, unnest(items) as item_id, unnest(timestamps) as ts,
+            select rowid as session_row, unnest(items) as item_id, unnest(timestamps) as ts,
                    unnest(actions) as action, generate_subscripts(items, 1) as pos
             from _recframe_labels where split = '{name}'"""
         split_events, split_sessions = con.execute(
             f"select coalesce(sum(length), 0), count(*) from _recframe_labels where split = '{name}'"
         ).fetchall()[0]
         total_events += split_events
-        if name == "train" or not unseen_sql:
-            # Each event carries its session's row number in the labels table, not its id: the
-            # ids are fetched once (one Python str per session) and expanded with a numpy take,
-            # instead of copying a 64-character string per event through Arrow and hashing it
-            # back into shared strings. Sessions are put in id order the same way: DuckDB sorts
-            # only (id, row number), and the events, which unnest emits session by session,
-            # are permuted by whole sessions in numpy; sorting the labels with their lists
-            # (one wide ORDER BY) cost several times more at 10M events.
-            if session_ids is None:
-                session_ids, session_rank = session_order(con, "_recframe_labels")
-            coded = arrays_from_arrow(
-                con.sql(
-                    "select rowid as session_row, unnest(items) as item_id, unnest(timestamps) as ts, "
-                    f"unnest(actions) as action from _recframe_labels where split = '{name}'"
-                ),
-                coded=True,
-            )
-            rows = np.asarray(coded.pop("session_row"), dtype=np.int64)  # int64 even when empty
-            order = by_session_rank(rows, session_rank)
-            if order is not None:  # permute integers (codes), name them after: one object take each
-                rows = rows[order]
-                coded = {
-                    c: values.take(order) if isinstance(values, Coded) else values[order] for c, values in coded.items()
-                }
-            cols = {c: values.values() if isinstance(values, Coded) else values for c, values in coded.items()}
-            if keys is not None:
-                cols["item_id"] = keys.skus(cols["item_id"])
-            frame = make_frame({"session_id": session_ids[rows], **cols})
+        if session_ids is None:
+            session_ids, session_rank = session_order(con, "_recframe_labels")
+        filtered = name != "train" and bool(unseen_sql)
+        if not filtered:  # whole sessions, in unnest's order (session by session, list order)
+            sql = f"select session_row, item_id, ts, action from ({base})"
+        else:  # unseen items out, then sessions left too short
+            sql = f"""select session_row, item_id, ts, action from ({base}) {unseen_sql}
+                      qualify count(*) over (partition by session_row) >= {int(s["min_length"])}
+                      order by session_row, pos"""
+        coded = arrays_from_arrow(con.sql(sql), coded=True)
+        rows = np.asarray(coded.pop("session_row"), dtype=np.int64)  # int64 even when empty
+        order = by_session_rank(rows, session_rank)
+        if order is not None:  # permute integers (codes), name them after: one object take each
+            rows = rows[order]
+            coded = {c: v.take(order) if isinstance(v, Coded) else v[order] for c, v in coded.items()}
+        cols = {c: values.values() if isinstance(values, Coded) else values for c, values in coded.items()}
+        if not filtered:
             known_counts[name] = {"sessions": int(split_sessions)}
-            # the guard below, on integers: session ranks non-decreasing, time within a session
-            in_order = is_sorted_by(session_rank[rows], frame["ts"].to_numpy())
-        else:
-            sql = f"""select session_id, item_id, ts, action from ({base}) {unseen_sql}
-                      qualify count(*) over (partition by session_id) >= {int(s["min_length"])}
-                      order by session_id, pos"""
-            cols = arrays_from_arrow(con.sql(sql))
-            if keys is not None:
-                known_counts[name] = {"items": len(pd.unique(cols["item_id"]))}  # integers: cheap to hash
-                cols["item_id"] = keys.skus(cols["item_id"])
-            frame = make_frame(cols)
-            in_order = is_sorted(frame)
+        elif keys is not None:
+            known_counts[name] = {"items": len(pd.unique(cols["item_id"]))}  # integers: cheap to hash
+        if keys is not None:
+            cols["item_id"] = keys.skus(cols["item_id"])
+        if ranked:
+            cols["action"] = action_names(cols["action"])
+        frame = make_frame({"session_id": session_ids[rows], **cols})
+        # the guard below, on integers: session ranks non-decreasing, time within a session
+        in_order = is_sorted_by(session_rank[rows], frame["ts"].to_numpy())
         if not in_order:  # a guard: should DuckDB ever reorder, sort here instead
             frame = frame.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True)
         frames[name] = frame
@@ -208,10 +204,29 @@ class ItemKeys:
         return self.table[keys]
 
 
+def mart_columns(con: Any) -> set[str]:
+    """The columns of ``session_sequences`` (DuckDB's build adds ``item_keys`` and ``action_ranks``)."""
+    return {d[0] for d in con.execute("select * from main.session_sequences limit 0").description}
+
+
+#: each action rank's name, as the dbt project's ``action_rank`` / ``action_of_rank`` macros number them
+ACTION_OF_RANK = np.array(["pageview", "detail", "add", "remove", "purchase", "fav"], dtype=object)
+
+
+def action_names(ranks: np.ndarray) -> np.ndarray:
+    """Action names for ``action_ranks`` values (one shared ``str`` per action)."""
+    ranks = np.asarray(ranks, dtype=np.intp)
+    if len(ranks) and (ranks.min() < 0 or ranks.max() >= len(ACTION_OF_RANK)):
+        raise DataError(
+            f"session_sequences holds an action rank outside 0..{len(ACTION_OF_RANK) - 1}: the dbt "
+            "project's action_rank macro and recframe's ACTION_OF_RANK disagree"
+        )
+    return ACTION_OF_RANK[ranks]
+
+
 def item_key_lookup(con: Any, tenant: str) -> ItemKeys | None:
     """The tenant's key -> SKU table when the marts carry item keys (DuckDB's build), else None."""
-    columns = {d[0] for d in con.execute("select * from main.session_sequences limit 0").description}
-    if "item_keys" not in columns:
+    if "item_keys" not in mart_columns(con):
         return None
     found = con.execute(
         "select item_key, sku from main.items where tenant = ? and item_key is not null", [tenant]
@@ -332,11 +347,6 @@ def by_session_rank(rows: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
     # event i of the output is the (i - first output position of its run)-th event of its run
     offsets = np.repeat(new_starts - (np.cumsum(new_lengths) - new_lengths), new_lengths)
     return offsets + np.arange(n, dtype=np.int64)
-
-
-def is_sorted(frame: pd.DataFrame) -> bool:
-    """Sorted by session id, and by time inside each session (vectorised, no hashing)."""
-    return is_sorted_by(frame["session_id"].to_numpy(), frame["ts"].to_numpy())
 
 
 def is_sorted_by(sessions: np.ndarray, ts: np.ndarray) -> bool:

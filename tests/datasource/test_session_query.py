@@ -1,11 +1,11 @@
-"""Helpers of the one query: the item-key lookup (DuckDB marts) and the integer order check."""
+"""Helpers of the one query: the item-key and action-rank lookups (DuckDB marts), the integer order check."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recframe.datasource.session_query import ItemKeys, is_sorted_by
+from recframe.datasource.session_query import ItemKeys, action_names, is_sorted_by
 from recframe.interfaces import DataError
 
 
@@ -29,3 +29,11 @@ def test_is_sorted_by_checks_session_order_then_time():
     assert not is_sorted_by(np.array([1, 1, 0, 0]), ts)  # sessions out of order
     assert not is_sorted_by(np.array([0, 0, 0, 1]), ts)  # time goes back inside a session
     assert is_sorted_by(np.array([3]), np.array([1]))
+
+
+def test_action_ranks_are_named_with_shared_strings_and_an_unknown_rank_is_a_data_error():
+    got = action_names(np.array([1, 2, 4, 1], dtype=np.uint8))
+    assert got.tolist() == ["detail", "add", "purchase", "detail"] and got[0] is got[3]
+    assert action_names(np.array([], dtype=np.uint8)).tolist() == []
+    with pytest.raises(DataError, match="action rank"):
+        action_names(np.array([1, 6]))

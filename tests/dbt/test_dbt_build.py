@@ -77,6 +77,29 @@ def test_items_travel_as_keys_in_sku_order_and_map_back_to_the_skus(built):
         assert group["item_id"].tolist() == view[sid]
 
 
+def test_actions_travel_as_ranks_named_alike_by_the_view_and_the_query(built):
+    """DuckDB's roll-up stores action ranks; session_sequences and recframe's query name them the same."""
+    import re
+
+    from recframe.datasource.session_query import ACTION_OF_RANK
+
+    _, ds, root = built
+    macros = (packaged_project_dir() / "macros" / "session_lists.sql").read_text()
+    body = macros[macros.index("macro action_of_rank") :]
+    body = body[: body.index("endmacro")]
+    assert {int(r): a for r, a in re.findall(r"when (\d+) then '(\w+)'", body)} == dict(enumerate(ACTION_OF_RANK))
+    con = duckdb.connect(str(root / "wh.duckdb"), read_only=True)
+    try:
+        rows = con.execute("select session_id, actions, action_ranks from session_sequences").fetchall()
+    finally:
+        con.close()
+    assert rows and all(actions == [ACTION_OF_RANK[r] for r in ranks] for _, actions, ranks in rows)
+    view = {sid: actions for sid, actions, _ in rows}
+    assert {a for actions in view.values() for a in actions} == {"detail", "add", "purchase"}
+    for sid, group in ds.train.groupby("session_id", sort=False):
+        assert group["action"].tolist() == view[sid]
+
+
 COVEO_HEADER = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
 
 

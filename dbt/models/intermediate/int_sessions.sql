@@ -20,7 +20,7 @@ select
     start_ms,
     end_ms,
     {{ session_item_list() }},
-    actions,
+    {{ session_action_list() }},
     timestamps,
     case
         when n_kept = 0 then 'no_product_events'
