@@ -14,9 +14,12 @@ that timings and peak memory do not contaminate each other:
 The last line of output is one JSON object:
 ``{"events", "sessions", "recframe_s", "pandas_s", "speedup", "peak_rss_mb", ...}`` where
 ``peak_rss_mb`` is recframe's peak resident memory (pandas' is ``pandas_peak_rss_mb``) and
-``load_avg`` records how busy the machine was.
+``load_avg`` records how busy the machine was. ``--repeat K`` runs K rounds of both on the same CSV
+(this machine's speed drifts by ~20 % within minutes): the times are then medians, the speedup is
+their ratio, and every round is listed under ``rounds``; the CPU seconds and steps are the last
+round's.
 
-    python benchmarks/data_scale.py --events 10000000
+    python benchmarks/data_scale.py --events 10000000 [--repeat 3]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,6 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--days", type=int, default=60, help="days the sessions span (default 60)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of (recframe, pandas) on the same CSV; the JSON reports medians and every round (default 1)",
+    )
     p.add_argument("--_child", choices=["recframe", "pandas"], help=argparse.SUPPRESS)
     p.add_argument("--_csv", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--_work", type=Path, help=argparse.SUPPRESS)
@@ -183,30 +193,46 @@ def main(argv: list[str] | None = None) -> None:
         # the CSV's ~2 GB of dirty pages would otherwise be written back ~30 s later (the kernel's
         # dirty_expire), in the middle of the first timed child: flush them before timing anything
         os.sync()
-        # a cold start every time: a warehouse left by an earlier run with the same --workdir would
-        # make the ingest a no-op (same input fingerprint) and the dbt build incremental
-        shutil.rmtree(work / "recframe", ignore_errors=True)
-        rf = _run_child("recframe", csv, work / "recframe")
-        print(f"recframe: {rf['seconds']:.1f} s {rf['timings']}, peak {rf['peak_rss_mb']:.0f} MB", flush=True)
-        pdr = _run_child("pandas", csv, work)
-        print(f"pandas:   {pdr['seconds']:.1f} s, peak {pdr['peak_rss_mb']:.0f} MB", flush=True)
-        if rf["sessions"] != pdr["sessions"]:
-            print(f"note: session counts differ: recframe {rf['sessions']} vs pandas {pdr['sessions']}", flush=True)
+        rounds = []
+        for _ in range(max(1, a.repeat)):
+            # a cold start every time: a warehouse left by an earlier run (or round) would make the
+            # ingest a no-op (same input fingerprint) and the dbt build incremental
+            shutil.rmtree(work / "recframe", ignore_errors=True)
+            rf = _run_child("recframe", csv, work / "recframe")
+            print(f"recframe: {rf['seconds']:.1f} s {rf['timings']}, peak {rf['peak_rss_mb']:.0f} MB", flush=True)
+            pdr = _run_child("pandas", csv, work)
+            print(f"pandas:   {pdr['seconds']:.1f} s, peak {pdr['peak_rss_mb']:.0f} MB", flush=True)
+            if rf["sessions"] != pdr["sessions"]:
+                print(f"note: session counts differ: recframe {rf['sessions']} vs pandas {pdr['sessions']}", flush=True)
+            rounds.append((rf, pdr))
+        rf_s = statistics.median(rf["seconds"] for rf, _ in rounds)
+        pd_s = statistics.median(pdr["seconds"] for _, pdr in rounds)
+        rf, pdr = rounds[-1]
         result = {
             "events": gen["rows"],
             "sessions": rf["sessions"],
-            "recframe_s": round(rf["seconds"], 2),
-            "pandas_s": round(pdr["seconds"], 2),
-            "speedup": round(pdr["seconds"] / rf["seconds"], 2),
-            "peak_rss_mb": round(rf["peak_rss_mb"], 1),
+            "recframe_s": round(rf_s, 2),
+            "pandas_s": round(pd_s, 2),
+            # of the medians; each round's own ratio is in "rounds"
+            "speedup": round(pd_s / rf_s, 2),
+            "peak_rss_mb": round(max(rf["peak_rss_mb"] for rf, _ in rounds), 1),
             "pandas_sessions": pdr["sessions"],
-            "pandas_peak_rss_mb": round(pdr["peak_rss_mb"], 1),
+            "pandas_peak_rss_mb": round(max(pdr["peak_rss_mb"] for _, pdr in rounds), 1),
             "recframe_cpu_s": round(rf["cpu_s"], 1),
             "pandas_cpu_s": round(pdr["cpu_s"], 1),
             "recframe_steps": rf["timings"],
             "load_avg": round(os.getloadavg()[0], 2),
             "cores": os.cpu_count(),
         }
+        if len(rounds) > 1:
+            result["rounds"] = [
+                {
+                    "recframe_s": round(rf["seconds"], 2),
+                    "pandas_s": round(pdr["seconds"], 2),
+                    "speedup": round(pdr["seconds"] / rf["seconds"], 2),
+                }
+                for rf, pdr in rounds
+            ]
         print(json.dumps(result))
     finally:
         if a.workdir is None:
