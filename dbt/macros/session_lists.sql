@@ -21,8 +21,9 @@
     n_events (n_rows - n_duplicates), n_kept (distinct kept events), start_ms/end_ms and the
     time-ordered lists of the kept events, ordered by (ts_ms, action_rank, sku, action): `timestamps`,
     the items as named by session_item_list() (SKUs, or on DuckDB their keys in `item_keys`, see
-    int_item_keys) and the actions as named by session_action_list() (names, or on DuckDB ranks). Only kept events are deduplicated: the others never reach a
-    sequence. Both variants give the same sessions. -#}
+    int_item_keys) and the actions as named by session_action_list() (names, or on DuckDB ranks).
+    Only kept events are deduplicated: the others never reach a sequence. Both variants give the
+    same sessions. -#}
 {% macro session_rollup(events, item_keys) -%}
   {{ return(adapter.dispatch('session_rollup', 'recframe')(events, item_keys)) }}
 {%- endmacro %}
@@ -175,12 +176,12 @@ where s.reject_reason is null
 {%- endmacro %}
 
 {#- DuckDB: int_sessions holds item keys and action ranks. Ranks are named with action_of_rank();
-    each key is mapped back to its SKU by position in the tenant's
-    key-ordered SKU list (list_select, ~0.15 s for 1.2M sessions). That list must be a constant of
-    the query: joined per row (tenant = tenant), DuckDB copies it into every row. So the view is one
-    branch per tenant, each with its own constant list, and the tenants are read when the view is
-    built (int_item_keys is built first); it is rebuilt by every `dbt build`. The keys and ranks
-    stay available as `item_keys` and `action_ranks` for consumers that can use integers (recframe's
+    each key is mapped back to its SKU by position in the tenant's key-ordered SKU list
+    (list_select, ~0.15 s for 1.2M sessions). That list must be a constant of the query: joined per
+    row (tenant = tenant), DuckDB copies it into every row. So the view is one branch per tenant,
+    each with its own constant list, and the tenants are read when the view is built
+    (int_item_keys is built first); it is rebuilt by every `dbt build`. The keys and ranks stay
+    available as `item_keys` and `action_ranks` for consumers that can use integers (recframe's
     query does). -#}
 {% macro duckdb__sequences_select(sessions, item_keys) -%}
 {%- set tenants = [] -%}
