@@ -29,7 +29,7 @@ def bad_csv(tmp_path_factory):
     rows += [_row("r1", "sku1", "")]  # null_timestamp
     rows += [_row("r2", "sku1", "yesterday")]  # malformed_timestamp
     rows += [_row("r3", "sku1", 4_102_444_800_000)]  # 2100-01-01: future_timestamp
-    rows += [_row("r4", "sku1", T0, action="explode")]  # unknown_action
+    rows += [_row("r4", " SKU1", T0, action="explode")]  # unknown_action (its SKU is kept normalised)
     rows += [_row("r5", "", T0)]  # product event without sku: null_item
     rows += [_row("r6", "sk\ufffdu1", T0)]  # U+FFFD (a replaced byte upstream) in the SKU
     expected.update(
@@ -70,9 +70,11 @@ def test_every_row_is_accepted_or_quarantined_with_its_reason(bad_csv, tmp_path)
         reasons = dict(con.execute("select reason, sum(n_rows) from quarantine group by reason").fetchall())
         got_accepted = con.execute("select sum(n_events) from int_sessions where reject_reason is null").fetchall()
         sessions = con.execute("select session_id, items from session_sequences order by session_id").fetchall()
+        unknown = con.execute("select session_key, sku from quarantine where reason = 'unknown_action'").fetchall()
     finally:
         con.close()
     assert {k: int(v) for k, v in reasons.items()} == expected
+    assert unknown == [("r4", "sku1")]
     assert int(got_accepted[0][0]) == accepted
     assert accepted + sum(expected.values()) == n_rows
     # SKUs are normalised (trimmed, lower-cased) and the duplicate collapsed

@@ -3,18 +3,34 @@
     many raw rows a quarantine row stands for (1 for a row-level reject; for duplicate, the extra
     copies of exact duplicates in one session; for a rejected session, its distinct events), so that
     rows in = accepted + sum(n_rows). -#}
+with row_rejects as (
+    -- the stored SKU, normalised below: staging's normalised `sku` would be computed for every
+    -- event before the filter (DuckDB evaluates a view's columns before filtering on one of them),
+    -- ~0.6 of this model's 3.3 CPU s at 10M events, most of which are not rejected
+    select
+        tenant,
+        etl_id,
+        reject_reason as reason,
+        coalesce(session_key, user_key) as session_key,
+        sku_raw,
+        event_type_raw,
+        product_action_raw,
+        ts_raw
+    from {{ ref('stg_events__raw_events') }}
+    where reject_reason is not null
+)
+
 select
     tenant,
     etl_id,
-    reject_reason as reason,
-    coalesce(session_key, user_key) as session_key,
-    sku,
+    reason,
+    session_key,
+    {{ normalized_sku('sku_raw') }} as sku,
     event_type_raw,
     product_action_raw,
     ts_raw,
     1 as n_rows
-from {{ ref('stg_events__raw_events') }}
-where reject_reason is not null
+from row_rejects
 
 union all
 
