@@ -63,11 +63,11 @@ create table if not exists {RAW_SCHEMA}.events (
     product_action varchar,
     -- stored as is, like the two below: with about one distinct value per two or three events,
     -- DuckDB's string compression analysis cost ~3 CPU s of a 10M-row load to halve 520 MB; the
-    -- ids above compress well (a session's events are adjacent) and stay compressed
+    -- session and user ids compress well (a session's events are adjacent) and stay compressed
     sku varchar using compression uncompressed,
     -- stored as is: compressing these two (never transformed, only carried) cost about a third of
-    -- the write of a 10M-row load; the ids above stay compressed, which also lets staging run its
-    -- string functions once per distinct value
+    -- the write of a 10M-row load; the compressed session and user ids let staging run its string
+    -- functions once per distinct value
     ts_raw varchar using compression uncompressed,
     ts_ms bigint,
     url varchar using compression uncompressed
