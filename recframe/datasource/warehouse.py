@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,7 +238,8 @@ def ingest(
         f"{_text(m.get(c))} as {c}"
         for c in ("session_key", "user_key", "event_type", "product_action", "sku", "ts_raw", "url")
     )
-    pending = _Background(fingerprint) if callable(fingerprint) else None
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="recframe-fingerprint") if callable(fingerprint) else None
+    pending = hasher.submit(fingerprint) if hasher is not None else None
     con.execute("begin transaction")
     try:
         con.execute(
@@ -313,8 +314,8 @@ def ingest(
             ) from None
         raise
     finally:
-        if pending is not None:
-            pending.join()  # never leave a thread reading the input behind a failed load
+        if hasher is not None:
+            hasher.shutdown(wait=True)  # never leave a thread reading the input behind a failed load
         for view in ("_recframe_src_events", "_recframe_src_items"):
             with contextlib.suppress(Exception):  # not registered
                 con.unregister(view)
@@ -322,32 +323,6 @@ def ingest(
             with contextlib.suppress(Exception):
                 con.execute(f"drop table if exists {table}")
     return LoadInfo(tenant, etl_id, int(n_rows), int(n_items), skipped=False)
-
-
-class _Background:
-    """A function running in a daemon thread; :meth:`result` returns its value or raises its error."""
-
-    def __init__(self, fn: Callable[[], str]) -> None:
-        self._value: str | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="recframe-fingerprint", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], str]) -> None:
-        try:
-            self._value = fn()
-        except BaseException as e:  # handed to the caller by result()
-            self._error = e
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> str:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
 
 
 # ---------------------------------------------------------------------------------------- locking

@@ -60,7 +60,7 @@ def test_a_deferred_fingerprint_is_hashed_beside_a_first_load_and_first_when_it_
 
     first = ingest(con, small.events, COVEO, "shop", fp)
     # no current load: nothing to skip, so it ran in its own thread, and the load carries its value
-    assert not first.skipped and calls == ["recframe-fingerprint"]
+    assert not first.skipped and len(calls) == 1 and calls[0].startswith("recframe-fingerprint")
     assert con.execute("select fingerprint from raw.loads").fetchall() == [("fp-deferred",)]
     again = ingest(con, small.events, COVEO, "shop", fp)
     # a current load: the fingerprint is needed before anything is written, in the caller's thread
