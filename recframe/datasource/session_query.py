@@ -45,10 +45,11 @@ def query_split(
     # DuckDB's marts carry integer item keys beside the SKUs: the split moves integers and the SKUs
     # are looked up once per event at the end (one take), instead of copying 64-character strings
     # through a temp table and Arrow. A Snowflake copy has SKUs only and takes the string path.
-    keys = item_key_lookup(con, tenant)
+    columns = mart_columns(con)
+    keys = item_key_lookup(con, tenant, columns)
     item_list = "item_keys" if keys is not None else "items"
     # likewise actions: DuckDB's marts carry their ranks (integers), named here by one take
-    ranked = "action_ranks" in mart_columns(con)
+    ranked = "action_ranks" in columns
     action_list = "action_ranks" if ranked else "actions"
     # bounds first (no lists read), then ONE ordered copy of the window's sessions with their labels
     n_sessions, t_end = con.execute(
@@ -224,9 +225,10 @@ def action_names(ranks: np.ndarray) -> np.ndarray:
     return ACTION_OF_RANK[ranks]
 
 
-def item_key_lookup(con: Any, tenant: str) -> ItemKeys | None:
-    """The tenant's key -> SKU table when the marts carry item keys (DuckDB's build), else None."""
-    if "item_keys" not in mart_columns(con):
+def item_key_lookup(con: Any, tenant: str, columns: set[str]) -> ItemKeys | None:
+    """The tenant's key -> SKU table when the marts carry item keys (``columns``, as read by
+    :func:`mart_columns`: DuckDB's build), else None."""
+    if "item_keys" not in columns:
         return None
     found = con.execute(
         "select item_key, sku from main.items where tenant = ? and item_key is not null", [tenant]
