@@ -8,12 +8,14 @@ statically (griffe), so a module whose optional dependency is missing still gets
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "recframe"
 NAV_TITLE = "API reference"
 PREFIX = "reference/api"
+MARKER = "<!-- package-map -->"
 
 
 def packages() -> list[str]:
@@ -32,6 +34,28 @@ def modules(package: str) -> list[str]:
     """Dotted names of the modules directly inside ``package`` (no ``__main__``, no private ones)."""
     folder = ROOT.joinpath(*package.split("."))
     return [f"{package}.{p.stem}" for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")]
+
+
+def summary(path: Path) -> str:
+    """The first line of a module's docstring (empty when it has none)."""
+    doc = ast.get_docstring(ast.parse(path.read_text()))
+    return doc.strip().splitlines()[0] if doc else ""
+
+
+def package_map() -> str:
+    """One line per package, then one per core module: the map ``architecture.md`` shows."""
+    rows = ["| package | what it does |", "|---|---|"]
+    for package in packages():
+        folder = ROOT.joinpath(*package.split("."))
+        text = summary(folder / "__init__.py")
+        if not text:
+            text = "modules: " + ", ".join(f"`{m.rpartition('.')[2]}`" for m in modules(package))
+        rows.append(f"| [`{package}`]({PREFIX}/{package}.md) | {text.replace('|', chr(92) + '|')} |")
+    rows += ["", "| core module | what it does |", "|---|---|"]
+    for module in modules(PACKAGE):
+        text = summary(ROOT / PACKAGE / f"{module.rpartition('.')[2]}.py")
+        rows.append(f"| `{module}` | {text.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows) + "\n"
 
 
 def page_path(package: str) -> str:
@@ -89,6 +113,15 @@ def on_config(config):  # noqa: ANN001, ANN201 - mkdocs hook signature
     if config.nav:
         _expand(config.nav)
     return config
+
+
+def on_page_markdown(markdown, page, config, files):  # noqa: ANN001, ANN201 - mkdocs hook signature
+    """mkdocs hook: put the current package map where a page has ``<!-- package-map -->``."""
+    if MARKER in markdown:
+        depth = page.file.src_uri.count("/")
+        table = package_map().replace(f"]({PREFIX}/", f"]({'../' * depth}{PREFIX}/")
+        markdown = markdown.replace(MARKER, table)
+    return markdown
 
 
 def on_files(files, config):  # noqa: ANN001, ANN201 - mkdocs hook signature
