@@ -116,7 +116,7 @@ class SequenceModel(Model):
         a ``[batch, n_items]`` score matrix costs as much as a third of the scoring itself).
         """
         self._check_fitted()
-        if self.net.training:  # eval() walks every submodule: ~0.15 ms of a serving batch
+        if self.net.training:  # eval() walks every submodule: skip it on the serving path
             self.net.eval()
         dev = self.device
         n = len(self.vocab)

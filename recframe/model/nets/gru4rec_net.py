@@ -62,8 +62,8 @@ def lookup_unique(weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """Rows of ``weight`` for ``items`` (duplicates allowed) with a coalesced sparse gradient.
 
     The expansion is ``index_select``, not ``rows[inverse]``: on CPU advanced indexing and its
-    backward (a zero-filled scatter) cost 3-4x as much for the same gather (2.7 vs 0.6 ms on the
-    [2432, 512] lookups of the Diginetica preset).
+    backward (a zero-filled scatter) cost several times as much for the same gather (training
+    speed: docs/benchmarks.md).
     """
     rows, inverse = torch.unique(items, return_inverse=True)
     return _GatherRows.apply(weight, rows).index_select(0, inverse)
@@ -73,8 +73,8 @@ class MaskDropout(nn.Module):
     """Inverted dropout (keep with probability ``1 - p``, scale by ``1 / (1 - p)``), as ``nn.Dropout``.
 
     The mask comes from one uniform draw compared with ``p``: on CPU ``nn.Dropout``'s per-element
-    Bernoulli sampler took 1.1 ms for a [128, 512] state against 0.46 ms for this, and GRU4Rec
-    applies dropout twice per session-parallel step. The draw is float32 whatever the input's dtype
+    Bernoulli sampler costs about twice as much, and GRU4Rec applies dropout twice per
+    session-parallel step. The draw is float32 whatever the input's dtype
     (a bf16 uniform would bias the keep rate).
     """
 

@@ -2,13 +2,12 @@
 
 Why a module of its own: on CPU, outside autograd, the product runs through numpy's BLAS with the
 item table kept as one contiguous ``[d + 1, n_items]`` matrix whose last row is the bias (so the
-bias costs no second pass over the scores). On the 2-core AMD EPYC dev machine that is 1.5-2x
-faster than ``torch.addmm`` at serving batch sizes (43k items x 100 dims, 1 thread: 1.7 vs 2.9 ms
-at 4 sessions, 3.5 vs 5.4 ms at 16; ``benchmarks/serving.py``), because torch's CPU GEMM takes a
-slow path on that processor. Training, GPUs and other dtypes keep the torch product.
+bias costs no second pass over the scores). On AMD EPYC CPUs that is faster than ``torch.addmm``
+at serving batch sizes, because torch's CPU GEMM takes a slow path there (serving figures:
+docs/benchmarks.md). Training, GPUs and other dtypes keep the torch product.
 
 The packed matrix is one more float32 copy of the item table (17 MB for 43k items x 100 dims); the
-transposed view of the table itself, without a copy, measured 1.2-1.7x slower for 4-64 sessions.
+transposed view of the table itself, without a copy, is slower at every serving batch size.
 It is cached per table and rebuilt whenever the weights change (their version
 counter moves with every in-place optimiser step), so evaluation between training epochs always
 scores the current weights.
