@@ -56,7 +56,7 @@ def normalise_authenticator(value: Any, key: str = "datasource.authenticator") -
         return None
     text = str(value).strip()
     if text.lower().startswith("https://"):  # native Okta SSO: the URL of the Okta account
-        return text
+        return "https://" + text[len("https://") :]
     if text.lower() not in AUTHENTICATORS:
         raise ConfigError(key, value, f"must be one of {', '.join(AUTHENTICATORS)} or an https:// Okta URL")
     return text.lower()

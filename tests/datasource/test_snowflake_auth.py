@@ -256,6 +256,13 @@ def test_externalbrowser_passes_only_the_authenticator_and_user(clean_env):
     assert env["SNOWFLAKE_AUTHENTICATOR"] == "externalbrowser" and env["SNOWFLAKE_PASSWORD"] is None
 
 
+def test_okta_url_logs_in_with_the_password(clean_env):
+    src = _source(authenticator="HTTPS://acme.okta.com", password="okta-pw-1")
+    kwargs = snowflake_auth.connector_kwargs(src._login())
+    assert kwargs["authenticator"] == "https://acme.okta.com" and kwargs["password"] == "okta-pw-1"
+    assert "SNOWFLAKE_PASSWORD" in _config_error(_source(authenticator="https://acme.okta.com"))
+
+
 def test_unencrypted_key_needs_no_passphrase(rsa_key, tmp_path, clean_env):
     key_file = _write_key(tmp_path / "plain.p8", rsa_key, None)
     kwargs = snowflake_auth.connector_kwargs(_source(private_key_path=str(key_file))._login())
