@@ -121,20 +121,20 @@ def compose(
     ``python -m recframe experiment=NAME`` would, and contributes its ``model`` and ``trainer``.
     """
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    conf_dir = ROOT / "conf"
+    from recframe.shipped import CONFIG_MODULE
+
     trainer_option = "gpu" if device == "cuda" else "cpu"
-    has_trainer = (conf_dir / "trainer" / f"{trainer_option}.yaml").exists()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         if experiment:
-            groups = [f"experiment={name}", *([f"trainer={trainer_option}"] if has_trainer else [])]
+            groups = [f"experiment={name}", f"trainer={trainer_option}"]
             cfg = hydra_compose(config_name="config", overrides=[*groups, *overrides])
         else:
-            groups = [f"+model={name}", *([f"+trainer={trainer_option}"] if has_trainer else [])]
+            groups = [f"+model={name}", f"+trainer={trainer_option}"]
             cfg = hydra_compose(overrides=[*groups, *overrides])
     trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
     trainer = {k: v for k, v in trainer.items() if not k.startswith("_")}

@@ -6,8 +6,8 @@ Steps, each with plain boto3 clients (``s3``, ``sagemaker``, ``sagemaker-runtime
    clear line says which setting is missing and how to set it.
 2. Package ``model.tar.gz`` the way SageMaker's PyTorch inference toolkit expects: the artifact
    files at the root, ``code/inference.py`` (:mod:`recframe.deployer.sagemaker_inference`),
-   ``code/requirements.txt`` and the recframe modules the predictor and the model class import
-   (``code/recframe/``), so the container needs nothing but the tarball.
+   ``code/requirements.txt`` and the recframe modules serving imports (``code/recframe/``, listed
+   in :data:`SERVING_MODULES`), so the container needs nothing but the tarball.
 3. Upload it to ``s3://BUCKET/PREFIX/ENDPOINT/STAMP/model.tar.gz``; create a model with the PyTorch
    inference image for the region (:func:`framework_image_uri`) and an endpoint config.
 4. No endpoint yet: create it. An endpoint already there: ``update_endpoint`` with a blue/green
@@ -23,12 +23,10 @@ Steps, each with plain boto3 clients (``s3``, ``sagemaker``, ``sagemaker-runtime
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import logging
 import re
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -63,9 +61,6 @@ DLC_ACCOUNTS = {
 DEFAULT_DLC_ACCOUNT = "763104351884"
 # CUDA flavour of the GPU inference images, per PyTorch version.
 GPU_CUDA = {"2.6.0": "cu124", "2.5.1": "cu124", "2.4.0": "cu124", "2.3.0": "cu121", "2.2.0": "cu118", "2.1.0": "cu118"}
-# Installed by the container image itself: never pinned in requirements.txt (a different numpy than
-# the one torch was built against breaks torch).
-CONTAINER_PROVIDED = {"torch", "numpy"}
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JSON_TYPE = "application/json"
@@ -100,87 +95,59 @@ def framework_image_uri(region: str, framework_version: str, py_version: str, in
 
 # ------------------------------------------------------------------------------------ packaging
 
-
-def _module_file(module: str) -> Path | None:
-    """The source file of a recframe module (or package ``__init__``), without importing it."""
-    root = Path(__file__).resolve().parents[2]
-    base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _top_level_imports(path: Path) -> tuple[set[str], set[str]]:
-    """(recframe modules, third-party top-level names) imported at module level of ``path``.
-
-    Imports inside functions are lazy by design (optional extras) and are not followed; imports in a
-    ``try`` block are optional too.
-    """
-    tree = ast.parse(path.read_text())
-    local, external = set(), set()
-    for node in tree.body:
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            top = name.split(".")[0]
-            if top == "recframe":
-                if _module_file(name) is not None:
-                    local.add(name)
-            elif top not in sys.stdlib_module_names and top != "__future__":
-                external.add(top)
-    return local, external
+# What the container imports to serve, relative to the recframe package. ``import recframe`` is light
+# (its public names load on first use), so the real root package travels as it is. Listed by hand so
+# the payload cannot grow by accident; tests/deployer/test_sagemaker.py imports each shipped module in
+# a fresh interpreter that sees nothing else of recframe.
+SERVING_MODULES = (
+    "__init__.py",
+    "interfaces.py",
+    "artifact.py",
+    "vocab.py",
+    "validation.py",
+    "evaluation.py",  # the blended model scores its members with it
+    "deployer/__init__.py",
+    "deployer/predictor.py",
+    "deployer/topk.py",
+    "deployer/jsoncodec.py",
+    "deployer/probe_model.py",  # a model class artifacts may name, like those under model/
+)
+# every model class, its networks and its helpers: an artifact names any of them
+SERVING_PACKAGES = ("model",)
+# the third-party distributions those modules import (torch and numpy come with the image: a
+# different numpy than the one torch was built against breaks torch); pinned to the versions here
+SERVING_REQUIREMENTS = ("pandas", "scipy", "lightning")
 
 
-def vendor_plan(entry_modules: list[str]) -> tuple[list[str], list[str]]:
-    """The recframe modules reachable from ``entry_modules`` and the pip requirements they need."""
+def serving_files() -> list[Path]:
+    """The recframe source files the payload carries, relative to the recframe package."""
+    root = Path(__file__).resolve().parents[1]
+    files = [Path(name) for name in SERVING_MODULES]
+    for package in SERVING_PACKAGES:
+        files += sorted(f.relative_to(root) for f in (root / package).rglob("*.py") if "__pycache__" not in f.parts)
+    return files
+
+
+def serving_requirements() -> list[str]:
+    """``requirements.txt`` lines: each serving requirement pinned to the installed version."""
     from importlib import metadata
 
-    seen: set[str] = set()
-    todo = list(entry_modules)
-    external: set[str] = set()
-    while todo:
-        mod = todo.pop()
-        if mod in seen or mod == "recframe":  # the root package is replaced by a stub (it imports the app)
-            continue
-        seen.add(mod)
-        parts = mod.split(".")
-        todo.extend(".".join(parts[:i]) for i in range(2, len(parts)))  # parent packages
-        path = _module_file(mod)
-        if path is None:
-            continue
-        local, ext = _top_level_imports(path)
-        todo.extend(local)
-        external |= ext
-    dists = metadata.packages_distributions()
-    requirements = []
-    for top in sorted(external - CONTAINER_PROVIDED):
-        for dist in dists.get(top, [top])[:1]:
-            try:
-                requirements.append(f"{dist}=={metadata.version(dist)}")
-            except metadata.PackageNotFoundError:
-                requirements.append(dist)
-    return sorted(m for m in seen if _module_file(m) is not None), requirements
+    lines = []
+    for dist in SERVING_REQUIREMENTS:
+        try:
+            lines.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            lines.append(dist)
+    return lines
 
 
 def package_model(artifact_dir: Path, out_dir: Path, extra_requirements: list[str] | None = None) -> Path:
     """Write ``model.tar.gz`` (artifact files at the root, ``code/`` beside them); return its path."""
     from recframe.artifact import verify
 
-    meta = verify(artifact_dir)  # never ship an artifact that would be refused at load time
-    # the model's class, and for a composite (model=hybrid) its members' classes: loaded by name
-    targets = [meta["target"], *(m["target"] for m in (meta.get("config") or {}).get("members", {}).values())]
-    serving = [
-        "recframe.deployer.predictor",
-        "recframe.deployer.topk",
-        "recframe.deployer.jsoncodec",
-        "recframe.artifact",
-    ]
-    modules, requirements = vendor_plan(serving + sorted({t.rpartition(".")[0] for t in targets}))
-    requirements += list(extra_requirements or [])
+    verify(artifact_dir)  # never ship an artifact that would be refused at load time
+    root = Path(__file__).resolve().parents[1]
+    requirements = [*serving_requirements(), *(extra_requirements or [])]
     out_dir.mkdir(parents=True, exist_ok=True)
     tar_path = out_dir / "model.tar.gz"
 
@@ -195,13 +162,8 @@ def package_model(artifact_dir: Path, out_dir: Path, extra_requirements: list[st
                 tar.add(f, arcname=f.name)
         add_bytes(tar, "code/inference.py", Path(__file__).with_name("sagemaker_inference.py").read_bytes())
         add_bytes(tar, "code/requirements.txt", ("\n".join(requirements) + "\n").encode())
-        # The real recframe/__init__ imports the Hydra app; the container needs only this subset.
-        add_bytes(tar, "code/recframe/__init__.py", b'"""recframe modules vendored for serving."""\n')
-        for mod in modules:
-            src = _module_file(mod)
-            rel = Path(*mod.split("."))
-            arc = rel / "__init__.py" if src.name == "__init__.py" else rel.with_suffix(".py")
-            add_bytes(tar, f"code/{arc.as_posix()}", src.read_bytes())
+        for rel in serving_files():
+            add_bytes(tar, f"code/recframe/{rel.as_posix()}", (root / rel).read_bytes())
     return tar_path
 
 
