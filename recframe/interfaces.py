@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recframe import atomic
+
 EVENT_COLUMNS = ("session_id", "item_id", "ts")
 
 
@@ -57,6 +59,11 @@ class GateError(RecframeError):
     """A tester gate failed, so the model must not be deployed."""
 
 
+class DeployError(RecframeError):
+    """A deployment failed (the server did not start, failed its smoke test, or the cloud refused it);
+    the message says what was left serving."""
+
+
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
@@ -87,7 +94,7 @@ class Dataset:
             _atomic_parquet(self.items, d / "items.parquet")
             files.append("items.parquet")
         manifest = {"files": files, "columns": list(EVENT_COLUMNS), "stats": self.stats}
-        _atomic_text(d / "manifest.json", json.dumps(manifest, indent=2, default=_json_default))
+        atomic.write_json(d / "manifest.json", manifest, default=_json_default)
 
     @classmethod
     def load(cls, directory: str | Path) -> Dataset:
@@ -116,15 +123,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic.atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 class DataSource(ABC):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe.interfaces import (
     DataError,
     Dataset,
@@ -51,14 +51,7 @@ STEPS = ("data", "train", "test", "deploy")
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically: a reader never sees a half-written file (nor a stray temp file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_default))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_json(path, obj, default=_default)
 
 
 class OutputError(RecframeError):

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe.interfaces import DataError, RecframeError
 
 # dbt reads these at import/invocation time; a library run must not phone home.
@@ -207,5 +208,5 @@ def write_lineage(target_dir: Path, out: Path) -> dict[str, Any]:
         for parent in (node.get("depends_on") or {}).get("nodes", []):
             edges.append({"from": parent, "to": uid})
     lineage = {"nodes": sorted(nodes, key=lambda n: n["id"]), "edges": edges}
-    out.write_text(json.dumps(lineage, indent=2))
+    atomic.write_json(out, lineage, default=None)
     return lineage

@@ -8,7 +8,6 @@ tests on top of exactly this computation (:func:`headline`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from recframe import atomic
 from recframe import validation as v
 from recframe.interfaces import DataError, Dataset, Model, Tester, TestResult
 from recframe.model.pop import PopModel
@@ -145,10 +145,7 @@ def validate_common(k: Any, ks: Any, batch_size: Any) -> tuple[int, list[int], i
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (a reader never sees half a report)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    tmp.replace(path)
+    atomic.write_json(path, obj, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:

@@ -12,9 +12,9 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from recframe.deployer.local import DeployError, LocalDeployer
+from recframe.deployer.local import LocalDeployer
 from recframe.deployer.predictor import Predictor
-from recframe.interfaces import ConfigError
+from recframe.interfaces import ConfigError, DeployError
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "deployer"
 
