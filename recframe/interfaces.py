@@ -246,9 +246,6 @@ class Tester(ABC):
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         """Evaluate ``model``; write reports under ``out_dir`` (the run's ``report/``)."""
 
-    def finalize(self, run_dir: Path) -> None:  # noqa: B027 - optional hook
-        """Called after the deploy step, so a report can include the deployment."""
-
 
 @dataclass
 class Deployment:

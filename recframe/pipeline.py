@@ -236,6 +236,13 @@ class Pipeline:
         write_json(self.run_dir / "deploy.json", record)
         return deployment
 
+    def _refresh_report(self) -> None:
+        """Rewrite ``report/index.html`` once the deployment (or a forced deploy's warning) is known."""
+        if getattr(self.tester, "html", False) and (self.run_dir / "report" / "report.json").exists():
+            from recframe.report import write_report
+
+            write_report(self.run_dir)
+
     def _record_forced(self, failures: str) -> None:
         path = self.run_dir / "report" / "report.json"
         if not path.exists():
@@ -293,8 +300,7 @@ class Pipeline:
             result.gates = self._gate_verdict()
             if deployment is not None:
                 result.deployment = json.loads((self.run_dir / "deploy.json").read_text())
-                if self.tester is not None and (self.run_dir / "report" / "report.json").exists():
-                    self.tester.finalize(self.run_dir)
+                self._refresh_report()
                 if getattr(self.deployer, "keep_alive", False):
                     if self.on_step:
                         self.on_step("serve", "start", 0.0)

@@ -183,13 +183,6 @@ class MetricsTester(Tester):
         self.gates = gates_mod.parse_gates(gates, "tester.gates", known_metrics(self.ks))
         self.html = v.boolean("tester.html", html)
 
-    def finalize(self, run_dir: Path) -> None:
-        """Rewrite the HTML report once the deployment (or a forced deploy's warning) is known."""
-        if self.html:
-            from recframe.tester.report_html import write_report
-
-            write_report(run_dir)
-
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +199,7 @@ class MetricsTester(Tester):
         write_json(out_dir / "report.json", report)
         result = TestResult(metrics=metrics, report=report, passed=not failures, failures=failures)
         if self.html:
-            from recframe.tester.report_html import write_report
+            from recframe.report import write_report
 
             write_report(out_dir.parent, result)
         return result

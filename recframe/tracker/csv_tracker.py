@@ -24,7 +24,7 @@ class CSVTracker(Tracker):
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self.dir is not None:
-            from recframe.tracker.redaction import scrub_params
+            from recframe.secrets import scrub_params
 
             atomic.write_json(self.dir / "params.json", scrub_params(params), default=str)
 

@@ -4,7 +4,8 @@ matplotlib is not a dependency (reclist 2.1.0 pins a version that breaks numpy 2
 work on a minimal install), and the report has to be one self-contained file. Inline SVG is text,
 scales cleanly, needs no image decoding and cannot be a broken image, so the few chart types the
 report needs are drawn here directly. Every label is XML-escaped: SKUs, categories and dbt node names
-come from data.
+come from data; so the charts are returned as :class:`markupsafe.Markup`, which the report templates
+insert as they are.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
+
+from markupsafe import Markup
 
 PALETTE = ("#3366cc", "#ff9900", "#109618", "#dc3912", "#990099", "#0099c6", "#dd4477", "#66aa00")
 FONT = "font-family='system-ui, sans-serif' font-size='11'"
@@ -56,7 +59,7 @@ def bar_chart(
     width: int = 560,
     height: int = 240,
     y_label: str = "",
-) -> str:
+) -> Markup:
     """Grouped vertical bars: one group per label, one bar per series (e.g. model vs pop per slice)."""
     names = list(series)
     values = [[float(x) if x is not None and math.isfinite(float(x)) else 0.0 for x in series[n]] for n in names]
@@ -100,7 +103,7 @@ def bar_chart(
         )
     parts.append(f"<line x1='{left}' x2='{left + pw}' y1='{top_pad + ph}' y2='{top_pad + ph}' stroke='#333'/>")
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
 def line_chart(
@@ -110,7 +113,7 @@ def line_chart(
     width: int = 560,
     height: int = 240,
     x_label: str = "epoch",
-) -> str:
+) -> Markup:
     """Lines over a shared x axis (training curves); missing points (None/NaN) break the line."""
     names = list(series)
     xs = [float(v) for v in x]
@@ -163,10 +166,10 @@ def line_chart(
                 parts.append(f"<circle cx='{cx}' cy='{cy}' r='2.5' fill='{color}'/>")
     parts.append(f"<line x1='{left}' x2='{left + pw}' y1='{top_pad + ph}' y2='{top_pad + ph}' stroke='#333'/>")
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
-def dag(nodes: Sequence[Mapping[str, str]], edges: Sequence[tuple[str, str]], title: str = "") -> str:
+def dag(nodes: Sequence[Mapping[str, str]], edges: Sequence[tuple[str, str]], title: str = "") -> Markup:
     """A left-to-right layered drawing of a DAG (the dbt lineage): sources left, marts right.
 
     ``nodes`` are ``{"id", "label", "kind"}``; a node's column is its longest path from a root, so
@@ -233,4 +236,4 @@ def dag(nodes: Sequence[Mapping[str, str]], edges: Sequence[tuple[str, str]], ti
             f"<text x='{x + box_w / 2}' y='{y + box_h / 2 + 4}' text-anchor='middle' {FONT}>{escape(short)}</text></g>"
         )
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
