@@ -17,15 +17,11 @@ from typing import Any
 import numpy as np
 
 from recframe import atomic
-from recframe.interfaces import Model, RecframeError
+from recframe.interfaces import ArtifactError, Model
 from recframe.vocab import ItemVocab
 
 FORMAT_VERSION = 1
 FILES = ("model.json", "vocab.json", "weights.pt")
-
-
-class ArtifactError(RecframeError):
-    """The artifact is missing, tampered with, or names a class that is not a recframe Model."""
 
 
 def _sha256(path: Path) -> str:

@@ -64,6 +64,14 @@ class DeployError(RecframeError):
     the message says what was left serving."""
 
 
+class ArtifactError(RecframeError):
+    """The artifact is missing, tampered with, or names a class that is not a recframe Model."""
+
+
+class OutputError(RecframeError):
+    """The run directory could not be written: the disk is full, a file grew past a limit, or it is read-only."""
+
+
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from recframe.interfaces import (
     FitContext,
     GateError,
     Model,
+    OutputError,
     RecframeError,
     Tester,
     TestResult,
@@ -52,10 +53,6 @@ STEPS = ("data", "train", "test", "deploy")
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically: a reader never sees a half-written file (nor a stray temp file)."""
     atomic.write_json(path, obj, default=_default)
-
-
-class OutputError(RecframeError):
-    """The run directory could not be written: the disk is full, a file grew past a limit, or it is read-only."""
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
