@@ -34,6 +34,7 @@ from recframe import validation as v
 from recframe.datasource.duckdb_source import DuckDBSource, _as_dict, row_accounting
 from recframe.datasource.session_query import query_split
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
+from recframe.secrets import scrub_value
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
@@ -215,9 +216,7 @@ class SnowflakeSource(DataSource):
         try:
             return snowflake.connector.connect(**self._connect_kwargs())
         except Exception as e:
-            msg = _one_line(e)
-            if self._password:
-                msg = msg.replace(self._password, "***")
+            msg = scrub_value(_one_line(e), [self._password] if self._password else [])
             raise RecframeError(f"cannot connect to Snowflake at {self._endpoint()} as {self.user!r}: {msg}") from None
 
     def check(self) -> None:
