@@ -102,7 +102,7 @@ class Dataset:
             _atomic_parquet(self.items, d / "items.parquet")
             files.append("items.parquet")
         manifest = {"files": files, "columns": list(EVENT_COLUMNS), "stats": self.stats}
-        atomic.write_json(d / "manifest.json", manifest, default=_json_default)
+        atomic.write_json(d / "manifest.json", manifest)
 
     @classmethod
     def load(cls, directory: str | Path) -> Dataset:
@@ -120,14 +120,6 @@ class Dataset:
             stats=manifest.get("stats", {}),
             items=items,
         )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (pd.Timestamp,)):
-        return obj.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:

@@ -143,21 +143,6 @@ def validate_common(k: Any, ks: Any, batch_size: Any) -> tuple[int, list[int], i
     return k, sorted(set(ks_list) | {k}), batch_size
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (a reader never sees half a report)."""
-    atomic.write_json(path, obj, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 class MetricsTester(Tester):
     """Accuracy (HR/MRR/NDCG@K), coverage and popularity bias vs ``pop``, then the gates.
 
@@ -196,7 +181,7 @@ class MetricsTester(Tester):
             "passed": not failures,
             "timings": {"metrics_s": round(h.seconds, 3)},
         }
-        write_json(out_dir / "report.json", report)
+        atomic.write_json(out_dir / "report.json", report)
         result = TestResult(metrics=metrics, report=report, passed=not failures, failures=failures)
         if self.html:
             from recframe.report import write_report
