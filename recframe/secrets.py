@@ -3,8 +3,9 @@
 A value is masked when its key looks like a credential (:data:`SECRET_PATTERN`), and any string
 that contains the value of a secret-looking environment variable has that value replaced. The
 same rule serves every place a config or its parameters leave the process: tracker params (CSV,
-Comet, MLflow), the HTML run report, the run comparison, the sweep's ``best.yaml`` and the config
-summary the CLI logs. One rule means a key masked in one output is masked in all of them.
+Comet, MLflow), the HTML run report, the run comparison, the sweep's leaderboard and ``best.yaml``,
+and connection errors that could echo a password. One rule means a key masked in one output is
+masked in all of them.
 
 Why scrub values too: a secret can reach a value under an innocent key (``datasource.dsn`` built
 from ``${oc.env:DB_PASSWORD}`` by a caller), and once it is in a remote experiment or a shared
