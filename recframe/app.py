@@ -9,7 +9,6 @@ notebooks all go through here.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from recframe.interfaces import ConfigError, RecframeError
 from recframe.pipeline import STEPS, Pipeline, RunResult
+from recframe.secrets import mask_value
 
 GROUPS = ("datasource", "model", "tester", "deployer", "tracker")
-SECRET_PATTERN = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|credential)", re.I)
-REDACTED = "***"
 
 # Opt-outs of telemetry and cloud-metadata probes: recframe itself never reaches beyond what the
 # user configured, and the libraries it drives must not either.
@@ -100,7 +98,7 @@ def redacted_params(cfg: DictConfig) -> dict[str, Any]:
             out[prefix.rstrip(".")] = str(node)
         else:
             key = prefix.rstrip(".")
-            out[key] = REDACTED if SECRET_PATTERN.search(key) and node is not None else node
+            out[key] = mask_value(key, node)
 
     walk("", plain)
     return out

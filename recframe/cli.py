@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``recframe`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "compare":
-        from recframe.tester.compare import main as compare_main
+        from recframe.report.compare import main as compare_main
 
         return compare_main(argv[1:]) or 0
     set_offline_env()

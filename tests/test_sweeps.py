@@ -112,6 +112,7 @@ def test_two_by_two_multirun_survives_a_failing_job_and_ends_with_a_leaderboard(
     assert best.value == max(float(r["objective"]) for r in ok)
     assert "tester.k=20" in best.overrides
     assert (sweep / "leaderboard.html").exists()
+    assert (sweep / "compare" / "leaderboard.html").exists()  # the comparison page too
     assert "leaderboard" in proc.stderr and "best: job" in proc.stderr
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe.interfaces import DataError, RecframeError
 from recframe.shipped import dbt_project_dir
 
@@ -197,5 +198,5 @@ def write_lineage(target_dir: Path, out: Path) -> dict[str, Any]:
         for parent in (node.get("depends_on") or {}).get("nodes", []):
             edges.append({"from": parent, "to": uid})
     lineage = {"nodes": sorted(nodes, key=lambda n: n["id"]), "edges": edges}
-    out.write_text(json.dumps(lineage, indent=2))
+    atomic.write_json(out, lineage, default=None)
     return lineage

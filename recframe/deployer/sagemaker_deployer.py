@@ -34,7 +34,7 @@ from typing import Any
 
 from recframe import validation as v
 from recframe.deployer.smoke import example_session, failed_checks, run_smoke
-from recframe.interfaces import ConfigError, Deployer, Deployment, RecframeError
+from recframe.interfaces import ConfigError, Deployer, DeployError, Deployment, RecframeError
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,6 @@ ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JSON_TYPE = "application/json"
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack")
-
-
-class DeployError(RecframeError):
-    """A SageMaker deployment failed; the message says what was left serving."""
 
 
 def is_gpu_instance(instance_type: str) -> bool:

@@ -26,16 +26,12 @@ from typing import Any
 
 from recframe import validation as v
 from recframe.deployer.smoke import example_session, failed_checks, run_smoke
-from recframe.interfaces import ConfigError, Deployer, Deployment, RecframeError
+from recframe.interfaces import ConfigError, Deployer, DeployError, Deployment, RecframeError
 
 log = logging.getLogger(__name__)
 
 RUNTIME = "recframe.deployer.mlserver_runtime.RecframeRuntime"
 ARTIFACT_FILES = ("model.json", "vocab.json", "weights.pt", "checksums.json")
-
-
-class DeployError(RecframeError):
-    """MLServer did not start, failed its smoke test, or kubectl failed."""
 
 
 def _free_port(host: str) -> int:

@@ -28,6 +28,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from recframe import atomic
 from recframe.interfaces import FitContext
 from recframe.model.cpu_memory import keep_freed_memory
 from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
@@ -155,13 +156,10 @@ class EpochMetricsCSV(L.Callback):
             row[key] = "" if v is None else f"{float(v):.6f}"
         rows = [r for r in self._rows() if r.get("epoch", "").isdigit() and int(r["epoch"]) < trainer.current_epoch]
         rows.append(row)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic.atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             w.writeheader()
             w.writerows(rows)
-        tmp.replace(self.path)
 
 
 class BestWeights(L.Callback):

@@ -8,7 +8,6 @@ tests on top of exactly this computation (:func:`headline`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from recframe import atomic
 from recframe import validation as v
 from recframe.interfaces import DataError, Dataset, Model, Tester, TestResult
 from recframe.model.pop import PopModel
@@ -143,24 +143,6 @@ def validate_common(k: Any, ks: Any, batch_size: Any) -> tuple[int, list[int], i
     return k, sorted(set(ks_list) | {k}), batch_size
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (a reader never sees half a report)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    tmp.replace(path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 class MetricsTester(Tester):
     """Accuracy (HR/MRR/NDCG@K), coverage and popularity bias vs ``pop``, then the gates.
 
@@ -186,13 +168,6 @@ class MetricsTester(Tester):
         self.gates = gates_mod.parse_gates(gates, "tester.gates", known_metrics(self.ks))
         self.html = v.boolean("tester.html", html)
 
-    def finalize(self, run_dir: Path) -> None:
-        """Rewrite the HTML report once the deployment (or a forced deploy's warning) is known."""
-        if self.html:
-            from recframe.tester.report_html import write_report
-
-            write_report(run_dir)
-
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,10 +181,10 @@ class MetricsTester(Tester):
             "passed": not failures,
             "timings": {"metrics_s": round(h.seconds, 3)},
         }
-        write_json(out_dir / "report.json", report)
+        atomic.write_json(out_dir / "report.json", report)
         result = TestResult(metrics=metrics, report=report, passed=not failures, failures=failures)
         if self.html:
-            from recframe.tester.report_html import write_report
+            from recframe.report import write_report
 
             write_report(out_dir.parent, result)
         return result

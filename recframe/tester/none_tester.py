@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recframe.atomic import write_json
 from recframe.interfaces import Dataset, Model, Tester, TestResult
-from recframe.tester.metrics_tester import write_json
 
 
 class NoneTester(Tester):
@@ -22,20 +22,13 @@ class NoneTester(Tester):
 
         self.html = validation.boolean("tester.html", html)
 
-    def finalize(self, run_dir: Path) -> None:
-        """Rewrite the HTML report once the deployment (or a forced deploy's warning) is known."""
-        if self.html:
-            from recframe.tester.report_html import write_report
-
-            write_report(run_dir)
-
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         name = str(getattr(model, "name", type(model).__name__))
         report = {"metadata": {"tester": self.name, "model_name": name}, "skipped": True, "gates": []}
         write_json(Path(out_dir) / "report.json", report)
         result = TestResult(metrics={"model": name}, report=report, passed=True, failures=[])
         if self.html:  # the run summary (data, lineage, training curves) is worth having without tests
-            from recframe.tester.report_html import write_report
+            from recframe.report import write_report
 
             write_report(Path(out_dir).parent, result)
         return result

@@ -30,10 +30,10 @@ from reclist.reclist import RecList, rec_test
 
 from recframe import validation as v
 from recframe.interfaces import ConfigError, Dataset, Model, Tester, TestResult
+from recframe.report.svg import bar_chart
 from recframe.tester import behaviour
 from recframe.tester import gates as gates_mod
 from recframe.tester.metrics_tester import Headline, headline, known_metrics, validate_common
-from recframe.tester.svg import bar_chart
 
 log = logging.getLogger("recframe.tester")
 
@@ -457,13 +457,6 @@ class ReclistTester(Tester):
             verbose=self.verbose,
         )
 
-    def finalize(self, run_dir: Path) -> None:
-        """Rewrite the HTML report once the deployment (or a forced deploy's warning) is known."""
-        if self.html:
-            from recframe.tester.report_html import write_report
-
-            write_report(run_dir)
-
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         out_dir = Path(out_dir)
         t0 = time.perf_counter()
@@ -497,7 +490,7 @@ class ReclistTester(Tester):
         suite.metadata_store_service.write_file(str(out_dir / "report.json"), report, is_json=True)
         result = TestResult(metrics=to_jsonable(metrics), report=report, passed=not failures, failures=failures)
         if self.html:
-            from recframe.tester.report_html import write_report
+            from recframe.report import write_report
 
             write_report(out_dir.parent, result)
         return result

@@ -7,7 +7,7 @@ Without one it writes an ``OfflineExperiment`` into ``<run_dir>/<offline_subdir>
 Every one of Comet's automatic collectors is switched off: the command line (which may hold a
 ``datasource.password=...`` override), environment details, stdout capture, source code and git
 patches could each carry a secret off the machine. Only what the pipeline logs explicitly is sent,
-and that goes through :func:`recframe.tracker.redaction.scrub_params` first.
+and that goes through :func:`recframe.secrets.scrub_params` first.
 
 Lightning's ``CometLogger`` is bound to the *same* experiment (one run, one experiment), and it is
 never built with ``online=False``: that flag disables the experiment, so nothing would be logged.
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from recframe.interfaces import ConfigError, RecframeError, Tracker
-from recframe.tracker.redaction import numeric_metrics, scrub_params
+from recframe.secrets import scrub_params
+from recframe.tracker.values import numeric_metrics
 
 log = logging.getLogger("recframe")
 

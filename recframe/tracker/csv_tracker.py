@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe.interfaces import Tracker
 
 
@@ -24,9 +24,9 @@ class CSVTracker(Tracker):
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self.dir is not None:
-            from recframe.tracker.redaction import scrub_params
+            from recframe.secrets import scrub_params
 
-            (self.dir / "params.json").write_text(json.dumps(scrub_params(params), indent=2, default=str))
+            atomic.write_json(self.dir / "params.json", scrub_params(params), default=str)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.dir is None:

@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from recframe.interfaces import ConfigError, RecframeError, Tracker
-from recframe.tracker.redaction import numeric_metrics, safe_name, scrub_params
+from recframe.secrets import scrub_params
+from recframe.tracker.values import numeric_metrics, safe_name
 
 # MLflow limits a param value to 6000 characters (and keys to 250); longer values are cut.
 _MAX_VALUE = 6000

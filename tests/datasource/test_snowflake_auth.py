@@ -29,12 +29,12 @@ import uvicorn  # noqa: E402 - fakesnow[server]'s ASGI server
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from recframe.app import REDACTED, compose, redacted_params  # noqa: E402
+from recframe.app import compose, redacted_params  # noqa: E402
 from recframe.cli import main  # noqa: E402
 from recframe.datasource import snowflake_auth, transform  # noqa: E402
 from recframe.datasource.snowflake_source import SnowflakeSource  # noqa: E402
 from recframe.interfaces import ConfigError  # noqa: E402
-from recframe.tracker.redaction import scrub_params  # noqa: E402
+from recframe.secrets import REDACTED, scrub_params  # noqa: E402
 
 pytestmark = pytest.mark.snowflake
 

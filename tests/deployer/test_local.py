@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from recframe.app import instantiate_group
-from recframe.deployer.local import DeployError, LocalDeployer
+from recframe.deployer.local import LocalDeployer
 from recframe.deployer.predictor import Predictor
-from recframe.interfaces import ConfigError
+from recframe.interfaces import ConfigError, DeployError
 
 
 def test_deploy_smoke_and_contract(endpoint, probe_artifact: Path) -> None:

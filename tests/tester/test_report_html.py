@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from recframe.interfaces import Dataset, TestResult
+from recframe.report.run_report import render_report, write_report
 from recframe.tester.reclist_tester import ReclistTester
-from recframe.tester.report_html import render_report, write_report
 
 SECTIONS = ["summary", "gates", "metrics", "slices", "perturbations", "less-wrong", "invariants", "training", "data"]
 

@@ -7,27 +7,28 @@ launched with (``.hydra/overrides.yaml``) and every config value that differs be
 (``.hydra/config.yaml``), which is what tells the rows of a sweep apart.
 
 Output: ``leaderboard.csv`` (for notebooks and spreadsheets) and ``leaderboard.html`` (one
-self-contained page with links to each run's report), written to ``--out`` (default: the multirun
-directory, or the common parent of the runs).
+self-contained page with links to each run's report), written by the one leaderboard writer
+(:mod:`recframe.report.leaderboard`) to ``--out`` (default: the multirun directory, or the common
+parent of the runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from recframe.interfaces import DataError, RecframeError
-from recframe.tester import svg
-from recframe.tester.report_html import mask_secrets
+from recframe.report import svg
+from recframe.report.leaderboard import Leaderboard, write_leaderboard
+from recframe.report.run_files import read_json, read_yaml
+from recframe.secrets import mask_override, mask_secrets
 
 HEADLINE = ("hr", "mrr", "ndcg", "coverage", "popbias")
 # config keys that always differ between runs and say nothing about the model
@@ -69,27 +70,9 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> Any:
-    if not path.exists():
-        return None
-    try:
-        import yaml
-
-        return yaml.safe_load(path.read_text())
-    except Exception:  # a damaged config must not hide the run's metrics
-        return None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """One leaderboard row (metrics, baseline, verdict) and the run's flattened config."""
-    metrics = _read_json(run / "metrics.json")
+    metrics = read_json(run / "metrics.json")
     if not isinstance(metrics, Mapping):
         raise DataError(f"{run / 'metrics.json'} is not a JSON object")
     row: dict[str, Any] = {"run": str(run), "model": metrics.get("model", "?")}
@@ -100,14 +83,14 @@ def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for key, value in base.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and key.split("@")[0] in HEADLINE:
             row[f"pop {key}"] = value
-    gates = _read_json(run / "gates.json")
+    gates = read_json(run / "gates.json")
     row["gates"] = None if not isinstance(gates, Mapping) else ("passed" if gates.get("passed") else "FAILED")
-    overrides = _read_yaml(run / ".hydra" / "overrides.yaml")
-    row["overrides"] = " ".join(map(str, overrides)) if isinstance(overrides, list) else ""
-    report = _read_json(run / "report" / "report.json")
+    overrides = read_yaml(run / ".hydra" / "overrides.yaml")
+    row["overrides"] = " ".join(mask_override(str(o)) for o in overrides) if isinstance(overrides, list) else ""
+    report = read_json(run / "report" / "report.json")
     if isinstance(report, Mapping) and isinstance(report.get("timings"), Mapping):
         row["test_s"] = report["timings"].get("suite_s") or report["timings"].get("metrics_s")
-    config = _read_yaml(run / ".hydra" / "config.yaml")
+    config = read_yaml(run / ".hydra" / "config.yaml")
     return row, _flatten(mask_secrets(config)) if isinstance(config, Mapping) else {}
 
 
@@ -148,44 +131,15 @@ def _common_out(paths: Sequence[str | Path]) -> Path:
     return Path(os.path.commonpath([str(Path(p).resolve()) for p in paths]))
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4f}"
-    if v is None:
-        return ""
-    return escape(str(v))
-
-
-def leaderboard_html(df: pd.DataFrame, out_dir: Path, sort_by: str) -> str:
-    """The leaderboard page: a table (best value per metric in bold), a chart, links to each report."""
+def comparison(df: pd.DataFrame, sort_by: str = "hr@20") -> Leaderboard:
+    """The comparison as a :class:`Leaderboard`: best value per metric in bold, a chart of the
+    headline metrics against the popularity baseline, and each run linked to its report."""
     metric_cols = [c for c in df.columns if "@" in c and not c.startswith(("pop ", "config."))]
     best: dict[str, Any] = {}
     for c in metric_cols:
         col = pd.to_numeric(df[c], errors="coerce")
         if col.notna().any():
             best[c] = col.min() if c.startswith("popbias") else col.max()
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for _, row in df.iterrows():
-        cells = []
-        for c in df.columns:
-            v = row[c]
-            text = _fmt(v)
-            if c == "run":
-                report = Path(str(v)) / "report" / "index.html"
-                name = escape(Path(str(v)).name)
-                if report.exists():
-                    href = escape(os.path.relpath(report, out_dir), quote=True)
-                    text = f"<a href='{href}'>{name}</a>"
-                else:
-                    text = name
-            elif c in best and isinstance(v, (int, float)) and v == best[c]:
-                text = f"<b>{text}</b>"
-            elif c == "gates" and v == "FAILED":
-                text = "<span class='fail'>FAILED</span>"
-            cls = " class='num'" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
-            cells.append(f"<td{cls}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
     labels = [f"{r['rank']}. {r['model']}" for _, r in df.iterrows()]
     charts = []
     k = sort_by.split("@")[1] if "@" in sort_by else "20"
@@ -196,35 +150,26 @@ def leaderboard_html(df: pd.DataFrame, out_dir: Path, sort_by: str) -> str:
             if f"pop {m}" in df.columns:
                 series["pop (same split)"] = [float(x) if pd.notna(x) else 0.0 for x in df[f"pop {m}"]]
             charts.append(svg.bar_chart(labels, series, title=f"{m} by run", width=max(420, 90 * len(labels))))
-    csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-    css = (
-        "body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}"
-        "th,td{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;white-space:nowrap}th{background:#f2f4f7}"
-        "td.num{text-align:right;font-variant-numeric:tabular-nums}.fail{color:#b71c1c;font-weight:bold}"
-        ".scroll{overflow-x:auto}.muted{color:#777;font-size:13px}"
+    intro = (
+        f"{len(df)} runs, sorted by {sort_by}; the pop columns are the popularity baseline on each run's own "
+        "split; bold marks the best value of each metric."
     )
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<meta http-equiv='Content-Security-Policy' content=\"{csp}\"><title>recframe leaderboard</title>"
-        f"<style>{css}</style></head><body><h1>recframe leaderboard</h1>"
-        f"<p class='muted'>{len(df)} runs, sorted by {escape(sort_by)}; the pop columns are the popularity baseline "
-        "on each run's own split; bold marks the best value of each metric.</p>"
-        f"<div>{''.join(charts)}</div>"
-        f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
-        "</body></html>"
+    return Leaderboard(
+        title="recframe leaderboard",
+        columns=[str(c) for c in df.columns],
+        rows=df.to_dict(orient="records"),
+        intro=intro,
+        link_column="run",
+        run_dir_column="run",
+        best=best,
+        fail_values={"gates": "FAILED"},
+        charts=charts,
     )
 
 
-def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, sort_by: str = "hr@20") -> tuple[Path, Path]:
-    """Write ``leaderboard.csv`` and ``leaderboard.html`` into ``out_dir``; return both paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, html_path = out / "leaderboard.csv", out / "leaderboard.html"
-    df.to_csv(csv_path.with_suffix(".csv.tmp"), index=False)
-    csv_path.with_suffix(".csv.tmp").replace(csv_path)
-    html_path.with_suffix(".html.tmp").write_text(leaderboard_html(df, out.resolve(), sort_by), encoding="utf-8")
-    html_path.with_suffix(".html.tmp").replace(html_path)
-    return csv_path, html_path
+def write_comparison(df: pd.DataFrame, out_dir: str | Path, sort_by: str = "hr@20") -> tuple[Path, Path]:
+    """Write the comparison as ``leaderboard.csv`` and ``leaderboard.html`` into ``out_dir``."""
+    return write_leaderboard(comparison(df, sort_by), out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(list(argv) if argv is not None else None)
     try:
         df = compare_runs(args.runs, sort_by=args.sort)
-        csv_path, html_path = write_leaderboard(df, args.out or _common_out(args.runs), args.sort)
+        csv_path, html_path = write_comparison(df, args.out or _common_out(args.runs), args.sort)
     except RecframeError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 1)
