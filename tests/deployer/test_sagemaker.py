@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from recframe.deployer import sagemaker_deployer as smd  # noqa: E402
+from recframe.deployer import sagemaker as smd  # noqa: E402
 from recframe.deployer.predictor import Predictor  # noqa: E402
 from recframe.interfaces import ConfigError, RecframeError  # noqa: E402
 
