@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recframe.interfaces import Dataset, Model, Tester, TestResult
-from recframe.tester.metrics_tester import write_json
+from recframe.tester.metrics import write_json
 
 
 class NoneTester(Tester):
