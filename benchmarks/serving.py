@@ -45,7 +45,7 @@ def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str
     vocab = ItemVocab([f"sku{i}" for i in range(n_items)], counts.tolist())
     torch.manual_seed(seed)
     try:
-        from recframe.model.gru4rec import GRU4RecModel
+        from recframe.model.seq.gru import GRU4RecModel
 
         model = GRU4RecModel(layers=[hidden])
         model.vocab = vocab

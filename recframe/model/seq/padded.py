@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 from recframe import validation as V
 from recframe.interfaces import FitContext
-from recframe.model.seq_base import SequenceModel
-from recframe.model.seq_data import PAD, NegativeSampler, sessions_in_time_order
-from recframe.model.seq_training import (
+from recframe.model.seq.base import SequenceModel
+from recframe.model.seq.data import PAD, NegativeSampler, sessions_in_time_order
+from recframe.model.seq.training import (
     SequenceLightningModule,
     padded_inputs_targets,
 )

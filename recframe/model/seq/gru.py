@@ -4,7 +4,7 @@ What makes it GRU4Rec rather than "a GRU" (each item matters for accuracy, Hidas
 
 * session-parallel mini-batches: ``batch_size`` lanes each play one session after another; the
   hidden state is carried from step to step (truncated back-propagation of one step) and reset to
-  zero where a new session starts in a lane (:func:`~recframe.model.seq_data.session_parallel_schedule`);
+  zero where a new session starts in a lane (:func:`~recframe.model.seq.data.session_parallel_schedule`);
 * negatives: the other lanes' targets plus ``n_sample`` extra items shared by the whole mini-batch,
   drawn proportionally to ``popularity ** sample_alpha``;
 * losses: ``cross-entropy`` (softmax over the sampled columns, with ``logq`` correction) or
@@ -13,10 +13,10 @@ What makes it GRU4Rec rather than "a GRU" (each item matters for accuracy, Hidas
 * constrained (shared input/output) embeddings, a separate embedding, or one-hot input;
 * dropout on the embedding and on hidden states, separately;
 * Adagrad with momentum applied only to the item rows a step touched
-  (:class:`~recframe.model.seq_optim.IndexedAdagradMomentum`).
+  (:class:`~recframe.model.seq.optim.IndexedAdagradMomentum`).
 
 Evaluation resets the hidden state at every session start and ranks all items
-(:meth:`~recframe.model.seq_base.SequenceModel.score_prefixes`).
+(:meth:`~recframe.model.seq.base.SequenceModel.score_prefixes`).
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ import torch
 
 from recframe import validation as V
 from recframe.interfaces import FitContext
-from recframe.model.nets.gru4rec_net import GRU4RecNet
-from recframe.model.nets.sampled_losses import bpr_max, cross_entropy_logq
-from recframe.model.seq_base import SequenceModel, item_matrix
-from recframe.model.seq_data import (
+from recframe.model.seq.base import SequenceModel, item_matrix
+from recframe.model.seq.data import (
     PAD,
     NegativeSampler,
     ScheduleChunks,
     session_parallel_schedule,
     sessions_in_time_order,
 )
-from recframe.model.seq_optim import IndexedAdagradMomentum, clip_grad_norm_mixed
-from recframe.model.seq_training import (
+from recframe.model.seq.nets.gru import GRU4RecNet
+from recframe.model.seq.nets.sampled_losses import bpr_max, cross_entropy_logq
+from recframe.model.seq.optim import IndexedAdagradMomentum, clip_grad_norm_mixed
+from recframe.model.seq.training import (
     SequenceLightningModule,
 )
 from recframe.vocab import ItemVocab

@@ -1,7 +1,7 @@
 """The original case study's LSTM (embedding -> dropout -> LSTM -> softmax over the last 20 items).
 
 Kept as the comparison point the case study started from; trained and scored like SASRec
-(:mod:`recframe.model.seq_padded`), with a context of ``max_len`` items.
+(:mod:`recframe.model.seq.padded`), with a context of ``max_len`` items.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from recframe import validation as V
-from recframe.model.nets.lstm_net import LSTMNet
-from recframe.model.seq_base import item_matrix
-from recframe.model.seq_padded import PaddedSequenceModel
+from recframe.model.seq.base import item_matrix
+from recframe.model.seq.nets.lstm import LSTMNet
+from recframe.model.seq.padded import PaddedSequenceModel
 
 
 class LSTMModel(PaddedSequenceModel):

@@ -1,7 +1,7 @@
 """SASRec behind the recframe ``Model`` interface: a causal transformer over session items.
 
 Training predicts the next item at every position of padded session windows (full softmax, or
-sampled softmax with logQ on large catalogues on CPU; see :mod:`recframe.model.seq_padded`);
+sampled softmax with logQ on large catalogues on CPU; see :mod:`recframe.model.seq.padded`);
 serving reads the state at a session's last position.
 """
 
@@ -11,9 +11,9 @@ import numpy as np
 
 from recframe import validation as V
 from recframe.interfaces import ConfigError
-from recframe.model.nets.sasrec_net import SASRecNet
-from recframe.model.seq_base import item_matrix
-from recframe.model.seq_padded import PaddedSequenceModel
+from recframe.model.seq.base import item_matrix
+from recframe.model.seq.nets.sasrec import SASRecNet
+from recframe.model.seq.padded import PaddedSequenceModel
 
 
 class SASRecModel(PaddedSequenceModel):

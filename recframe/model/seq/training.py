@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from recframe.interfaces import FitContext
-from recframe.model.cpu_memory import keep_freed_memory
-from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
+from recframe.model.seq.cpu_memory import keep_freed_memory
+from recframe.model.seq.data import PAD, pad_sessions, prefix_batches
 
 log = logging.getLogger("recframe")
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from recframe.interfaces import FitContext, Model
-from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
+from recframe.model.seq.data import PAD, pad_sessions, prefix_batches
 from recframe.vocab import ItemVocab, encode_sessions
 
 log = logging.getLogger("recframe")
@@ -66,7 +66,7 @@ class SequenceModel(Model):
 
     def _valid_loader(self, valid: pd.DataFrame | None) -> torch.utils.data.DataLoader | None:
         """Validation sessions packed for one-pass full-ranking scoring (None without a valid split)."""
-        from recframe.model.seq_training import ValidationBatches
+        from recframe.model.seq.training import ValidationBatches
 
         sessions = self._valid_sessions(valid)
         if not sessions:
@@ -77,7 +77,7 @@ class SequenceModel(Model):
 
     def _train(self, module: Any, train_loader: Any, valid_loader: Any, ctx: FitContext) -> None:
         """Run the shared Lightning fit (checkpoints, early stopping, resume), then leave the net on CPU."""
-        from recframe.model.seq_training import run_fit, vocab_fingerprint
+        from recframe.model.seq.training import run_fit, vocab_fingerprint
 
         self.fit_summary = run_fit(
             module,
