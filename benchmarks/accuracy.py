@@ -41,7 +41,7 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
 
 # Models that never touch an accelerator: they report device "cpu" whatever --device says.
-CPU_ONLY_MODULES = ("recframe.model.pop", "recframe.model.knn", "recframe.model.knn_stan")
+CPU_ONLY_MODULES = ("recframe.model.pop", "recframe.model.knn.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

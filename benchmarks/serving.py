@@ -45,7 +45,7 @@ def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str
     vocab = ItemVocab([f"sku{i}" for i in range(n_items)], counts.tolist())
     torch.manual_seed(seed)
     try:
-        from recframe.model.gru4rec import GRU4RecModel
+        from recframe.model.seq.gru import GRU4RecModel
 
         model = GRU4RecModel(layers=[hidden])
         model.vocab = vocab
@@ -176,7 +176,7 @@ def request_bytes(host: str, port: int, session: list[str], k: int, v2_model: st
 def compare_mlserver(artifact: str, tmp: Path, sessions: list[list[str]], args, concurrency: int) -> dict:
     """The strongest off-the-shelf alternative in the same run: the same artifact behind MLServer
     (our runtime over the same Predictor, native V2 requests), same load generator and concurrency."""
-    from recframe.deployer.seldon_deployer import SeldonDeployer
+    from recframe.deployer.seldon import SeldonDeployer
 
     seldon = SeldonDeployer(torch_threads=args.torch_threads, parallel_workers=0, smoke_k=args.k)
     dep = seldon.deploy(Path(artifact), tmp / "seldon-run")

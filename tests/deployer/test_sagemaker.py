@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from recframe.deployer import sagemaker_deployer as smd  # noqa: E402
+from recframe.deployer import sagemaker as smd  # noqa: E402
 from recframe.deployer.predictor import Predictor  # noqa: E402
 from recframe.interfaces import ConfigError, RecframeError  # noqa: E402
 
@@ -146,14 +146,19 @@ print(len({modules!r}))
 def test_hybrid_payload_carries_every_member_class(events, tmp_path: Path) -> None:
     """A blended model loads its members by class name: their modules must travel in code/ too."""
     from recframe.model.hybrid import WeightedHybrid
-    from recframe.model.knn import SKNN
+    from recframe.model.knn.sknn import SKNN
     from recframe.model.pop import PopModel
 
     hybrid = WeightedHybrid({"sknn": SKNN(k=10, sample_size=20), "pop": PopModel()}, {"sknn": 0.7, "pop": 0.3})
     artifact = hybrid.fit(events).save(tmp_path / "hybrid")
     root = _extract(smd.package_model(artifact, tmp_path / "pkg").read_bytes(), tmp_path / "model")
     names = {p.relative_to(root).as_posix() for p in root.rglob("*.py")}
-    assert {"code/recframe/model/hybrid.py", "code/recframe/model/knn.py", "code/recframe/model/pop.py"} <= names
+    assert {
+        "code/recframe/model/hybrid.py",
+        "code/recframe/model/knn/__init__.py",
+        "code/recframe/model/knn/sknn.py",
+        "code/recframe/model/pop.py",
+    } <= names
     script = f"""
 import sys
 sys.path.insert(0, {str(root / "code")!r})

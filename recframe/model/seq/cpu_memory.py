@@ -9,7 +9,7 @@ an existing tensor. Raising both thresholds keeps those blocks on the heap for
 reuse, which is what a caching allocator (CUDA's, jemalloc) does anyway.
 
 The setting is process-wide and stays for the life of the process, so it applies only where
-recframe itself trains on CPU (:func:`recframe.model.seq_training.run_fit`, ``trainer.cpu_keep_memory``)
+recframe itself trains on CPU (:func:`recframe.model.seq.training.run_fit`, ``trainer.cpu_keep_memory``)
 and can be turned off. Elsewhere (musl, macOS, Windows) it is a no-op.
 """
 

@@ -4,7 +4,7 @@ What makes it GRU4Rec rather than "a GRU" (each item matters for accuracy, Hidas
 
 * session-parallel mini-batches: ``batch_size`` lanes each play one session after another; the
   hidden state is carried from step to step (truncated back-propagation of one step) and reset to
-  zero where a new session starts in a lane (:func:`~recframe.model.seq_data.session_parallel_schedule`);
+  zero where a new session starts in a lane (:func:`~recframe.model.seq.data.session_parallel_schedule`);
 * negatives: the other lanes' targets plus ``n_sample`` extra items shared by the whole mini-batch,
   drawn proportionally to ``popularity ** sample_alpha``;
 * losses: ``cross-entropy`` (softmax over the sampled columns, with ``logq`` correction) or
@@ -13,15 +13,13 @@ What makes it GRU4Rec rather than "a GRU" (each item matters for accuracy, Hidas
 * constrained (shared input/output) embeddings, a separate embedding, or one-hot input;
 * dropout on the embedding and on hidden states, separately;
 * Adagrad with momentum applied only to the item rows a step touched
-  (:class:`~recframe.model.seq_optim.IndexedAdagradMomentum`).
+  (:class:`~recframe.model.seq.optim.IndexedAdagradMomentum`).
 
 Evaluation resets the hidden state at every session start and ranks all items
-(:meth:`~recframe.model.seq_base.SequenceModel.score_prefixes`).
+(:meth:`~recframe.model.seq.base.SequenceModel.score_prefixes`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -30,32 +28,31 @@ import torch
 
 from recframe import validation as V
 from recframe.interfaces import FitContext
-from recframe.model.nets.gru4rec_net import GRU4RecNet
-from recframe.model.nets.sampled_losses import bpr_max, cross_entropy_logq
-from recframe.model.seq_base import SequenceModel, item_matrix
-from recframe.model.seq_data import (
+from recframe.model.seq.base import SequenceModel, item_matrix
+from recframe.model.seq.data import (
     PAD,
     NegativeSampler,
     ScheduleChunks,
     session_parallel_schedule,
     sessions_in_time_order,
 )
-from recframe.model.seq_optim import IndexedAdagradMomentum, clip_grad_norm_mixed
-from recframe.model.seq_training import (
+from recframe.model.seq.nets.gru import GRU4RecNet
+from recframe.model.seq.nets.sampled_losses import bpr_max, cross_entropy_logq
+from recframe.model.seq.optim import IndexedAdagradMomentum, clip_grad_norm_mixed
+from recframe.model.seq.settings import GRU4RecTrainingSettings
+from recframe.model.seq.training import (
     SequenceLightningModule,
 )
 from recframe.vocab import ItemVocab
-
-LOSSES = ("cross-entropy", "bpr-max")
 
 
 class GRU4RecModule(SequenceLightningModule):
     """One Lightning batch = a chunk of session-parallel steps, with one optimiser update per step."""
 
-    def __init__(self, net: GRU4RecNet, hp: dict[str, Any], counts: np.ndarray, seed: int) -> None:
+    def __init__(self, net: GRU4RecNet, settings: GRU4RecTrainingSettings, counts: np.ndarray, seed: int) -> None:
         super().__init__()
         self.net = net
-        self.hp = hp
+        self.settings = settings
         self.automatic_optimization = False
         self.gradient_clip_val: float | None = None
         self.register_buffer("log_counts", torch.log(torch.as_tensor(counts, dtype=torch.float32).clamp(min=1.0)))
@@ -67,42 +64,44 @@ class GRU4RecModule(SequenceLightningModule):
         self._loss_n = 0
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return IndexedAdagradMomentum(self.net.parameters(), lr=self.hp["learning_rate"], momentum=self.hp["momentum"])
+        return IndexedAdagradMomentum(
+            self.net.parameters(), lr=self.settings.learning_rate, momentum=self.settings.momentum
+        )
 
     def on_train_epoch_start(self) -> None:
-        self._hidden = self.net.init_hidden(self.hp["batch_size"], self.device)
+        self._hidden = self.net.init_hidden(self.settings.batch_size, self.device)
         self._loss_sum, self._loss_n = 0.0, 0
-        if self._sampler is None and self.hp["n_sample"] > 0:
+        if self._sampler is None and self.settings.n_sample > 0:
             # a resumed run continues with fresh negatives rather than replaying epoch 0's
             gen = torch.Generator().manual_seed(self._seed * 1000 + self.current_epoch)
             self._sampler = NegativeSampler(
                 self._counts,
-                self.hp["n_sample"],
-                self.hp["sample_alpha"],
-                self.hp["sample_cache_size"],
+                self.settings.n_sample,
+                self.settings.sample_alpha,
+                self.settings.sample_cache_size,
                 gen,
                 self.device,
             )
 
     def _loss(self, scores: torch.Tensor, targets: torch.Tensor, n_pos: int) -> torch.Tensor:
-        if self.hp["loss"] == "bpr-max":
-            return bpr_max(scores, self.hp["bpreg"], self.hp["elu_param"])
+        if self.settings.loss == "bpr-max":
+            return bpr_max(scores, self.settings.bpreg, self.settings.elu_param)
         log_q = None
-        if self.hp["logq"] > 0:
+        if self.settings.logq > 0:
             # in-batch columns are drawn ~ popularity, sampled ones ~ popularity ** alpha
             lc = self.log_counts[targets]
-            log_q = torch.cat([lc[:n_pos], lc[n_pos:] * self.hp["sample_alpha"]])
-        return cross_entropy_logq(scores, log_q, self.hp["logq"])
+            log_q = torch.cat([lc[:n_pos], lc[n_pos:] * self.settings.sample_alpha])
+        return cross_entropy_logq(scores, log_q, self.settings.logq)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         inputs, targets, starts = batch
         opt = self.optimizers()
         hidden = self._hidden
-        bs = self.hp["batch_size"]
+        bs = self.settings.batch_size
         for t in range(inputs.shape[0]):
             active = targets[t] != PAD
             n_pos = int(active.sum())
-            if n_pos == 0 or (n_pos < 2 and self.hp["n_sample"] == 0):
+            if n_pos == 0 or (n_pos < 2 and self.settings.n_sample == 0):
                 break
             reset = starts[t].unsqueeze(1)
             hidden = [h.detach().masked_fill(reset, 0.0) for h in hidden]
@@ -148,6 +147,7 @@ class GRU4RecModel(SequenceModel):
     """
 
     name = "gru"
+    training_settings: GRU4RecTrainingSettings
 
     def __init__(
         self,
@@ -171,26 +171,29 @@ class GRU4RecModel(SequenceModel):
         steps_per_batch: int = 64,
         eval_batch_size: int = 1024,
     ) -> None:
-        super().__init__()
-        self.loss = V.choice("model.loss", loss, LOSSES)
+        super().__init__(
+            GRU4RecTrainingSettings(
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                patience=patience,
+                resume=resume,
+                eval_batch_size=eval_batch_size,
+                loss=loss,
+                momentum=momentum,
+                n_sample=n_sample,
+                sample_alpha=sample_alpha,
+                sample_cache_size=sample_cache_size,
+                bpreg=bpreg,
+                elu_param=elu_param,
+                logq=logq,
+                steps_per_batch=steps_per_batch,
+            )
+        )
         self.layers = V.int_list("model.layers", list(layers) if not isinstance(layers, int) else layers, 1)
         self.embedding = V.integer("model.embedding", embedding, 0)
         self.constrained_embedding = V.boolean("model.constrained_embedding", constrained_embedding)
         self.dropout_p_embed = V.number("model.dropout_p_embed", dropout_p_embed, 0.0, 0.99)
         self.dropout_p_hidden = V.number("model.dropout_p_hidden", dropout_p_hidden, 0.0, 0.99)
-        self.learning_rate = V.positive("model.learning_rate", learning_rate)
-        self.momentum = V.number("model.momentum", momentum, 0.0, 0.999)
-        self.batch_size = V.integer("model.batch_size", batch_size, 1)
-        self.n_sample = V.integer("model.n_sample", n_sample, 0)
-        self.sample_alpha = V.number("model.sample_alpha", sample_alpha, 0.0, 1.0)
-        self.sample_cache_size = V.integer("model.sample_cache_size", sample_cache_size, 1)
-        self.bpreg = V.number("model.bpreg", bpreg, 0.0)
-        self.elu_param = V.number("model.elu_param", elu_param, 0.0)
-        self.logq = V.number("model.logq", logq, 0.0)
-        self.patience = V.integer("model.patience", patience, 0)
-        self.resume = V.boolean("model.resume", resume)
-        self.steps_per_batch = V.integer("model.steps_per_batch", steps_per_batch, 1)
-        self.eval_batch_size = V.integer("model.eval_batch_size", eval_batch_size, 1)
 
     def build_net(self, n_items: int) -> GRU4RecNet:
         return GRU4RecNet(
@@ -209,13 +212,13 @@ class GRU4RecModel(SequenceModel):
         L.seed_everything(ctx.seed, workers=True, verbose=False)
         self.vocab = ItemVocab.from_events(train)
         sessions = sessions_in_time_order(train, self.vocab)
-        schedule = session_parallel_schedule(sessions, self.batch_size)
+        schedule = session_parallel_schedule(sessions, self.training_settings.batch_size)
         train_loader = torch.utils.data.DataLoader(
-            ScheduleChunks(*schedule, chunk=self.steps_per_batch), batch_size=None, shuffle=False
+            ScheduleChunks(*schedule, chunk=self.training_settings.steps_per_batch), batch_size=None, shuffle=False
         )
         valid_loader = self._valid_loader(valid)
         self.net = self.build_net(len(self.vocab))
-        module = GRU4RecModule(self.net, self.hyperparameters(), self.vocab.counts, ctx.seed)
+        module = GRU4RecModule(self.net, self.training_settings, self.vocab.counts, ctx.seed)
         self._train(module, train_loader, valid_loader, ctx)
         self.fit_summary["train_steps_per_epoch"] = int(len(schedule[0]))
         return self

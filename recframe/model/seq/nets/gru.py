@@ -10,7 +10,7 @@ Three input modes, as in Hidasi et al.:
 
 Item tables are ``sparse=True`` embeddings so a training step produces gradients only for the items
 it touched (the targets of the mini-batch plus the shared negatives), which the indexed optimiser in
-:mod:`recframe.model.seq_optim` exploits. Scoring a subset of items (training) and all items
+:mod:`recframe.model.seq.optim` exploits. Scoring a subset of items (training) and all items
 (evaluation) use the same weights, so ``item_embeddings()`` is simply ``Wy``.
 """
 
@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from recframe.model.nets.item_scores import ItemScorer
+from recframe.model.seq.nets.item_scores import ItemScorer
 
 
 def glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:

@@ -30,8 +30,8 @@ import torch
 
 from recframe import atomic
 from recframe.interfaces import FitContext
-from recframe.model.cpu_memory import keep_freed_memory
-from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
+from recframe.model.seq.cpu_memory import keep_freed_memory
+from recframe.model.seq.data import PAD, pad_sessions, prefix_batches
 
 log = logging.getLogger("recframe")
 

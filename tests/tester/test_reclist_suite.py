@@ -9,7 +9,7 @@ import pytest
 from reclist.reclist import RecList
 
 from recframe.interfaces import ConfigError, Dataset
-from recframe.tester.reclist_tester import RecframeSuite, ReclistTester, TrackerCometLogger
+from recframe.tester.reclist_suite import RecframeSuite, ReclistTester, TrackerCometLogger
 
 TESTS = ["accuracy", "beyond_accuracy", "slices", "perturbations", "less_wrong", "invariants"]
 
@@ -170,7 +170,7 @@ def test_real_comet_offline_experiment(tmp_path: Path, dataset: Dataset, markov)
     pytest.importorskip("comet_ml")
     import zipfile
 
-    from recframe.tracker.comet_tracker import CometTracker
+    from recframe.tracker.comet import CometTracker
 
     tracker = CometTracker(online=False)
     tracker.start(tmp_path, "run-1")

@@ -1,7 +1,7 @@
 """SASRec behind the recframe ``Model`` interface: a causal transformer over session items.
 
 Training predicts the next item at every position of padded session windows (full softmax, or
-sampled softmax with logQ on large catalogues on CPU; see :mod:`recframe.model.seq_padded`);
+sampled softmax with logQ on large catalogues on CPU; see :mod:`recframe.model.seq.padded`);
 serving reads the state at a session's last position.
 """
 
@@ -11,9 +11,10 @@ import numpy as np
 
 from recframe import validation as V
 from recframe.interfaces import ConfigError
-from recframe.model.nets.sasrec_net import SASRecNet
-from recframe.model.seq_base import item_matrix
-from recframe.model.seq_padded import PaddedSequenceModel
+from recframe.model.seq.base import item_matrix
+from recframe.model.seq.nets.sasrec import SASRecNet
+from recframe.model.seq.padded import PaddedSequenceModel
+from recframe.model.seq.settings import PaddedTrainingSettings
 
 
 class SASRecModel(PaddedSequenceModel):
@@ -40,17 +41,28 @@ class SASRecModel(PaddedSequenceModel):
         resume: bool = True,
         eval_batch_size: int = 1024,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            max_len,
+            PaddedTrainingSettings(
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                patience=patience,
+                resume=resume,
+                eval_batch_size=eval_batch_size,
+                loss=loss,
+                n_sample=n_sample,
+                sample_alpha=sample_alpha,
+                logq=logq,
+                full_softmax_max_items=full_softmax_max_items,
+                weight_decay=weight_decay,
+            ),
+        )
         self.hidden_size = V.integer("model.hidden_size", hidden_size, 1)
         self.n_layers = V.integer("model.n_layers", n_layers, 1)
         self.n_heads = V.integer("model.n_heads", n_heads, 1)
         if self.hidden_size % self.n_heads:
             raise ConfigError("model.n_heads", n_heads, f"must divide model.hidden_size={hidden_size}")
         self.dropout = V.number("model.dropout", dropout, 0.0, 0.99)
-        self._init_training(
-            loss, n_sample, sample_alpha, logq, full_softmax_max_items, learning_rate, weight_decay,
-            batch_size, max_len, patience, resume, eval_batch_size,
-        )  # fmt: skip
 
     def build_net(self, n_items: int) -> SASRecNet:
         return SASRecNet(n_items, self.hidden_size, self.n_layers, self.n_heads, self.dropout, self.max_len)

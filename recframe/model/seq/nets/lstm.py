@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recframe.model.nets.item_scores import ItemScorer
+from recframe.model.seq.nets.item_scores import ItemScorer
 
 
 class LSTMNet(nn.Module):

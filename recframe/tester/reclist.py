@@ -1,4 +1,5 @@
-"""The default tester: the RecList suite when the ``reclist`` package is installed, else metrics only.
+"""``tester=reclist``, the default tester: the RecList suite (:mod:`recframe.tester.reclist_suite`) when
+the ``reclist`` package is installed, else metrics only.
 
 ``reclist`` cannot be a dependency of recframe (its declared pins break numpy 2), so it is installed
 separately with ``pip install --no-deps reclist==2.1.0`` (the Makefile does). A plain
@@ -27,9 +28,9 @@ def reclist_or_metrics(
 ) -> Tester:
     """A :class:`ReclistTester` if ``reclist`` imports, else a :class:`MetricsTester` (logged)."""
     try:
-        from recframe.tester.reclist_tester import ReclistTester
+        from recframe.tester.reclist_suite import ReclistTester
     except ImportError as e:
-        from recframe.tester.metrics_tester import MetricsTester
+        from recframe.tester.metrics import MetricsTester
 
         log.warning(
             "reclist is not installed (%s): running the metrics tester instead of the behavioural suite; "

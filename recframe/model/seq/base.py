@@ -12,6 +12,7 @@ With those, scoring every prefix of a batch of sessions is one forward pass
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Iterator, Sequence
@@ -23,28 +24,38 @@ import torch
 from torch import nn
 
 from recframe.interfaces import FitContext, Model
-from recframe.model.seq_data import PAD, pad_sessions, prefix_batches
+from recframe.model.seq.data import PAD, pad_sessions, prefix_batches
+from recframe.model.seq.settings import TrainingSettings
 from recframe.vocab import ItemVocab, encode_sessions
 
 log = logging.getLogger("recframe")
 
 
 class SequenceModel(Model):
-    """Base for the neural sequence models; subclasses build ``self.net`` and train it in ``fit``."""
+    """Base for the neural sequence models; subclasses build ``self.net`` and train it in ``fit``.
+
+    Constructors take flat keyword arguments (the yaml keys) and pass the training ones here as
+    typed ``training_settings``; the architecture ones stay attributes of the model.
+    """
 
     #: longest context the network reads (None: the whole session)
     max_len: int | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, training_settings: TrainingSettings) -> None:
+        self.training_settings = training_settings
         self.vocab: ItemVocab | None = None
         self.net: nn.Module | None = None
         self.fit_summary: dict[str, Any] = {}
 
     # --- subclass hooks ------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
-        """The constructor arguments as stored attributes (JSON-able): the artifact rebuilds from them."""
+        """The constructor arguments (JSON-able), from the training settings or the model's attributes.
+
+        The artifact rebuilds the model from them, and the resume fingerprint hashes them.
+        """
         names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
-        return {n: getattr(self, n) for n in names}
+        settings = dataclasses.asdict(self.training_settings)
+        return {n: settings[n] if n in settings else getattr(self, n) for n in names}
 
     def build_net(self, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -66,26 +77,28 @@ class SequenceModel(Model):
 
     def _valid_loader(self, valid: pd.DataFrame | None) -> torch.utils.data.DataLoader | None:
         """Validation sessions packed for one-pass full-ranking scoring (None without a valid split)."""
-        from recframe.model.seq_training import ValidationBatches
+        from recframe.model.seq.training import ValidationBatches
 
         sessions = self._valid_sessions(valid)
         if not sessions:
             return None
         return torch.utils.data.DataLoader(
-            ValidationBatches(sessions, self.eval_batch_size, self.max_len), batch_size=None, shuffle=False
+            ValidationBatches(sessions, self.training_settings.eval_batch_size, self.max_len),
+            batch_size=None,
+            shuffle=False,
         )
 
     def _train(self, module: Any, train_loader: Any, valid_loader: Any, ctx: FitContext) -> None:
         """Run the shared Lightning fit (checkpoints, early stopping, resume), then leave the net on CPU."""
-        from recframe.model.seq_training import run_fit, vocab_fingerprint
+        from recframe.model.seq.training import run_fit, vocab_fingerprint
 
         self.fit_summary = run_fit(
             module,
             train_loader,
             valid_loader,
             ctx,
-            patience=self.patience,
-            resume=self.resume,
+            patience=self.training_settings.patience,
+            resume=self.training_settings.resume,
             fingerprint=vocab_fingerprint(self.vocab.items, self.hyperparameters()),
         )
         self.net.cpu().eval()

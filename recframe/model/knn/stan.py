@@ -1,4 +1,4 @@
-"""STAN (Garg et al. 2019) and V-STAN (Ludewig et al. 2021): session kNN aware of sequence and time.
+"""``model=stan``: STAN (Garg et al. 2019), session kNN aware of sequence and time.
 
 STAN adds three exponential decays to session kNN, each switched off by setting its lambda to null:
 
@@ -11,10 +11,6 @@ STAN adds three exponential decays to session kNN, each switched off by setting 
   a prefix, so the ranking is the same and serving needs no clock;
 * ``lambda_inh`` (item neighbourhood): inside a neighbour, an item ``m`` positions away from the
   neighbour's most recent item shared with the prefix gets ``exp(-m / lambda_inh)`` of its vote.
-
-V-STAN keeps all of that and adds V-SKNN's ideas: the vote of a neighbour decays with how far back
-the most recent shared item sits in the prefix (``exp((1 - step) / lambda_ipw)``), and votes are
-multiplied by ``1 + lambda_idf * idf(item)``.
 """
 
 from __future__ import annotations
@@ -25,11 +21,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from recframe import validation as v
-from recframe.model.knn import SessionKNNBase
-from recframe.model.knn_index import Candidates, PrefixBatch, expand_neighbours
+from recframe.model.knn.base import SessionKNNBase
+from recframe.model.knn.index import Candidates, PrefixBatch, expand_neighbours
 
 
-def _optional_positive(key: str, value: Any) -> float | None:
+def optional_positive(key: str, value: Any) -> float | None:
+    """A lambda: null switches its decay off, anything else must be a positive number."""
     return None if value is None else v.positive(key, value)
 
 
@@ -49,9 +46,9 @@ class STAN(SessionKNNBase):
         tie_break: str = "newest",
     ) -> None:
         super().__init__(k, sample_size, tie_break)
-        self.lambda_spw = _optional_positive("model.lambda_spw", lambda_spw)
-        self.lambda_snh = _optional_positive("model.lambda_snh", lambda_snh)
-        self.lambda_inh = _optional_positive("model.lambda_inh", lambda_inh)
+        self.lambda_spw = optional_positive("model.lambda_spw", lambda_spw)
+        self.lambda_snh = optional_positive("model.lambda_snh", lambda_snh)
+        self.lambda_inh = optional_positive("model.lambda_inh", lambda_inh)
         self.ts_per_day = v.positive("model.ts_per_day", ts_per_day)
 
     def params(self) -> dict[str, Any]:
@@ -103,49 +100,3 @@ class STAN(SessionKNNBase):
             vote = weight[entry]
         shape = (batch.size, self.index.n_items)
         return sp.csr_matrix((vote, (rows, items)), shape=shape, dtype=np.float64)
-
-
-class VSTAN(STAN):
-    """V-STAN: STAN plus V-SKNN's decay of votes by prefix position and idf weighting."""
-
-    name = "vstan"
-    SIMILARITIES = ("cosine", "vec")
-
-    def __init__(
-        self,
-        k: int = 500,
-        sample_size: int = 5000,
-        similarity: str = "cosine",
-        lambda_spw: float | None = 1.02,
-        lambda_snh: float | None = 5.0,
-        lambda_inh: float | None = 2.05,
-        lambda_ipw: float | None = 1.02,
-        lambda_idf: float | None = 5.0,
-        ts_per_day: float = 86_400_000.0,
-        tie_break: str = "newest",
-    ) -> None:
-        super().__init__(k, sample_size, lambda_spw, lambda_snh, lambda_inh, ts_per_day, tie_break)
-        self.similarity = v.choice("model.similarity", similarity, self.SIMILARITIES)
-        self.lambda_ipw = _optional_positive("model.lambda_ipw", lambda_ipw)
-        self.lambda_idf = None if lambda_idf is None else v.number("model.lambda_idf", lambda_idf, 0.0)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "similarity": self.similarity,
-            "lambda_ipw": self.lambda_ipw,
-            "lambda_idf": self.lambda_idf,
-        }
-
-    def _fitted(self) -> None:
-        self._column_factor = 1.0 + self.lambda_idf * self.idf() if self.lambda_idf else None
-
-    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
-        if self.similarity == "cosine":
-            return super()._similarity(batch, cands)
-        return self._with_recency(cands.overlap / batch.n_distinct[cands.rows], cands)
-
-    def _neighbour_weight(self, neigh: Candidates, sim: np.ndarray) -> np.ndarray:
-        if self.lambda_ipw is None:
-            return sim
-        return sim * np.exp((1 - neigh.step) / self.lambda_ipw)

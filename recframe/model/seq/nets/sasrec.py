@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from recframe.model.nets.item_scores import ItemScorer
+from recframe.model.seq.nets.item_scores import ItemScorer
 
 
 class SASRecNet(nn.Module):

@@ -30,15 +30,14 @@ import torch.nn.functional as F
 
 from recframe import validation as V
 from recframe.interfaces import FitContext
-from recframe.model.seq_base import SequenceModel
-from recframe.model.seq_data import PAD, NegativeSampler, sessions_in_time_order
-from recframe.model.seq_training import (
+from recframe.model.seq.base import SequenceModel
+from recframe.model.seq.data import PAD, NegativeSampler, sessions_in_time_order
+from recframe.model.seq.settings import PaddedTrainingSettings
+from recframe.model.seq.training import (
     SequenceLightningModule,
     padded_inputs_targets,
 )
 from recframe.vocab import ItemVocab
-
-LOSSES = ("auto", "full", "sampled")
 
 
 def session_windows(sessions: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
@@ -96,10 +95,12 @@ def collate_windows(windows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tens
 class PaddedSequenceModule(SequenceLightningModule):
     """Next-item loss at every position of a padded batch; Adam; standard Lightning optimisation."""
 
-    def __init__(self, net: torch.nn.Module, hp: dict[str, Any], counts: np.ndarray, full: bool, seed: int) -> None:
+    def __init__(
+        self, net: torch.nn.Module, settings: PaddedTrainingSettings, counts: np.ndarray, full: bool, seed: int
+    ) -> None:
         super().__init__()
         self.net = net
-        self.hp = hp
+        self.settings = settings
         self.full = full
         self.register_buffer("log_counts", torch.log(torch.as_tensor(counts, dtype=torch.float32).clamp(min=1.0)))
         self._counts = counts
@@ -114,7 +115,7 @@ class PaddedSequenceModule(SequenceLightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
-            self.net.parameters(), lr=self.hp["learning_rate"], weight_decay=self.hp["weight_decay"]
+            self.net.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
 
     def on_train_epoch_start(self) -> None:
@@ -122,7 +123,7 @@ class PaddedSequenceModule(SequenceLightningModule):
         if not self.full and self._sampler is None:
             gen = torch.Generator().manual_seed(self._seed * 1000 + self.current_epoch)
             self._sampler = NegativeSampler(
-                self._counts, self.hp["n_sample"], self.hp["sample_alpha"], 10_000_000, gen, self.device
+                self._counts, self.settings.n_sample, self.settings.sample_alpha, 10_000_000, gen, self.device
             )
 
     def _sampled_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -130,8 +131,8 @@ class PaddedSequenceModule(SequenceLightningModule):
         table = self.net.output_table()
         pos = (h * table[targets]).sum(-1, keepdim=True) + self.net.output_bias(targets).unsqueeze(1)
         negs = h @ table[neg].T + self.net.output_bias(neg).unsqueeze(0)
-        if self.hp["logq"] > 0:
-            negs = negs - self.hp["logq"] * self.hp["sample_alpha"] * self.log_counts[neg].unsqueeze(0)
+        if self.settings.logq > 0:
+            negs = negs - self.settings.logq * self.settings.sample_alpha * self.log_counts[neg].unsqueeze(0)
         negs = negs.masked_fill(targets.unsqueeze(1) == neg.unsqueeze(0), float("-inf"))
         logits = torch.cat([pos, negs], dim=1).float()
         return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=h.device))
@@ -155,41 +156,20 @@ class PaddedSequenceModule(SequenceLightningModule):
 class PaddedSequenceModel(SequenceModel):
     """Shared constructor checks and ``fit`` for SASRec and the LSTM."""
 
-    def _init_training(
-        self,
-        loss: str,
-        n_sample: int,
-        sample_alpha: float,
-        logq: float,
-        full_softmax_max_items: int,
-        learning_rate: float,
-        weight_decay: float,
-        batch_size: int,
-        max_len: int,
-        patience: int,
-        resume: bool,
-        eval_batch_size: int,
-    ) -> None:
-        self.loss = V.choice("model.loss", loss, LOSSES)
-        self.n_sample = V.integer("model.n_sample", n_sample, 1)
-        self.sample_alpha = V.number("model.sample_alpha", sample_alpha, 0.0, 1.0)
-        self.logq = V.number("model.logq", logq, 0.0)
-        self.full_softmax_max_items = V.integer("model.full_softmax_max_items", full_softmax_max_items, 0)
-        self.learning_rate = V.positive("model.learning_rate", learning_rate)
-        self.weight_decay = V.number("model.weight_decay", weight_decay, 0.0)
-        self.batch_size = V.integer("model.batch_size", batch_size, 1)
+    training_settings: PaddedTrainingSettings
+
+    def __init__(self, max_len: int, training_settings: PaddedTrainingSettings) -> None:
+        super().__init__(training_settings)
         self.max_len = V.integer("model.max_len", max_len, 1)
-        self.patience = V.integer("model.patience", patience, 0)
-        self.resume = V.boolean("model.resume", resume)
-        self.eval_batch_size = V.integer("model.eval_batch_size", eval_batch_size, 1)
 
     def _use_full_softmax(self, n_items: int, trainer: dict[str, Any]) -> bool:
-        if self.loss != "auto":
-            return self.loss == "full"
+        loss = self.training_settings.loss
+        if loss != "auto":
+            return loss == "full"
         on_gpu = str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda", "mps") or (
             str(trainer.get("accelerator")) == "auto" and torch.cuda.is_available()
         )
-        return on_gpu or n_items <= self.full_softmax_max_items
+        return on_gpu or n_items <= self.training_settings.full_softmax_max_items
 
     def fit(
         self, train: pd.DataFrame, valid: pd.DataFrame | None = None, ctx: FitContext | None = None
@@ -201,13 +181,13 @@ class PaddedSequenceModel(SequenceModel):
         lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
         train_loader = torch.utils.data.DataLoader(
             WindowData(windows),
-            batch_sampler=BucketBatches(lengths, self.batch_size, ctx.seed),
+            batch_sampler=BucketBatches(lengths, self.training_settings.batch_size, ctx.seed),
             collate_fn=collate_windows,
         )
         valid_loader = self._valid_loader(valid)
         self.net = self.build_net(len(self.vocab))
         full = self._use_full_softmax(len(self.vocab), ctx.trainer or {})
-        module = PaddedSequenceModule(self.net, self.hyperparameters(), self.vocab.counts, full, ctx.seed)
+        module = PaddedSequenceModule(self.net, self.training_settings, self.vocab.counts, full, ctx.seed)
         self._train(module, train_loader, valid_loader, ctx)
         self.fit_summary["softmax"] = "full" if full else "sampled"
         return self

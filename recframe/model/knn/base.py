@@ -1,4 +1,4 @@
-"""Session-based kNN: S-KNN and V-SKNN (Ludewig & Jannach 2018), vectorised over sparse matrices.
+"""What the session-kNN models share: fitting, the batched neighbour search, artifacts.
 
 For the next item of a session these models find training sessions that share items with it (the
 neighbours), keep the ``k`` most similar among the ``sample_size`` most recent candidates, and score
@@ -6,9 +6,8 @@ every item by the similarity-weighted votes of the neighbours containing it. Ite
 session stay rankable (session-rec's ``remind=True``): on e-commerce data a fifth of the next clicks
 repeat one.
 
-The batched search lives in :mod:`recframe.model.knn_index`; STAN and V-STAN, which also weigh where
-an item sits inside the neighbour, are in :mod:`recframe.model.knn_stan`. Fitting only indexes the
-training sessions, so it takes seconds; all the work happens when scoring.
+The search runs vectorised over sparse matrices (:mod:`recframe.model.knn.index`). Fitting only
+indexes the training sessions, so it takes seconds; all the work happens when scoring.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import scipy.sparse as sp
 
 from recframe import validation as v
 from recframe.interfaces import DataError, FitContext, Model
-from recframe.model.knn_index import (
+from recframe.model.knn.index import (
     Candidates,
     PrefixBatch,
     SessionIndex,
@@ -32,7 +31,6 @@ from recframe.model.knn_index import (
     top_k,
     vote,
 )
-from recframe.model.knn_weights import WEIGHTINGS, position_weight, step_decay
 from recframe.vocab import ItemVocab
 
 TIE_BREAKS = ("newest", "oldest")
@@ -128,82 +126,3 @@ class SessionKNNBase(Model):
         model.index = SessionIndex.from_state(tensors, len(vocab))
         model._fitted()
         return model
-
-
-class SKNN(SessionKNNBase):
-    """S-KNN: plain session-based kNN; the session is a set, every neighbour votes its similarity.
-
-    ``similarity`` is ``cosine`` (|A and B| / sqrt(|A| |B|)) or ``jaccard`` (|A and B| / |A or B|),
-    over the sets of distinct items. session-rec's ``cosine`` misplaces a bracket
-    (``li / sqrt(la) * sqrt(lb)``); this is the textbook definition.
-    """
-
-    name = "sknn"
-    SIMILARITIES = ("cosine", "jaccard")
-
-    def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine", tie_break: str = "newest"):
-        super().__init__(k, sample_size, tie_break)
-        self.similarity = v.choice("model.similarity", similarity, self.SIMILARITIES)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "similarity": self.similarity}
-
-    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
-        shared = cands.overlap
-        mine = batch.n_distinct[cands.rows].astype(np.float64)
-        theirs = self.index.lengths[cands.sessions].astype(np.float64)
-        if self.similarity == "jaccard":
-            return shared / (mine + theirs - shared)
-        return shared / np.sqrt(mine * theirs)
-
-
-class VSKNN(SessionKNNBase):
-    """V-SKNN: session kNN where recent clicks of the session matter more.
-
-    * ``weighting``: the weight of the item at position ``i`` of a prefix of length ``n`` in the
-      similarity (``div``: i/n, ``quadratic``: (i/n)^2, ``log``: 1/log10(n-i+1.7), ``linear``:
-      max(0, 1-0.1(n-i)), ``same``: 1). The similarity is the sum of the weights of the shared items
-      divided by the number of distinct items of the prefix.
-    * ``weighting_score``: a neighbour's vote decays with the step ``t`` from the end of the prefix
-      to the most recent item it shares (``div``: 1/t, ``quadratic``: 1/t^2, ``log``:
-      1/log10(t+1.7), ``linear``: max(0, 1-0.1t), ``same``: 1).
-    * ``idf_weighting``: a vote for item ``j`` is multiplied by ``1 + idf_weighting * idf(j)``
-      (0 turns it off), favouring rare items.
-    """
-
-    name = "vsknn"
-
-    def __init__(
-        self,
-        k: int = 100,
-        sample_size: int = 500,
-        weighting: str = "div",
-        weighting_score: str = "div",
-        idf_weighting: float = 0.0,
-        tie_break: str = "newest",
-    ) -> None:
-        super().__init__(k, sample_size, tie_break)
-        self.weighting = v.choice("model.weighting", weighting, WEIGHTINGS)
-        self.weighting_score = v.choice("model.weighting_score", weighting_score, WEIGHTINGS)
-        self.idf_weighting = v.number("model.idf_weighting", idf_weighting, 0.0)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "weighting": self.weighting,
-            "weighting_score": self.weighting_score,
-            "idf_weighting": self.idf_weighting,
-        }
-
-    def _fitted(self) -> None:
-        self._column_factor = 1.0 + self.idf_weighting * self.idf() if self.idf_weighting else None
-
-    def _item_weights(self, batch: PrefixBatch) -> np.ndarray:
-        return position_weight(self.weighting, batch.last_pos, batch.lengths[batch.rows])
-
-    def _similarity(self, batch: PrefixBatch, cands: Candidates) -> np.ndarray:
-        return cands.overlap / batch.n_distinct[cands.rows]
-
-    def _vote(self, batch: PrefixBatch, neigh: Candidates, sim: np.ndarray) -> sp.csr_matrix:
-        weight = sim * step_decay(self.weighting_score, neigh.step)
-        return vote(self.index, neigh.rows, neigh.sessions, weight, batch.size)

@@ -1,7 +1,7 @@
 """The original case study's LSTM (embedding -> dropout -> LSTM -> softmax over the last 20 items).
 
 Kept as the comparison point the case study started from; trained and scored like SASRec
-(:mod:`recframe.model.seq_padded`), with a context of ``max_len`` items.
+(:mod:`recframe.model.seq.padded`), with a context of ``max_len`` items.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from recframe import validation as V
-from recframe.model.nets.lstm_net import LSTMNet
-from recframe.model.seq_base import item_matrix
-from recframe.model.seq_padded import PaddedSequenceModel
+from recframe.model.seq.base import item_matrix
+from recframe.model.seq.nets.lstm import LSTMNet
+from recframe.model.seq.padded import PaddedSequenceModel
+from recframe.model.seq.settings import PaddedTrainingSettings
 
 
 class LSTMModel(PaddedSequenceModel):
@@ -38,15 +39,26 @@ class LSTMModel(PaddedSequenceModel):
         resume: bool = True,
         eval_batch_size: int = 1024,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            max_len,
+            PaddedTrainingSettings(
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                patience=patience,
+                resume=resume,
+                eval_batch_size=eval_batch_size,
+                loss=loss,
+                n_sample=n_sample,
+                sample_alpha=sample_alpha,
+                logq=logq,
+                full_softmax_max_items=full_softmax_max_items,
+                weight_decay=weight_decay,
+            ),
+        )
         self.embedding_size = V.integer("model.embedding_size", embedding_size, 1)
         self.hidden_size = V.integer("model.hidden_size", hidden_size, 1)
         self.n_layers = V.integer("model.n_layers", n_layers, 1)
         self.dropout = V.number("model.dropout", dropout, 0.0, 0.99)
-        self._init_training(
-            loss, n_sample, sample_alpha, logq, full_softmax_max_items, learning_rate, weight_decay,
-            batch_size, max_len, patience, resume, eval_batch_size,
-        )  # fmt: skip
 
     def build_net(self, n_items: int) -> LSTMNet:
         return LSTMNet(n_items, self.embedding_size, self.hidden_size, self.n_layers, self.dropout, self.max_len)

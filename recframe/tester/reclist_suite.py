@@ -1,4 +1,4 @@
-"""The ``reclist`` tester: a RecList behavioural suite, deployment gates, and the run report.
+"""The RecList behavioural suite behind ``tester=reclist``, deployment gates, and the run report.
 
 The suite is a real :class:`reclist.reclist.RecList` subclass: its tests are ``@rec_test`` methods
 whose docstrings are their descriptions, it runs through ``RecList.__call__``, it keeps RecList's
@@ -33,7 +33,7 @@ from recframe.interfaces import ConfigError, Dataset, Model, Tester, TestResult
 from recframe.report.svg import bar_chart
 from recframe.tester import behaviour
 from recframe.tester import gates as gates_mod
-from recframe.tester.metrics_tester import Headline, headline, known_metrics, validate_common
+from recframe.tester.metrics import Headline, headline, known_metrics, validate_common
 
 log = logging.getLogger("recframe.tester")
 

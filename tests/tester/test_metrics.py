@@ -11,8 +11,8 @@ import pytest
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, Dataset
 from recframe.model.pop import PopModel
-from recframe.tester.metrics_tester import MetricsTester
-from recframe.tester.none_tester import NoneTester
+from recframe.tester.metrics import MetricsTester
+from recframe.tester.none import NoneTester
 from recframe.tester.scoring import constant_ranking, coverage_at_k, popularity_bias_at_k, score_model
 
 

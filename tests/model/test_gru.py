@@ -13,13 +13,13 @@ import torch
 from recframe.artifact import load_model, save_model
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext
-from recframe.model.cpu_memory import keep_freed_memory
-from recframe.model.gru4rec import GRU4RecModel
-from recframe.model.nets.gru4rec_net import GRU4RecNet, MaskDropout, lookup_unique
-from recframe.model.nets.sampled_losses import bpr_max, cross_entropy_logq
 from recframe.model.pop import PopModel
-from recframe.model.seq_data import PAD, NegativeSampler, session_parallel_schedule, sessions_in_time_order
-from recframe.model.seq_optim import IndexedAdagradMomentum
+from recframe.model.seq.cpu_memory import keep_freed_memory
+from recframe.model.seq.data import PAD, NegativeSampler, session_parallel_schedule, sessions_in_time_order
+from recframe.model.seq.gru import GRU4RecModel
+from recframe.model.seq.nets.gru import GRU4RecNet, MaskDropout, lookup_unique
+from recframe.model.seq.nets.sampled_losses import bpr_max, cross_entropy_logq
+from recframe.model.seq.optim import IndexedAdagradMomentum
 from recframe.vocab import ItemVocab
 
 
