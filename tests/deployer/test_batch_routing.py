@@ -61,6 +61,7 @@ def answered(payload: dict) -> list[list[str]]:
     return [r["items"] for r in payload["results"]] if "results" in payload else [payload["items"]]
 
 
+@pytest.mark.timeout(180)  # a batcher that loses a waiter hangs its client: fail instead
 def test_each_micro_batched_answer_returns_to_its_own_request(artifact: Path, tmp_path: Path) -> None:
     """Catches a batcher that hands results out in the wrong order (reversed, or by completion),
     slices the flat result list at the wrong offsets (every request getting the first one's answers,
