@@ -15,17 +15,21 @@ the target, the next item predicted at every position, items already in the sess
 error), ``--set NAME.KEY=VALUE`` to model NAME only. ``--experiments`` runs presets
 (``conf/experiment/<name>.yaml``, composed with the primary config as the CLI would) and reports them
 under the preset's name; ``model.KEY`` overrides apply to them too.
-Progress goes to stdout line by line; the last line is one JSON object
-``{"dataset", "results": [{"model", "hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "events_per_s",
-"device", "targets", "train_cpu_s", "eval_cpu_s"}]}``. ``events_per_s`` is training events (times
-epochs, for neural models) per second of ``fit``; the ``*_cpu_s`` fields are this process's CPU time
-(all threads), which says more than wall time on a shared machine.
+Progress goes to stderr line by line (neural models: one line per epoch); the last line of stdout
+is one JSON object in the benchmarks' common schema (``benchmarks/_common.py``): ``{"benchmark":
+"accuracy", "dataset", "sides": {MODEL: {"wall_s", "cpu_s", "peak_rss_mb", "output_hash", "hr@20",
+"mrr@20", "ndcg@20", "train_s", "eval_s", "train_cpu_s", "eval_cpu_s", "transitions_per_s",
+"events_per_s", "transitions", "events", "epochs", "device", "targets"}}, "machine"}``.
+``transitions_per_s`` counts training transitions as GRU4Rec's official code does (events minus
+sessions, times epochs) per second of ``fit``; ``events_per_s`` counts events the same way. The
+``*_cpu_s`` fields are this process's CPU time (all threads), which says more than wall time on a
+shared machine; ``output_hash`` hashes the full-precision metrics, so two runs that rank alike
+show the same hash.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -147,6 +151,8 @@ def compose(
 def run_model(
     name: str, names: list[str], experiments: tuple[str, ...], args: argparse.Namespace, train, test
 ) -> dict[str, Any]:
+    """Fit and evaluate one model (or preset); its side of the summary."""
+    from _common import epoch_progress, measure, output_hash, progress, side, transitions
     from hydra.utils import instantiate
 
     from recframe.evaluation import evaluate
@@ -157,40 +163,46 @@ def run_model(
     model = instantiate(model_cfg, _convert_="all")
     target = str(model_cfg.get("_target_", ""))
     cpu_only = target.startswith(CPU_ONLY_MODULES)
+    n_transitions = transitions(train)
+    if not cpu_only:
+        trainer["callbacks"] = [*trainer.get("callbacks", []), epoch_progress(name, n_transitions)]
     ctx = FitContext(trainer=trainer, seed=args.seed, progress=False)
-    print(f"[{name}] fitting {target} on {len(train):,} events", flush=True)
-    t0, c0 = time.perf_counter(), time.process_time()
-    model.fit(train, None, ctx)
-    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"[{name}] fit in {train_s:.1f}s; evaluating", flush=True)
-    t0, c0 = time.perf_counter(), time.process_time()
-    metrics = evaluate(model, test, batch_size=args.batch_size)
-    eval_s, eval_cpu = time.perf_counter() - t0, time.process_time() - c0
+    progress(f"[{name}] fitting {target} on {len(train):,} events ({n_transitions:,} transitions)")
+    with measure() as total:
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.fit(train, None, ctx)
+        train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+        progress(f"[{name}] fit in {train_s:.1f}s; evaluating")
+        t0, c0 = time.perf_counter(), time.process_time()
+        metrics = evaluate(model, test, batch_size=args.batch_size)
+        eval_s, eval_cpu = time.perf_counter() - t0, time.process_time() - c0
     epochs = 1 if cpu_only else int(getattr(model, "epochs_run", None) or trainer.get("max_epochs") or 1)
-    result = {
-        "model": name,
-        "hr@20": round(metrics["hr@20"], 6),
-        "mrr@20": round(metrics["mrr@20"], 6),
-        "ndcg@20": round(metrics["ndcg@20"], 6),
-        "train_s": round(train_s, 3),
-        "eval_s": round(eval_s, 3),
-        "events_per_s": round(len(train) * epochs / max(train_s, 1e-9), 1),
-        "device": "cpu" if cpu_only else args.device,
-        "targets": metrics["targets"],
-        "train_cpu_s": round(train_cpu, 3),
-        "eval_cpu_s": round(eval_cpu, 3),
-    }
-    print(
+    result = side(
+        total,
+        output_hash(metrics),
+        **{k: round(metrics[k], 6) for k in ("hr@20", "mrr@20", "ndcg@20")},
+        train_s=round(train_s, 3),
+        eval_s=round(eval_s, 3),
+        train_cpu_s=round(train_cpu, 3),
+        eval_cpu_s=round(eval_cpu, 3),
+        transitions_per_s=round(n_transitions * epochs / max(train_s, 1e-9), 1),
+        events_per_s=round(len(train) * epochs / max(train_s, 1e-9), 1),
+        transitions=n_transitions,
+        events=len(train),
+        epochs=epochs,
+        device="cpu" if cpu_only else args.device,
+        targets=metrics["targets"],
+    )
+    progress(
         f"[{name}] HR@20 {result['hr@20']:.4f}  MRR@20 {result['mrr@20']:.4f}  NDCG@20 {result['ndcg@20']:.4f}  "
-        f"fit {train_s:.1f}s  eval {eval_s:.1f}s  ({metrics['targets']:,} targets)",
-        flush=True,
+        f"fit {train_s:.1f}s  eval {eval_s:.1f}s  ({metrics['targets']:,} targets)"
     )
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from _common import load_split
+    from _common import emit, load_split, progress, summary
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     experiments = tuple(n.strip() for n in args.experiments.split(",") if n.strip())
@@ -209,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_sessions is not None:
         keep = test["session_id"].drop_duplicates().iloc[: args.test_sessions]
         test = test[test["session_id"].isin(set(keep))]
-    print(f"dataset {args.dataset}: {len(train):,} train events, {len(test):,} test events", flush=True)
-    results = [run_model(name, names, experiments, args, train, test) for name in [*names, *experiments]]
-    print(json.dumps({"dataset": str(args.dataset), "results": results}))
+    progress(f"dataset {args.dataset}: {len(train):,} train events, {len(test):,} test events")
+    sides = {name: run_model(name, names, experiments, args, train, test) for name in [*names, *experiments]}
+    emit(summary("accuracy", sides, dataset=str(args.dataset), seed=args.seed))
     return 0
 
 

@@ -11,13 +11,13 @@ that timings and peak memory do not contaminate each other:
   engine, filter product events and kept actions, drop nulls and exact duplicates, sort, drop
   single-event and bot sessions, build each session's item list).
 
-The last line of output is one JSON object:
-``{"events", "sessions", "recframe_s", "pandas_s", "speedup", "peak_rss_mb", ...}`` where
-``peak_rss_mb`` is recframe's peak resident memory (pandas' is ``pandas_peak_rss_mb``) and
-``load_avg`` records how busy the machine was. ``--repeat K`` runs K rounds of both on the same CSV
-(this machine's speed drifts by ~20 % within minutes): the times are then medians, the speedup is
-their ratio, and every round is listed under ``rounds``; the CPU seconds and steps are the last
-round's.
+The last line of output is one JSON object in the benchmarks' common schema
+(``benchmarks/_common.py``): ``{"benchmark": "data_scale", "sides": {"recframe": {...}, "pandas":
+{...}}, "events", "sessions", "speedup", ...}``, each side with ``wall_s``, ``cpu_s``, ``peak_rss_mb``
+(the child process's own) and ``output_hash`` (here a hash of the session count only). ``--repeat K``
+runs K rounds of both on the same CSV (this machine's speed drifts by ~20 % within minutes): a side's
+``wall_s`` is then the median, ``speedup`` the ratio of the medians, and every round is listed under
+``rounds``; the CPU seconds and steps are the last round's.
 
     python benchmarks/data_scale.py --events 10000000 [--repeat 3]
 """
@@ -41,28 +41,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, output_hash, peak_rss_mb, side, summary  # noqa: E402
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 KEPT = ("detail", "add", "purchase")
 MAX_LEN = 200
-
-
-def _peak_rss_mb() -> float:
-    """This process's own peak resident memory.
-
-    Linux's ``ru_maxrss`` survives ``exec``: a child started by ``subprocess`` (vfork + exec)
-    reports at least its parent's peak, here the generator's ~2.7 GB. ``VmHWM`` belongs to the
-    address space the child runs in, so it is read first.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def _cpu_s() -> float:
@@ -123,7 +108,7 @@ def child_recframe(csv: Path, work: Path) -> dict:
         "quarantined": ds.stats["quarantined"],
         "rows_accounted": ds.stats["rows_accounted"],
         "cpu_s": _cpu_s(),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -146,7 +131,7 @@ def child_pandas(csv: Path) -> dict:
         items=("product_sku_hash", list), timestamps=("server_timestamp_epoch_ms", list)
     )
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "sessions": len(seqs), "cpu_s": _cpu_s(), "peak_rss_mb": _peak_rss_mb()}
+    return {"seconds": seconds, "sessions": len(seqs), "cpu_s": _cpu_s(), "peak_rss_mb": peak_rss_mb()}
 
 
 def _run_child(kind: str, csv: Path, work: Path) -> dict:
@@ -208,24 +193,28 @@ def main(argv: list[str] | None = None) -> None:
         rf_s = statistics.median(rf["seconds"] for rf, _ in rounds)
         pd_s = statistics.median(pdr["seconds"] for _, pdr in rounds)
         rf, pdr = rounds[-1]
-        result = {
-            "events": gen["rows"],
-            "sessions": rf["sessions"],
-            "recframe_s": round(rf_s, 2),
-            "pandas_s": round(pd_s, 2),
-            # of the medians; each round's own ratio is in "rounds"
-            "speedup": round(pd_s / rf_s, 2),
-            "peak_rss_mb": round(max(rf["peak_rss_mb"] for rf, _ in rounds), 1),
-            "pandas_sessions": pdr["sessions"],
-            "pandas_peak_rss_mb": round(max(pdr["peak_rss_mb"] for _, pdr in rounds), 1),
-            "recframe_cpu_s": round(rf["cpu_s"], 1),
-            "pandas_cpu_s": round(pdr["cpu_s"], 1),
-            "recframe_steps": rf["timings"],
-            "load_avg": round(os.getloadavg()[0], 2),
-            "cores": os.cpu_count(),
+        sides = {
+            "recframe": side(
+                None,
+                output_hash({"sessions": rf["sessions"]}),
+                wall_s=rf_s,
+                cpu_s=rf["cpu_s"],
+                peak_rss_mb=round(max(r["peak_rss_mb"] for r, _ in rounds), 1),
+                sessions=rf["sessions"],
+                steps=rf["timings"],
+            ),
+            "pandas": side(
+                None,
+                output_hash({"sessions": pdr["sessions"]}),
+                wall_s=pd_s,
+                cpu_s=pdr["cpu_s"],
+                peak_rss_mb=round(max(r["peak_rss_mb"] for _, r in rounds), 1),
+                sessions=pdr["sessions"],
+            ),
         }
+        extra = {}
         if len(rounds) > 1:
-            result["rounds"] = [
+            extra["rounds"] = [
                 {
                     "recframe_s": round(rf["seconds"], 2),
                     "pandas_s": round(pdr["seconds"], 2),
@@ -233,7 +222,16 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 for rf, pdr in rounds
             ]
-        print(json.dumps(result))
+        # the speedup is of the medians; each round's own ratio is in "rounds"
+        result = summary(
+            "data_scale",
+            sides,
+            events=gen["rows"],
+            sessions=rf["sessions"],
+            speedup=round(pd_s / rf_s, 2),
+            **extra,
+        )
+        emit(result)
     finally:
         if a.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,10 @@ wrapped in :class:`recframe.model.hybrid.WeightedHybrid` and evaluated, members 
     python benchmarks/hybrid_eval.py --dataset ../shared/data/diginetica \\
         --gru /tmp/w/gru/checkpoints/last.ckpt --experiment gru4rec_diginetica --normalize minmax
 
-Last line: one JSON object ``{"dataset", "results": [{"model", "hr@20", "mrr@20", "ndcg@20", "eval_s"}]}``.
+Progress goes to stderr; the last line of stdout is one JSON object in the benchmarks' common schema
+(``benchmarks/_common.py``): ``{"benchmark": "hybrid_eval", "dataset", "sides": {MODEL: {"wall_s",
+"cpu_s", "peak_rss_mb", "output_hash", "hr@20", "mrr@20", "ndcg@20", "targets"}}}``, where a side's
+times are its evaluation's and ``output_hash`` hashes its full-precision metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import torch
-    from _common import load_split
+    from _common import emit, load_split, measure, output_hash, progress, side, summary
 
     from recframe.evaluation import evaluate
     from recframe.model.hybrid import WeightedHybrid
@@ -99,17 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     hybrid = WeightedHybrid(members, dict(zip(names, values, strict=True)), dict(zip(names, norms, strict=True)))
     hybrid.vocab = grus["gru"].vocab
     models = (list(members.items()) if args.members else []) + [("hybrid", hybrid)]
-    results = []
+    sides = {}
     for name, model in models:
-        t0 = time.perf_counter()
-        m = evaluate(model, test)
-        row = {"model": name, **{k: round(m[k], 4) for k in ("hr@20", "mrr@20", "ndcg@20")}}
-        row.update(eval_s=round(time.perf_counter() - t0, 1), targets=m["targets"])
-        if name == "hybrid":
-            row.update(weights=hybrid.weights, normalize=hybrid.normalize)
-        print(json.dumps(row), flush=True)
-        results.append(row)
-    print(json.dumps({"dataset": str(args.dataset), "results": results}))
+        with measure() as m:
+            met = evaluate(model, test)
+        extra = {"weights": hybrid.weights, "normalize": hybrid.normalize} if name == "hybrid" else {}
+        sides[name] = side(
+            m, output_hash(met), **{k: round(met[k], 4) for k in ("hr@20", "mrr@20", "ndcg@20")}, **extra
+        )
+        sides[name]["targets"] = met["targets"]
+        progress(json.dumps({"model": name, **sides[name]}))
+    emit(summary("hybrid_eval", sides, dataset=str(args.dataset)))
     return 0
 
 

@@ -7,11 +7,14 @@ serves it with ``deployer=local`` on 127.0.0.1 and drives it from a separate loa
 rising concurrency: sessions of 20 known SKUs, k = 20.
 
 It also measures in-process ``Predictor.predict`` calls per second (one session per call, the way a
-notebook would use the model) and reports ``ratio = rps / inprocess_per_s``.
+notebook would use the model).
 
-The headline is the concurrency level with the highest throughput whose p99 meets ``--p99-target-ms``
-and that had no errors (or the highest-throughput level when none meets it). The last line of output
-is one JSON object: ``{"rps", "p50_ms", "p99_ms", "errors", "inprocess_per_s", "ratio", ...}``.
+The last line of output is one JSON object in the benchmarks' common schema
+(``benchmarks/_common.py``): ``sides`` (``recframe``, ``inprocess`` and, when compared, ``mlserver``,
+each with ``wall_s``, ``cpu_s``, ``peak_rss_mb`` and ``output_hash``, the hash of the top-k items it
+returns for a fixed set of probe sessions, equal across sides that answer alike), ``levels`` per
+served side and ``best`` per served side: the level with the highest throughput whose p99 meets
+``--p99-target-ms`` and that had no errors (``within_p99: false`` when none meets it).
 
     python benchmarks/serving.py                 # full run (~1 minute)
     python benchmarks/serving.py --quick         # a few seconds, for CI smoke
@@ -31,7 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Measurement, best_level, emit, measure, output_hash, peak_rss_mb, side, summary  # noqa: E402
+
 os.environ.setdefault("DO_NOT_TRACK", "true")
+PROBES = 16  # sessions whose answers every side's output_hash covers
 
 
 def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str:
@@ -68,18 +75,42 @@ def make_sessions(n: int, n_items: int, length: int, seed: int) -> list[list[str
     return [[f"sku{i}" for i in rng.choice(n_items, size=length, p=p)] for _ in range(n)]
 
 
-def inprocess_rate(artifact: str, sessions: list[list[str]], k: int, seconds: float) -> float:
-    """Sequential single-session ``predict`` calls per second, in this process."""
+def inprocess_rate(artifact: str, sessions: list[list[str]], k: int, seconds: float) -> dict:
+    """Sequential single-session ``predict`` calls per second, in this process: the ``inprocess`` side."""
     from recframe.deployer.predictor import Predictor
 
     pred = Predictor.from_artifact(artifact)
+    answers = [pred.predict(s, k=k)["items"] for s in sessions[:PROBES]]
     for s in sessions[:50]:
         pred.predict(s, k=k)
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        pred.predict(sessions[n % len(sessions)], k=k)
-        n += 1
-    return n / (time.perf_counter() - t0)
+    with measure() as m:
+        while time.perf_counter() - t0 < seconds:
+            pred.predict(sessions[n % len(sessions)], k=k)
+            n += 1
+    return side(m, output_hash(answers), calls_per_s=round(n / m.wall_s, 1), calls=n)
+
+
+def probe_answers(host: str, port: int, sessions: list[list[str]], k: int, v2_model: str | None = None) -> str:
+    """Hash of the top-k items a served side returns for the probe sessions (one request each)."""
+    import http.client
+
+    answers = []
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        for s in sessions[:PROBES]:
+            raw = request_bytes(host, port, s, k, v2_model)
+            head, body = raw.split(b"\r\n\r\n", 1)
+            path = head.split(b" ")[1].decode()
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            payload = json.loads(conn.getresponse().read())
+            if v2_model is None:
+                answers.append(payload["items"])
+            else:
+                answers.append(next(o["data"] for o in payload["outputs"] if o["name"] == "items"))
+    finally:
+        conn.close()
+    return output_hash(answers)
 
 
 # ---------------------------------------------------------------------------- load generator
@@ -173,28 +204,32 @@ def request_bytes(host: str, port: int, session: list[str], k: int, v2_model: st
     return head + body
 
 
-def compare_mlserver(artifact: str, tmp: Path, sessions: list[list[str]], args, concurrency: int) -> dict:
+def compare_mlserver(artifact: str, tmp: Path, sessions: list[list[str]], args, concurrency: int) -> tuple[dict, dict]:
     """The strongest off-the-shelf alternative in the same run: the same artifact behind MLServer
-    (our runtime over the same Predictor, native V2 requests), same load generator and concurrency."""
+    (our runtime over the same Predictor, native V2 requests), same load generator and concurrency.
+    Returns the ``mlserver`` side (MLServer runs in its own processes: no CPU or memory figures
+    from here) and its level."""
     from recframe.deployer.seldon import SeldonDeployer
 
     seldon = SeldonDeployer(torch_threads=args.torch_threads, parallel_workers=0, smoke_k=args.k)
     dep = seldon.deploy(Path(artifact), tmp / "seldon-run")
     try:
         port = int(dep.details["http_port"])
+        digest = probe_answers("127.0.0.1", port, sessions, args.k, v2_model=seldon.model_name)
         bodies = [request_bytes("127.0.0.1", port, s, args.k, v2_model=seldon.model_name) for s in sessions]
         q = mp.get_context("spawn").Queue()
         gen_args = ("127.0.0.1", port, bodies, [concurrency], args.warmup, args.seconds, q, b'"outputs"')
         proc = mp.get_context("spawn").Process(target=load_generator, args=gen_args)
+        t0 = time.perf_counter()
         proc.start()
         res = q.get()
         q.get()
         proc.join()
+        wall = time.perf_counter() - t0
     finally:
         seldon.teardown()
-    res.pop("client_cpu_ms_per_req", None)
     print(json.dumps({"mlserver": res}), file=sys.stderr)
-    return res
+    return side(None, digest, wall_s=wall, cpu_s=None, peak_rss_mb=None), res
 
 
 def _capacity(level: dict) -> float | None:
@@ -242,7 +277,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     from recframe.deployer.local import LocalDeployer
 
-    load_start = round(os.getloadavg()[0], 2)
     tmp = Path(tempfile.mkdtemp(prefix="recframe-bench-"))
     artifact = args.artifact
     kind = "given artifact"
@@ -255,7 +289,8 @@ def main(argv: list[str] | None = None) -> dict:
     sessions = make_sessions(2000, n_items, args.session_len, args.seed)
 
     torch.set_num_threads(args.torch_threads)
-    inproc = inprocess_rate(artifact, sessions, args.k, args.inprocess_seconds)
+    sides = {"inprocess": inprocess_rate(artifact, sessions, args.k, args.inprocess_seconds)}
+    inproc = sides["inprocess"]["calls_per_s"]
     print(f"in-process predict: {inproc:.0f} calls/s (torch threads {args.torch_threads})", file=sys.stderr)
 
     deployer = LocalDeployer(
@@ -266,66 +301,65 @@ def main(argv: list[str] | None = None) -> dict:
         fast_path=not args.no_fast_path,
     )
     dep = deployer.deploy(Path(artifact), tmp / "run")
+    served = Measurement()
     try:
         host, port = "127.0.0.1", int(dep.details["port"])
+        digest = probe_answers(host, port, sessions, args.k)
         bodies = [request_bytes(host, port, s, args.k) for s in sessions]
         levels = [int(x) for x in args.levels.split(",")]
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         gen_args = (host, port, bodies, levels, args.warmup, args.seconds, q, b'"items"')
         proc = ctx.Process(target=load_generator, args=gen_args)
-        proc.start()
         results = []
-        cpu0 = time.process_time()  # the server runs in this process (workers=1): its CPU per request
-        while (res := q.get()) is not None:
-            cpu1 = time.process_time()
-            if args.workers == 1:
-                # includes the unmeasured warm-up requests: an upper bound
-                res["server_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1000 / max(1, res["requests"]), 3)
-            cpu0 = cpu1
-            batcher = deployer._app.batcher if deployer._app is not None else None
-            if batcher is not None:
-                res["mean_batch"] = round(batcher.sessions / max(1, batcher.batches), 1)
-                batcher.sessions = batcher.batches = 0
-            print(json.dumps(res), file=sys.stderr)
-            results.append(res)
-        proc.join()
+        with measure() as served:
+            proc.start()
+            cpu0 = time.process_time()  # the server runs in this process (workers=1): its CPU per request
+            while (res := q.get()) is not None:
+                cpu1 = time.process_time()
+                if args.workers == 1:
+                    # includes the unmeasured warm-up requests: an upper bound
+                    res["server_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1000 / max(1, res["requests"]), 3)
+                cpu0 = cpu1
+                batcher = deployer._app.batcher if deployer._app is not None else None
+                if batcher is not None:
+                    res["mean_batch"] = round(batcher.sessions / max(1, batcher.batches), 1)
+                    batcher.sessions = batcher.batches = 0
+                print(json.dumps(res), file=sys.stderr)
+                results.append(res)
+            proc.join()
         alive = deployer._app is None or deployer._app.ready
     finally:
         deployer.teardown()
-    ok = [r for r in results if r["errors"] == 0 and r["p99_ms"] is not None and r["p99_ms"] <= args.p99_target_ms]
-    best = max(ok or results, key=lambda r: r["rps"])
-    mlserver = None
-    if args.compare_mlserver:
-        mlserver = compare_mlserver(artifact, tmp, sessions, args, best["concurrency"])
-    summary = {
-        "rps": best["rps"],
-        "p50_ms": best["p50_ms"],
-        "p99_ms": best["p99_ms"],
-        "errors": sum(r["errors"] for r in results),
-        "inprocess_per_s": round(inproc, 1),
-        "ratio": round(best["rps"] / inproc, 3),
-        "concurrency": best["concurrency"],
+    best = best_level(results, args.p99_target_ms)
+    sides["recframe"] = side(
+        served if args.workers == 1 else None,
+        digest,
+        **({} if args.workers == 1 else {"wall_s": served.wall_s, "cpu_s": None, "peak_rss_mb": peak_rss_mb()}),
+        errors=sum(r["errors"] for r in results),
+        server_alive=alive,
         # CPU spent per request (server + load generator) at the best level, and the throughput those
         # costs allow on this machine's cores if nothing else ran: a contention-free yardstick.
-        "server_cpu_ms_per_req": best.get("server_cpu_ms_per_req"),
-        "client_cpu_ms_per_req": best.get("client_cpu_ms_per_req"),
-        "cpu_bound_rps_estimate": _capacity(best),
-        "model": kind,
-        "fast_path": not args.no_fast_path,
-        "n_items": n_items,
-        "server_alive": alive,
-        "cpus": os.cpu_count(),
-        "loadavg_1m_start": load_start,
-        "loadavg_1m_end": round(os.getloadavg()[0], 2),
-        "levels": results,
-    }
-    if mlserver is not None:
-        summary["mlserver"] = mlserver
-        if mlserver.get("rps"):
-            summary["vs_mlserver"] = round(best["rps"] / mlserver["rps"], 2)
-    print(json.dumps(summary))
-    return summary
+        cpu_bound_rps_estimate=_capacity(best),
+    )
+    all_levels, bests = {"recframe": results}, {"recframe": best}
+    if args.compare_mlserver:
+        sides["mlserver"], level = compare_mlserver(artifact, tmp, sessions, args, best["concurrency"])
+        all_levels["mlserver"] = [level]
+        bests["mlserver"] = best_level([level], args.p99_target_ms)
+    result = summary(
+        "serving",
+        sides,
+        all_levels,
+        bests,
+        model=kind,
+        fast_path=not args.no_fast_path,
+        n_items=n_items,
+        k=args.k,
+        p99_target_ms=args.p99_target_ms,
+    )
+    emit(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -12,15 +12,19 @@ docs/benchmarks.md:
     python benchmarks/train_speed.py --dataset ../shared/data/diginetica --models gru \\
         --experiment gru4rec_diginetica --epochs 10 --evaluate --device cuda
 
-Progress goes to stdout; the last line is one JSON object ``{"device", "results": [{"model",
-"events", "epochs", "train_s", "cpu_s", "events_per_s", ...}]}``. ``events`` counts training
-events per epoch; ``cpu_s`` is process CPU time (on a shared machine, wall time alone misleads).
+Progress goes to stderr, one line per epoch; the last line of stdout is one JSON object in the
+benchmarks' common schema (``benchmarks/_common.py``): ``{"benchmark": "train_speed", "device",
+"sides": {MODEL: {"wall_s", "cpu_s", "peak_rss_mb", "output_hash", "transitions", "events",
+"epochs", "train_s", "transitions_per_s", "events_per_s", ...}}, "machine"}``. ``transitions``
+counts training transitions per epoch as GRU4Rec's official code does (events minus sessions) and
+``events`` the events; ``wall_s``/``cpu_s`` are the training's wall and process CPU time (on a
+shared machine, wall time alone misleads). ``output_hash`` hashes the metrics with ``--evaluate``,
+else the trained weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -107,9 +111,33 @@ def synthetic(n_sessions: int, n_items: int = 2000, seed: int = 0):
     return df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
 
 
+def weights_hash(model: Any) -> str | None:
+    """Hash of a trained network's parameters (None for a model without one)."""
+    from _common import output_hash
+
+    net = getattr(model, "net", None)
+    if net is None:
+        return None
+    return output_hash(b"".join(t.detach().cpu().float().numpy().tobytes() for t in net.state_dict().values()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import torch
+    from _common import (
+        Measurement,
+        emit,
+        epoch_progress,
+        load_split,
+        load_tsv_events,
+        measure,
+        output_hash,
+        progress,
+        side,
+        summary,
+        transitions,
+    )
     from hydra.utils import instantiate
 
     from recframe.evaluation import evaluate
@@ -121,9 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.dataset:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _common import load_split, load_tsv_events
-
         if args.evaluate:
             train, test = load_split(args.dataset)
         else:
@@ -132,59 +157,67 @@ def main(argv: list[str] | None = None) -> int:
         train, test = synthetic(args.synthetic_sessions)
     if args.max_events:
         train = train.iloc[: args.max_events]
+    n_transitions = transitions(train)
     name_of_device = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    print(f"{len(train):,} training events; device {name_of_device}; torch threads {torch.get_num_threads()}")
-    results: list[dict[str, Any]] = []
+    progress(
+        f"{len(train):,} training events ({n_transitions:,} transitions); device {name_of_device}; "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    sides: dict[str, dict[str, Any]] = {}
     stops = [args.epochs]
     if args.evaluate and args.eval_at:
         stops = sorted({int(e) for e in args.eval_at.split(",") if int(e) < args.epochs} | {args.epochs})
     for name in [n.strip() for n in args.models.split(",") if n.strip()]:
         work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="recframe-speed-")) / name
-        train_s = cpu_s = 0.0
+        spent = Measurement()
+        figures: dict[str, Any] = {}
         for stop in stops:
             model_cfg, trainer = compose(name, args.experiment, args.overrides, device, stop, len(stops) > 1)
+            trainer["callbacks"] = [epoch_progress(name, n_transitions)]
             model = instantiate(model_cfg, _convert_="all")
             ctx = FitContext(trainer=trainer, seed=args.seed, progress=False, work_dir=work_dir)
             if device == "cuda":
                 torch.cuda.synchronize()
-            c0, t0 = time.process_time(), time.perf_counter()
-            model.fit(train, None, ctx)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            train_s += time.perf_counter() - t0
-            cpu_s += time.process_time() - c0
-            epochs = stop
-            row: dict[str, Any] = {
-                "model": name,
+            with measure() as m:
+                model.fit(train, None, ctx)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+            spent.wall_s += m.wall_s
+            spent.cpu_s += m.cpu_s
+            spent.peak_rss_mb = max(spent.peak_rss_mb or 0.0, m.peak_rss_mb or 0.0) or None
+            epochs, train_s, cpu_s = stop, spent.wall_s, spent.cpu_s
+            figures = {
                 "experiment": args.experiment,
                 "device": name_of_device,
+                "transitions": n_transitions,
                 "events": len(train),
                 "epochs": epochs,
                 "train_s": round(train_s, 2),
-                "cpu_s": round(cpu_s, 2),
+                "transitions_per_s": round(n_transitions * epochs / max(train_s, 1e-9), 1),
                 "events_per_s": round(len(train) * epochs / max(train_s, 1e-9), 1),
                 "s_per_epoch": round(train_s / max(epochs, 1), 2),
                 "cpu_s_per_epoch": round(cpu_s / max(epochs, 1), 2),
-                "events_per_cpu_s": round(len(train) * epochs / max(cpu_s, 1e-9), 1),
+                "transitions_per_cpu_s": round(n_transitions * epochs / max(cpu_s, 1e-9), 1),
             }
-            print(
-                f"[{name}] {epochs} epoch(s) in {train_s:.1f}s (cpu {cpu_s:.1f}s): {row['events_per_s']:,.0f} events/s",
-                flush=True,
+            progress(
+                f"[{name}] {epochs} epoch(s) in {train_s:.1f}s (cpu {cpu_s:.1f}s): "
+                f"{figures['transitions_per_s']:,.0f} transitions/s ({figures['events_per_s']:,.0f} events/s)"
             )
+            digest = weights_hash(model)
             if args.evaluate and test is not None:
                 if device == "cuda" and hasattr(model, "to"):
                     model.to("cuda")
                 t0 = time.perf_counter()
-                m = evaluate(model, test)
-                row.update({k: round(m[k], 6) for k in ("hr@20", "mrr@20", "ndcg@20")})
-                row.update(eval_s=round(time.perf_counter() - t0, 2), targets=m["targets"])
-                print(
-                    f"[{name}] epoch {epochs}: HR@20 {m['hr@20']:.4f} MRR@20 {m['mrr@20']:.4f} "
-                    f"({m['targets']:,} targets, eval {row['eval_s']:.1f}s)",
-                    flush=True,
+                met = evaluate(model, test)
+                digest = output_hash(met)
+                figures.update({k: round(met[k], 6) for k in ("hr@20", "mrr@20", "ndcg@20")})
+                figures.update(eval_s=round(time.perf_counter() - t0, 2), targets=met["targets"])
+                progress(
+                    f"[{name}] epoch {epochs}: HR@20 {met['hr@20']:.4f} MRR@20 {met['mrr@20']:.4f} "
+                    f"({met['targets']:,} targets, eval {figures['eval_s']:.1f}s)"
                 )
-        results.append(row)
-    print(json.dumps({"device": device, "results": results}))
+        sides[name] = side(spent, digest, **figures)
+    emit(summary("train_speed", sides, device=device, dataset=args.dataset, seed=args.seed))
     return 0
 
 

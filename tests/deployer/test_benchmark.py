@@ -24,5 +24,12 @@ def test_quick_run_prints_summary() -> None:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"rps", "p50_ms", "p99_ms", "errors", "inprocess_per_s", "ratio"} <= set(summary)
-    assert summary["errors"] == 0 and summary["rps"] > 0 and summary["server_alive"]
+    assert set(summary["sides"]) == {"recframe", "inprocess"}
+    served, inprocess = summary["sides"]["recframe"], summary["sides"]["inprocess"]
+    assert {"wall_s", "cpu_s", "peak_rss_mb", "output_hash"} <= set(served) & set(inprocess)
+    # the endpoint answers the probe sessions exactly as the in-process predictor does
+    assert served["output_hash"] == inprocess["output_hash"]
+    assert served["errors"] == 0 and served["server_alive"] and inprocess["calls_per_s"] > 0
+    assert [lv["concurrency"] for lv in summary["levels"]["recframe"]] == [2, 8]
+    best = summary["best"]["recframe"]
+    assert best["rps"] > 0 and isinstance(best["within_p99"], bool)

@@ -367,8 +367,10 @@ def test_accuracy_benchmark_prints_one_json_line(tmp_path, capsys):
     assert bench.main(argv) == 0
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
-    assert [r["model"] for r in summary["results"]] == ["pop", "vsknn"]
-    pop, knn = summary["results"]
+    assert list(summary["sides"]) == ["pop", "vsknn"]
+    pop, knn = summary["sides"].values()
     assert knn["hr@20"] > pop["hr@20"]
-    assert {"hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "events_per_s", "device"} <= set(knn)
-    assert knn["device"] == "cpu"
+    common = {"wall_s", "cpu_s", "peak_rss_mb", "output_hash"}
+    assert common | {"hr@20", "mrr@20", "ndcg@20", "train_s", "eval_s", "transitions_per_s", "events_per_s"} <= set(knn)
+    assert knn["device"] == "cpu" and knn["output_hash"] != pop["output_hash"]
+    assert knn["transitions"] == knn["events"] - 300  # 300 training sessions
