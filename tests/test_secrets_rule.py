@@ -14,7 +14,7 @@ from recframe.report.compare import compare_runs, write_comparison
 from recframe.report.run_report import write_report
 from recframe.secrets import REDACTED, is_secret_key, mask_override, mask_secrets, scrub_params
 from recframe.sweep import summarize_sweep
-from recframe.tracker.csv_tracker import CSVTracker
+from recframe.tracker.csv import CSVTracker
 
 SECRET_KEYS = [
     "password",
