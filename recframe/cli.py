@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.app import (
@@ -93,7 +94,8 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
 def precheck(overrides: list[str], dry: bool = False) -> Prechecked | None:
     """Compose, instantiate and ``check()`` everything before Hydra creates the run directory.
 
-    Returns the checked components, which the Hydra job then runs (each component is built once).
+    Returns the checked components, which the Hydra job of a single run then uses (each component is
+    built once); a sweep's jobs, possibly in other processes, build their own.
     ``dry`` (``--cfg``: print the config, run nothing) validates values but skips the checks of
     credentials and settings, so a cloud option's config can be inspected before it is set up.
     """
@@ -104,6 +106,8 @@ def precheck(overrides: list[str], dry: bool = False) -> Prechecked | None:
     if dry:
         return None
     run_checks(parts, steps)
+    if cfg.hydra.get("mode") == RunMode.MULTIRUN:  # a sweep preset: each job builds its own components
+        return None
     return Prechecked(job_config(cfg), parts)
 
 
