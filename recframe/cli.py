@@ -46,7 +46,8 @@ def fail(message: str, code: int = 1) -> int:
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
     """The ``key=value`` overrides in ``argv``, and whether pre-checking them makes sense.
 
-    Hydra's own keys are kept only for the output directories (checked for writability).
+    Hydra's own keys are kept only for the output directories (checked for writability) and the
+    mode (a sweep's jobs build their own components).
     """
     overrides: list[str] = []
     precheck = True
@@ -66,7 +67,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
         if arg.startswith("-"):
             continue
         key = arg.split("=", 1)[0].lstrip("+~")
-        if key.startswith("hydra.") and key not in ("hydra.run.dir", "hydra.sweep.dir"):
+        if key.startswith("hydra.") and key not in ("hydra.run.dir", "hydra.sweep.dir", "hydra.mode"):
             continue
         overrides.append(arg)
     return overrides, precheck

@@ -117,6 +117,7 @@ def test_prechecked_components_go_only_to_the_job_they_were_built_for(tmp_path, 
     assert checked.config == job_config(compose_config("model=pop", "deployer=none"))
     assert checked.parts_for(compose_config("model=pop", "deployer=none", run_dir)) is checked.parts
     assert checked.parts_for(compose_config("model=pop", "deployer=none", "seed=7")) is None
+    assert precheck(["model=pop", "deployer=none", "hydra.mode=MULTIRUN", run_dir]) is None
     if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper"):  # a sweep preset: jobs build their own
         assert precheck(["hparams_search=optuna_knn", run_dir]) is None
 
