@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.app import (
@@ -45,7 +46,8 @@ def fail(message: str, code: int = 1) -> int:
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
     """The ``key=value`` overrides in ``argv``, and whether pre-checking them makes sense.
 
-    Hydra's own keys are kept only for the output directories (checked for writability).
+    Hydra's own keys are kept only for the output directories (checked for writability) and the
+    mode (a sweep's jobs build their own components).
     """
     overrides: list[str] = []
     precheck = True
@@ -65,7 +67,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], bool]:
         if arg.startswith("-"):
             continue
         key = arg.split("=", 1)[0].lstrip("+~")
-        if key.startswith("hydra.") and key not in ("hydra.run.dir", "hydra.sweep.dir"):
+        if key.startswith("hydra.") and key not in ("hydra.run.dir", "hydra.sweep.dir", "hydra.mode"):
             continue
         overrides.append(arg)
     return overrides, precheck
@@ -93,7 +95,8 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
 def precheck(overrides: list[str], dry: bool = False) -> Prechecked | None:
     """Compose, instantiate and ``check()`` everything before Hydra creates the run directory.
 
-    Returns the checked components, which the Hydra job then runs (each component is built once).
+    Returns the checked components, which the Hydra job of a single run then uses (each component is
+    built once); a sweep's jobs, possibly in other processes, build their own.
     ``dry`` (``--cfg``: print the config, run nothing) validates values but skips the checks of
     credentials and settings, so a cloud option's config can be inspected before it is set up.
     """
@@ -104,6 +107,8 @@ def precheck(overrides: list[str], dry: bool = False) -> Prechecked | None:
     if dry:
         return None
     run_checks(parts, steps)
+    if cfg.hydra.get("mode") == RunMode.MULTIRUN:  # a sweep preset: each job builds its own components
+        return None
     return Prechecked(job_config(cfg), parts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recframe.cli import main, split_overrides
+from recframe.cli import job_config, main, precheck, split_overrides
 from tests.helpers.cli import cli_env, fast_overrides, run_cli
 
 SMALL_DATA = [
@@ -106,6 +107,19 @@ print(json.dumps({{"code": code, "built": built, "argv_kept": sys.argv == argv}}
     assert out["code"] == 0 and out["argv_kept"]
     assert out["built"] == {"datasource": 1, "model": 1, "tester": 1, "deployer": 1, "tracker": 1}
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_prechecked_components_go_only_to_the_job_they_were_built_for(tmp_path, monkeypatch, compose_config):
+    monkeypatch.setenv("RECFRAME_HOME", str(tmp_path / "home"))
+    run_dir = f"hydra.run.dir={tmp_path / 'run'}"
+    checked = precheck(["model=pop", "deployer=none", run_dir])
+    assert type(checked.parts["model"]).__name__ == "PopModel"
+    assert checked.config == job_config(compose_config("model=pop", "deployer=none"))
+    assert checked.parts_for(compose_config("model=pop", "deployer=none", run_dir)) is checked.parts
+    assert checked.parts_for(compose_config("model=pop", "deployer=none", "seed=7")) is None
+    assert precheck(["model=pop", "deployer=none", "hydra.mode=MULTIRUN", run_dir]) is None
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper"):  # a sweep preset: jobs build their own
+        assert precheck(["hparams_search=optuna_knn", run_dir]) is None
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:

@@ -91,7 +91,8 @@ def framework_image_uri(region: str, framework_version: str, py_version: str, in
 
 # ------------------------------------------------------------------------------------ packaging
 
-# What the container imports to serve, relative to the recframe package. ``import recframe`` is light
+RECFRAME_DIR = Path(__file__).resolve().parents[1]
+# What the container imports to serve, relative to the recframe package (RECFRAME_DIR). ``import recframe`` is light
 # (its public names load on first use), so the real root package travels as it is. Listed by hand so
 # the payload cannot grow by accident; tests/deployer/test_sagemaker.py imports each shipped module in
 # a fresh interpreter that sees nothing else of recframe.
@@ -117,10 +118,10 @@ SERVING_REQUIREMENTS = ("pandas", "scipy", "lightning")
 
 def serving_files() -> list[Path]:
     """The recframe source files the payload carries, relative to the recframe package."""
-    root = Path(__file__).resolve().parents[1]
     files = [Path(name) for name in SERVING_MODULES]
     for package in SERVING_PACKAGES:
-        files += sorted(f.relative_to(root) for f in (root / package).rglob("*.py") if "__pycache__" not in f.parts)
+        found = (RECFRAME_DIR / package).rglob("*.py")
+        files += sorted(f.relative_to(RECFRAME_DIR) for f in found if "__pycache__" not in f.parts)
     return files
 
 
@@ -142,7 +143,6 @@ def package_model(artifact_dir: Path, out_dir: Path, extra_requirements: list[st
     from recframe.artifact import verify
 
     verify(artifact_dir)  # never ship an artifact that would be refused at load time
-    root = Path(__file__).resolve().parents[1]
     requirements = [*serving_requirements(), *(extra_requirements or [])]
     out_dir.mkdir(parents=True, exist_ok=True)
     tar_path = out_dir / "model.tar.gz"
@@ -159,7 +159,7 @@ def package_model(artifact_dir: Path, out_dir: Path, extra_requirements: list[st
         add_bytes(tar, "code/inference.py", Path(__file__).with_name("sagemaker_inference.py").read_bytes())
         add_bytes(tar, "code/requirements.txt", ("\n".join(requirements) + "\n").encode())
         for rel in serving_files():
-            add_bytes(tar, f"code/recframe/{rel.as_posix()}", (root / rel).read_bytes())
+            add_bytes(tar, f"code/recframe/{rel.as_posix()}", (RECFRAME_DIR / rel).read_bytes())
     return tar_path
 
 
