@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY recframe ./recframe
 COPY conf ./conf
 COPY dbt ./dbt
+COPY hydra_plugins ./hydra_plugins
 RUN pip install ".[seldon]"
 
 FROM python:3.11-slim

@@ -45,7 +45,7 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
 
 # Models that never touch an accelerator: they report device "cpu" whatever --device says.
-CPU_ONLY_MODULES = ("recframe.model.pop", "recframe.model.knn", "recframe.model.knn_stan")
+CPU_ONLY_MODULES = ("recframe.model.pop", "recframe.model.knn.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,20 +125,20 @@ def compose(
     ``python -m recframe experiment=NAME`` would, and contributes its ``model`` and ``trainer``.
     """
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    conf_dir = ROOT / "conf"
+    from recframe.shipped import CONFIG_MODULE
+
     trainer_option = "gpu" if device == "cuda" else "cpu"
-    has_trainer = (conf_dir / "trainer" / f"{trainer_option}.yaml").exists()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         if experiment:
-            groups = [f"experiment={name}", *([f"trainer={trainer_option}"] if has_trainer else [])]
+            groups = [f"experiment={name}", f"trainer={trainer_option}"]
             cfg = hydra_compose(config_name="config", overrides=[*groups, *overrides])
         else:
-            groups = [f"+model={name}", *([f"+trainer={trainer_option}"] if has_trainer else [])]
+            groups = [f"+model={name}", f"+trainer={trainer_option}"]
             cfg = hydra_compose(overrides=[*groups, *overrides])
     trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
     trainer = {k: v for k, v in trainer.items() if not k.startswith("_")}

@@ -16,7 +16,7 @@ artifact folder.
 
 Measured, on the same scores and the same machine, each a side of the summary:
 
-* ``metrics``: :func:`recframe.tester.metrics_tester.headline`: every test prefix scored once, ranks
+* ``metrics``: :func:`recframe.tester.metrics.headline`: every test prefix scored once, ranks
   and top-K from the same batch (HR/MRR/NDCG/coverage/popbias @1,5,10,20), plus the pop baseline;
 * ``suite``: ``ReclistTester.run``: the above plus slices, perturbations, "less wrong", invariants,
   report.json, the SVG plots and index.html;
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     from recframe.evaluation import evaluate
-    from recframe.tester.metrics_tester import headline
-    from recframe.tester.reclist_tester import ReclistTester
+    from recframe.tester.metrics import headline
+    from recframe.tester.reclist_suite import ReclistTester
 
     with measure() as m:
         data = load_dataset(args.dataset)

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recframe.evaluation import evaluate
     from recframe.model.hybrid import WeightedHybrid
-    from recframe.model.knn_stan import STAN
+    from recframe.model.knn.stan import STAN
 
     torch.set_num_threads(args.threads)
     # the arguments are checked before the data and checkpoints load and STAN fits (minutes)

@@ -52,7 +52,7 @@ def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str
     vocab = ItemVocab([f"sku{i}" for i in range(n_items)], counts.tolist())
     torch.manual_seed(seed)
     try:
-        from recframe.model.gru4rec import GRU4RecModel
+        from recframe.model.seq.gru import GRU4RecModel
 
         model = GRU4RecModel(layers=[hidden])
         model.vocab = vocab
@@ -209,7 +209,7 @@ def compare_mlserver(artifact: str, tmp: Path, sessions: list[list[str]], args, 
     (our runtime over the same Predictor, native V2 requests), same load generator and concurrency.
     Returns the ``mlserver`` side (MLServer runs in its own processes: no CPU or memory figures
     from here) and its level."""
-    from recframe.deployer.seldon_deployer import SeldonDeployer
+    from recframe.deployer.seldon import SeldonDeployer
 
     seldon = SeldonDeployer(torch_threads=args.torch_threads, parallel_workers=0, smoke_k=args.k)
     dep = seldon.deploy(Path(artifact), tmp / "seldon-run")

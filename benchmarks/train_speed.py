@@ -5,7 +5,7 @@ optional ``experiment=PRESET`` + ``--set`` overrides), trained for ``--epochs`` 
 training events (or a generated Markov-chain data set when no ``--dataset`` is given), and timed.
 ``--evaluate`` also scores DIR's test set with :mod:`recframe.evaluation` (full ranking, conservative
 ties, every position), which makes this the script behind the GRU4Rec accuracy numbers in
-docs/models_neural.md:
+docs/benchmarks.md:
 
     python benchmarks/train_speed.py --models gru --epochs 1
     python benchmarks/train_speed.py --dataset ../shared/data/diginetica --models gru,sasrec --epochs 1

@@ -67,8 +67,8 @@ def compose_and_run(out: Path, overrides: list[str]) -> recframe.RunResult:
 def pipeline_from_objects(out: Path, train_file: Path, test_file: Path) -> recframe.RunResult:
     """2. No Hydra: construct the components and hand them to a Pipeline."""
     from recframe.datasource.files_source import FilesSource
-    from recframe.model.knn import SKNN
-    from recframe.tester.metrics_tester import MetricsTester
+    from recframe.model.knn.sknn import SKNN
+    from recframe.tester.metrics import MetricsTester
 
     pipeline = Pipeline(
         datasource=FilesSource(train=train_file, test=test_file),
@@ -88,7 +88,7 @@ def pipeline_from_objects(out: Path, train_file: Path, test_file: Path) -> recfr
 def model_on_its_own(out: Path) -> Model:
     """3. A model without a pipeline: fit, score the next item, save and reload the artifact."""
     from recframe.evaluation import evaluate
-    from recframe.model.knn import SKNN
+    from recframe.model.knn.sknn import SKNN
 
     train, test = make_sessions(600, seed=1), make_sessions(150, seed=2, first_id=10_000)
     model = SKNN(k=50).fit(train)
@@ -110,7 +110,7 @@ def model_on_its_own(out: Path) -> Model:
 
 def tester_on_its_own(model: Model, out: Path) -> recframe.TestResult:
     """4. A tester without a pipeline: any fitted model, any split, metrics + report + gate verdict."""
-    from recframe.tester.metrics_tester import MetricsTester
+    from recframe.tester.metrics import MetricsTester
 
     train, test = make_sessions(600, seed=1), make_sessions(150, seed=2, first_id=10_000)
     data = Dataset(train=train, valid=train.iloc[:0], test=test)

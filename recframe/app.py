@@ -9,7 +9,6 @@ notebooks all go through here.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from recframe.interfaces import ConfigError, RecframeError
 from recframe.pipeline import STEPS, Pipeline, RunResult
+from recframe.secrets import mask_value
 
 GROUPS = ("datasource", "model", "tester", "deployer", "tracker")
-SECRET_PATTERN = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|credential)", re.I)
-REDACTED = "***"
 
 # Opt-outs of telemetry and cloud-metadata probes: recframe itself never reaches beyond what the
 # user configured, and the libraries it drives must not either.
@@ -42,36 +40,22 @@ def set_offline_env() -> None:
         os.environ.setdefault("COMET_START_ONLINE", "0")
 
 
-def conf_dir() -> Path:
-    """The shipped config folder: ``recframe/conf`` when installed, ``conf/`` in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "config.yaml").exists():
-            return candidate
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("recframe.conf")))
-    except ModuleNotFoundError:
-        raise RecframeError("recframe's configs are missing: reinstall recframe") from None
-
-
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose the config exactly as ``python -m recframe OVERRIDES`` would (hydra section included)."""
+    """Compose the config exactly as ``python -m recframe OVERRIDES`` would (hydra section included).
+
+    The configs are the package ``recframe.conf``; installed plugins' configs join the search path
+    through recframe's Hydra search-path plugin, as they do for the command line.
+    """
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from recframe.plugins import hydra_search_path_overrides
+    from recframe.shipped import CONFIG_MODULE
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(
-                config_name,
-                overrides=[*hydra_search_path_overrides(), *overrides],
-                return_hydra_config=True,
-            )
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
     except Exception as e:  # Hydra's own errors are multi-line; make them one actionable line
         raise ConfigError.plain(one_line_hydra_error(e)) from None
     finally:
@@ -114,7 +98,7 @@ def redacted_params(cfg: DictConfig) -> dict[str, Any]:
             out[prefix.rstrip(".")] = str(node)
         else:
             key = prefix.rstrip(".")
-            out[key] = REDACTED if SECRET_PATTERN.search(key) and node is not None else node
+            out[key] = mask_value(key, node)
 
     walk("", plain)
     return out
@@ -152,10 +136,10 @@ def instantiate_group(group: str, node: Any) -> Any:
         raise ConfigError(group, node.get("_target_"), f"could not be built: {msg}") from None
 
 
-def validate(
+def check_settings(
     cfg: DictConfig, run_dir: str | Path | None = None, require_inputs: bool = True
-) -> tuple[dict[str, Any], list[str], int]:
-    """Instantiate every group and check the top-level keys; no component does any work yet.
+) -> tuple[list[str], int]:
+    """Check the top-level keys (steps, seed, run.resume_from); return the steps and the seed.
 
     ``require_inputs`` also checks that skipped steps have a run to read from (off for ``--cfg``).
     """
@@ -171,8 +155,20 @@ def validate(
     has_data = run_dir is not None and (Path(run_dir) / "data" / "manifest.json").exists()
     if require_inputs and "data" not in steps and resume_from is None and not has_data:
         raise ConfigError("steps", steps, "without the 'data' step, set run.resume_from to a finished run directory")
-    parts = {g: instantiate_group(g, cfg.get(g)) for g in GROUPS}
-    return parts, steps, seed
+    return steps, seed
+
+
+def instantiate_parts(cfg: DictConfig) -> dict[str, Any]:
+    """One instance per group (None for a group set to null); no component does any work yet."""
+    return {g: instantiate_group(g, cfg.get(g)) for g in GROUPS}
+
+
+def validate(
+    cfg: DictConfig, run_dir: str | Path | None = None, require_inputs: bool = True
+) -> tuple[dict[str, Any], list[str], int]:
+    """Check the top-level keys and instantiate every group: (components, steps, seed)."""
+    steps, seed = check_settings(cfg, run_dir, require_inputs)
+    return instantiate_parts(cfg), steps, seed
 
 
 def build_pipeline(
@@ -180,15 +176,22 @@ def build_pipeline(
     run_dir: str | Path | None = None,
     on_step: Callable[[str, str, float], None] | None = None,
     check: bool = True,
+    parts: dict[str, Any] | None = None,
 ) -> Pipeline:
     """Instantiate every component (validating them) and return a pipeline ready to run.
 
     With ``check`` the components of the selected steps also run their fail-fast ``check()``
-    (credentials, input files); the CLI does that once, before Hydra creates the run directory.
+    (credentials, input files). ``parts`` are components already instantiated from this very config
+    and checked (the CLI's pre-check, before Hydra creates the run directory): they are used as they
+    are, so each component is built once per run.
     """
     if run_dir is None:
         run_dir = Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
-    parts, steps, seed = validate(cfg, run_dir)
+    if parts is None:
+        parts, steps, seed = validate(cfg, run_dir)
+    else:
+        steps, seed = check_settings(cfg, run_dir)
+        check = False
     if parts["tester"] is not None and hasattr(parts["tester"], "tracker") and parts["tracker"] is not None:
         parts["tester"].tracker = parts["tracker"]  # e.g. RecList's Comet logger writes to the run's experiment
     name = choices(cfg).get("model")

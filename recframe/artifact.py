@@ -11,21 +11,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recframe.interfaces import Model, RecframeError
+from recframe import atomic
+from recframe.interfaces import ArtifactError, Model
 from recframe.vocab import ItemVocab
 
 FORMAT_VERSION = 1
 FILES = ("model.json", "vocab.json", "weights.pt")
-
-
-class ArtifactError(RecframeError):
-    """The artifact is missing, tampered with, or names a class that is not a recframe Model."""
 
 
 def _sha256(path: Path) -> str:
@@ -58,11 +54,7 @@ def save_model(model: Model, directory: str | Path) -> Path:
     if model.vocab is None:
         raise ArtifactError("cannot save a model that has not been fitted")
     target = Path(directory)
-    tmp = target.with_name(target.name + ".tmp")
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with atomic.atomic_dir(target) as tmp:
         config, tensors = model.get_state()
         cls = type(model)
         meta = {
@@ -80,14 +72,6 @@ def save_model(model: Model, directory: str | Path) -> Path:
         (tmp / "weights.pt").write_bytes(buf.getbuffer())
         sums = {name: _sha256(tmp / name) for name in FILES}
         (tmp / "checksums.json").write_text(json.dumps({"sha256": sums}, indent=2))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.replace(old)
-    tmp.replace(target)
-    shutil.rmtree(old, ignore_errors=True)
     return target
 
 

@@ -24,12 +24,15 @@ _LABELS = {
 }
 
 
-def run_with_console(cfg: DictConfig) -> float | None:
-    """The body of the Hydra job: build, run, summarise. Returns validation MRR@20 for sweepers."""
+def run_with_console(cfg: DictConfig, parts: dict[str, Any] | None = None) -> float | None:
+    """The body of the Hydra job: build, run, summarise. Returns validation MRR@20 for sweepers.
+
+    ``parts``: the components the CLI's pre-check already built and checked from this config (None
+    builds and checks them here, e.g. in each job of a sweep).
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from recframe import cli
     from recframe.app import build_pipeline
 
     hc = HydraConfig.get()
@@ -44,7 +47,7 @@ def run_with_console(cfg: DictConfig) -> float | None:
 
     # Hydra's run_and_report would print a traceback for any exception: user errors end here instead.
     try:
-        pipeline = build_pipeline(cfg, run_dir=hc.runtime.output_dir, on_step=on_step, check=not cli.PRECHECKED)
+        pipeline = build_pipeline(cfg, run_dir=hc.runtime.output_dir, on_step=on_step, parts=parts)
         result = pipeline.run()
     except RecframeError as e:
         if multirun:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recframe import atomic
+
 EVENT_COLUMNS = ("session_id", "item_id", "ts")
 
 
@@ -57,6 +59,19 @@ class GateError(RecframeError):
     """A tester gate failed, so the model must not be deployed."""
 
 
+class DeployError(RecframeError):
+    """A deployment failed (the server did not start, failed its smoke test, or the cloud refused it);
+    the message says what was left serving."""
+
+
+class ArtifactError(RecframeError):
+    """The artifact is missing, tampered with, or names a class that is not a recframe Model."""
+
+
+class OutputError(RecframeError):
+    """The run directory could not be written: the disk is full, a file grew past a limit, or it is read-only."""
+
+
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
@@ -87,7 +102,7 @@ class Dataset:
             _atomic_parquet(self.items, d / "items.parquet")
             files.append("items.parquet")
         manifest = {"files": files, "columns": list(EVENT_COLUMNS), "stats": self.stats}
-        _atomic_text(d / "manifest.json", json.dumps(manifest, indent=2, default=_json_default))
+        atomic.write_json(d / "manifest.json", manifest)
 
     @classmethod
     def load(cls, directory: str | Path) -> Dataset:
@@ -107,24 +122,9 @@ class Dataset:
         )
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (pd.Timestamp,)):
-        return obj.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic.atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 class DataSource(ABC):
@@ -245,9 +245,6 @@ class Tester(ABC):
     @abstractmethod
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         """Evaluate ``model``; write reports under ``out_dir`` (the run's ``report/``)."""
-
-    def finalize(self, run_dir: Path) -> None:  # noqa: B027 - optional hook
-        """Called after the deploy step, so a report can include the deployment."""
 
 
 @dataclass

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe.interfaces import (
     DataError,
     Dataset,
@@ -38,6 +38,7 @@ from recframe.interfaces import (
     FitContext,
     GateError,
     Model,
+    OutputError,
     RecframeError,
     Tester,
     TestResult,
@@ -51,18 +52,7 @@ STEPS = ("data", "train", "test", "deploy")
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically: a reader never sees a half-written file (nor a stray temp file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_default))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-class OutputError(RecframeError):
-    """The run directory could not be written: the disk is full, a file grew past a limit, or it is read-only."""
+    atomic.write_json(path, obj, default=_default)
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
@@ -243,6 +233,13 @@ class Pipeline:
         write_json(self.run_dir / "deploy.json", record)
         return deployment
 
+    def _refresh_report(self) -> None:
+        """Rewrite ``report/index.html`` once the deployment (or a forced deploy's warning) is known."""
+        if getattr(self.tester, "html", False) and (self.run_dir / "report" / "report.json").exists():
+            from recframe.report import write_report
+
+            write_report(self.run_dir)
+
     def _record_forced(self, failures: str) -> None:
         path = self.run_dir / "report" / "report.json"
         if not path.exists():
@@ -300,8 +297,7 @@ class Pipeline:
             result.gates = self._gate_verdict()
             if deployment is not None:
                 result.deployment = json.loads((self.run_dir / "deploy.json").read_text())
-                if self.tester is not None and (self.run_dir / "report" / "report.json").exists():
-                    self.tester.finalize(self.run_dir)
+                self._refresh_report()
                 if getattr(self.deployer, "keep_alive", False):
                     if self.on_step:
                         self.on_step("serve", "start", 0.0)

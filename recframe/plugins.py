@@ -6,9 +6,11 @@ importable package holding its config groups, e.g.::
     [project.entry-points."recframe.configs"]
     my_plugin = "my_plugin.conf"
 
-recframe then adds ``pkg://my_plugin.conf`` to Hydra's search path, so ``model=my_model`` finds
-``my_plugin/conf/model/my_model.yaml`` whose ``_target_`` names the plugin's class. (A Hydra
-``SearchPathPlugin`` in the ``hydra_plugins`` namespace works too; this route needs no Hydra code.)
+recframe's Hydra ``SearchPathPlugin`` (:mod:`hydra_plugins.recframe_searchpath.searchpath`, shipped
+in the wheel) appends ``pkg://my_plugin.conf`` to the search path of every Hydra app that composes
+recframe's configs, so ``model=my_model`` finds ``my_plugin/conf/model/my_model.yaml`` whose
+``_target_`` names the plugin's class: on the command line, in :func:`recframe.compose`, and in plain
+``hydra.compose`` / ``@hydra.main`` alike.
 """
 
 from __future__ import annotations
@@ -23,9 +25,6 @@ def plugin_config_packages() -> list[str]:
     return sorted({ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
-def hydra_search_path_overrides() -> list[str]:
-    """A ``hydra.searchpath`` override adding every plugin's config package (empty when none)."""
-    pkgs = plugin_config_packages()
-    if not pkgs:
-        return []
-    return ["hydra.searchpath=[" + ",".join(f"pkg://{p}" for p in pkgs) + "]"]
+def plugin_search_paths() -> list[str]:
+    """The ``pkg://`` search-path entries of every installed plugin's configs."""
+    return [f"pkg://{pkg}" for pkg in plugin_config_packages()]

@@ -21,18 +21,22 @@ runs too, so this module imports nothing heavy at import time.
 
 from __future__ import annotations
 
-import csv
-import html
 import json
 import logging
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from recframe import atomic
+from recframe.secrets import mask_override, mask_secrets
+
+if TYPE_CHECKING:
+    from recframe.report.leaderboard import Leaderboard
 
 log = logging.getLogger("recframe")
 
@@ -75,7 +79,8 @@ def read_jobs(sweep_dir: Path) -> list[JobResult]:
         run_dir = marker.parent.parent
         if run_dir == sweep_dir:
             continue
-        overrides = [str(o) for o in (OmegaConf.load(marker) or [])]
+        # masked on reading: the overrides reach the leaderboard, the summary and best.yaml
+        overrides = [mask_override(str(o)) for o in (OmegaConf.load(marker) or [])]
         metrics_path = run_dir / "metrics.json"
         metrics: dict[str, Any] = {}
         if metrics_path.exists():
@@ -161,78 +166,25 @@ def leaderboard_rows(ranked: list[JobResult], objectives: tuple[str, ...]) -> tu
     return columns, rows
 
 
-def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+def leaderboard(
+    columns: list[str], rows: list[dict[str, Any]], title: str, objective: str, compare: Path | None = None
+) -> Leaderboard:
+    """The sweep's jobs as a :class:`~recframe.report.leaderboard.Leaderboard`: the winner
+    highlighted, failed jobs in red, each job linked to its report, and a link to the comparison."""
+    from recframe.report.leaderboard import Leaderboard
 
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return html.escape(str(v))
-
-
-def write_html(
-    path: Path, columns: list[str], rows: list[dict[str, Any]], title: str, objective: str, compare: Path | None = None
-) -> None:
-    """A self-contained page (no scripts, no external assets) that opens from a file or a CI artifact."""
-    shown = [c for c in columns if c not in ("run_dir", "overrides")]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
-    body = []
-    for row in rows:
-        cls = "best" if row["rank"] == 1 else ("failed" if row["status"] == "failed" else "")
-        cells = []
-        for c in shown:
-            text = _cell(row[c])
-            if c == "job":
-                report = Path(row["run_dir"]) / "report" / "index.html"
-                if report.exists():
-                    rel = report.relative_to(path.parent) if report.is_relative_to(path.parent) else report
-                    text = f'<a href="{html.escape(str(rel))}">{text}</a>'
-            cells.append(f"<td>{text}</td>")
-        body.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
-    extra = ""
-    if compare is not None:
-        rel = compare.relative_to(path.parent) if compare.is_relative_to(path.parent) else compare
-        extra = f' Lifts over pop and config differences: <a href="{html.escape(str(rel))}">comparison</a>.'
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; }}
-th {{ background: #f3f3f3; }}
-tr.best td {{ background: #e6f6e6; font-weight: 600; }}
-tr.failed td {{ color: #a33; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Ranked by <code>{html.escape(objective)}</code> (higher is better). {len(rows)} jobs,
-{sum(r["status"] == "failed" for r in rows)} failed.{extra}</p>
-<table><thead><tr>{head}</tr></thead><tbody>
-{chr(10).join(body)}
-</tbody></table></body></html>
-"""
-    path.write_text(page)
-
-
-def _mask(node: Any) -> Any:
-    """A config tree with values under secret-looking keys replaced (interpolations stay unresolved)."""
-    from recframe.app import REDACTED, SECRET_PATTERN
-
-    if isinstance(node, dict):
-        return {k: (REDACTED if SECRET_PATTERN.search(str(k)) and v is not None else _mask(v)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_mask(v) for v in node]
-    return node
-
-
-def _mask_override(override: str) -> str:
-    from recframe.app import REDACTED, SECRET_PATTERN
-
-    key, sep, _ = override.partition("=")
-    return f"{key}={REDACTED}" if sep and SECRET_PATTERN.search(key) else override
+    failed = sum(r["status"] == "failed" for r in rows)
+    return Leaderboard(
+        title=title,
+        columns=columns,
+        rows=rows,
+        intro=f"Ranked by {objective} (higher is better). {len(rows)} jobs, {failed} failed.",
+        hidden=("run_dir", "overrides"),
+        link_column="job",
+        run_dir_column="run_dir",
+        row_classes=["best" if r["rank"] == 1 else ("failed" if r["status"] == "failed" else "") for r in rows],
+        extra_link=("Lifts over pop and config differences:", "comparison", compare) if compare is not None else None,
+    )
 
 
 def write_best(path: Path, best: JobResult, objective: str, value: float) -> None:
@@ -244,7 +196,7 @@ def write_best(path: Path, best: JobResult, objective: str, value: float) -> Non
     """
     config_path = best.run_dir / ".hydra" / "config.yaml"
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False) if config_path.exists() else {}
-    overrides = [_mask_override(o) for o in best.overrides]
+    overrides = best.overrides
     doc = {
         "objective": objective,
         "value": value,
@@ -253,9 +205,10 @@ def write_best(path: Path, best: JobResult, objective: str, value: float) -> Non
         "overrides": overrides,
         "command": "python -m recframe " + " ".join(overrides),
         "metrics": {k: v for k, v in best.metrics.items() if not isinstance(v, dict)},
-        "config": _mask(config),
+        "config": mask_secrets(config),
     }
-    OmegaConf.save(OmegaConf.create(doc), path)
+    with atomic.atomic_path(path) as tmp:
+        OmegaConf.save(OmegaConf.create(doc), tmp)
 
 
 def summarize_sweep(
@@ -274,11 +227,13 @@ def summarize_sweep(
     ranked = rank(jobs, objectives, maximize)
     used = next((k for k in objectives if any(k in j.metrics for j in jobs)), objectives[-1])
     columns, rows = leaderboard_rows(ranked, objectives)
-    csv_path, html_path, best_path = (sweep_dir / n for n in ("leaderboard.csv", "leaderboard.html", "best.yaml"))
+    best_path = sweep_dir / "best.yaml"
     compare_dir = _compare_runs([j.run_dir for j in ranked if j.ok], sweep_dir, used)
     compare_html = compare_dir / "leaderboard.html" if compare_dir is not None else None
-    write_csv(csv_path, columns, rows)
-    write_html(html_path, columns, rows, title or f"recframe sweep {sweep_dir.name}", used, compare_html)
+    from recframe.report.leaderboard import write_leaderboard
+
+    board = leaderboard(columns, rows, title or f"recframe sweep {sweep_dir.name}", used, compare_html)
+    csv_path, html_path = write_leaderboard(board, sweep_dir)
     summary: dict[str, Any] = {
         "sweep_dir": str(sweep_dir),
         "jobs": len(jobs),
@@ -309,8 +264,8 @@ def summarize_sweep(
 
 
 def _compare_runs(run_dirs: list[Path], sweep_dir: Path, sort_by: str) -> Path | None:
-    """Also write the tester's comparison page (``recframe compare``: lifts over pop, config diffs,
-    a chart) for the finished jobs, into ``SWEEP_DIR/compare/``.
+    """Also write the comparison page (``recframe compare``: lifts over pop, config diffs, a chart)
+    for the finished jobs, into ``SWEEP_DIR/compare/``.
 
     Our own leaderboard is written first and is the contract (it lists failed jobs too); the
     comparison is a bonus, so any failure here is logged, never raised: a sweep must not fail after
@@ -318,16 +273,14 @@ def _compare_runs(run_dirs: list[Path], sweep_dir: Path, sort_by: str) -> Path |
     """
     if not run_dirs:
         return None
-    try:
-        from recframe.tester.compare import compare_runs, write_leaderboard
-    except ImportError:
-        return None
+    from recframe.report.compare import compare_runs, write_comparison
+
     out = sweep_dir / "compare"
     try:
         df = compare_runs([str(p) for p in run_dirs], sort_by=sort_by)
-        write_leaderboard(df, out, sort_by=sort_by)
+        write_comparison(df, out, sort_by=sort_by)
     except Exception as e:  # noqa: BLE001 - see docstring
-        log.warning("recframe.tester.compare could not compare the sweep's runs: %s", e)
+        log.warning("recframe compare could not compare the sweep's runs: %s", e)
         return None
     return out
 

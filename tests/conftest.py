@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 # Zero outbound traffic: telemetry and cloud-metadata probes off before any library is imported.
 _OFFLINE_ENV = {
@@ -18,3 +26,22 @@ _OFFLINE_ENV = {
 for _k, _v in _OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
 os.environ["COMET_START_ONLINE"] = "0"
+
+
+@pytest.fixture(scope="session")
+def compose_config() -> Callable[..., DictConfig]:
+    """``compose_config(*overrides)``: the config ``python -m recframe OVERRIDES`` runs, hydra section included.
+
+    Each distinct set of overrides is composed once per test session; every call returns its own
+    copy, so a test may change it freely.
+    """
+    from recframe.app import compose
+
+    composed: dict[tuple[str, ...], DictConfig] = {}
+
+    def get(*overrides: str) -> DictConfig:
+        if overrides not in composed:
+            composed[overrides] = compose(list(overrides))
+        return copy.deepcopy(composed[overrides])
+
+    return get

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,19 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recframe.cli import main, split_overrides
+from recframe.cli import job_config, main, precheck, split_overrides
+from tests.helpers.cli import cli_env, fast_overrides, run_cli
 
 SMALL_DATA = [
     "datasource.synthetic.n_sessions=4000",
     "datasource.synthetic.n_items=300",
 ]
-
-
-def run_cli(args: list[str], env_home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RECFRAME_HOME": str(env_home)}
-    return subprocess.run(
-        [sys.executable, "-m", "recframe", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 @pytest.mark.parametrize(
@@ -89,6 +83,45 @@ def test_help_and_cfg_job_compose_every_cloud_option(tmp_path):
         assert "_target_" in out.stdout
 
 
+def test_each_component_is_built_once_per_run_and_argv_is_left_alone(tmp_path):
+    """The pre-check's instances are the ones the run uses; ``main(argv)`` does not change sys.argv."""
+    args = ["model=pop", *fast_overrides(tmp_path / "data"), f"hydra.run.dir={tmp_path / 'run'}", "run.progress=false"]
+    script = f"""
+import collections, json, sys
+import recframe.app as app
+built = collections.Counter()
+instantiate = app.instantiate_group
+def counting(group, node):
+    built[group] += 1
+    return instantiate(group, node)
+app.instantiate_group = counting
+from recframe.cli import main
+argv = list(sys.argv)
+code = main({args!r})
+print(json.dumps({{"code": code, "built": built, "argv_kept": sys.argv == argv}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env=cli_env(tmp_path / "home"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["code"] == 0 and out["argv_kept"]
+    assert out["built"] == {"datasource": 1, "model": 1, "tester": 1, "deployer": 1, "tracker": 1}
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_prechecked_components_go_only_to_the_job_they_were_built_for(tmp_path, monkeypatch, compose_config):
+    monkeypatch.setenv("RECFRAME_HOME", str(tmp_path / "home"))
+    run_dir = f"hydra.run.dir={tmp_path / 'run'}"
+    checked = precheck(["model=pop", "deployer=none", run_dir])
+    assert type(checked.parts["model"]).__name__ == "PopModel"
+    assert checked.config == job_config(compose_config("model=pop", "deployer=none"))
+    assert checked.parts_for(compose_config("model=pop", "deployer=none", run_dir)) is checked.parts
+    assert checked.parts_for(compose_config("model=pop", "deployer=none", "seed=7")) is None
+    assert precheck(["model=pop", "deployer=none", "hydra.mode=MULTIRUN", run_dir]) is None
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper"):  # a sweep preset: jobs build their own
+        assert precheck(["hparams_search=optuna_knn", run_dir]) is None
+
+
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.time() + timeout
     while not path.exists():
@@ -103,7 +136,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
 def test_default_pipeline_end_to_end_with_a_live_endpoint(tmp_path):
     """The whole loop from the command line on a small synthetic data set, endpoint kept alive."""
     run_dir = tmp_path / "run"
-    env = {**os.environ, "RECFRAME_HOME": str(tmp_path / "home")}
+    env = cli_env(tmp_path / "home")
     args = [*SMALL_DATA, "deployer.keep_alive=true", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "recframe", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sweeps import ROOT, fast_overrides, run_cli
+from tests.helpers.cli import ROOT, fast_overrides, run_cli
 
 PLUGIN_SRC = ROOT / "examples" / "custom_plugin"
 
@@ -93,16 +93,40 @@ def test_the_plugin_model_runs_from_python_and_reloads_from_its_artifact(plugin_
     assert top == ["sku4"]  # learned item -> item+1
 
 
-def test_the_hydra_searchpath_plugin_alone_finds_the_config(plugin_site):
-    """Route 2, without recframe's entry-point handling: plain Hydra compose in a fresh process."""
-    code = (
-        "from hydra import compose, initialize_config_dir\n"
-        "from recframe.app import conf_dir\n"
-        "with initialize_config_dir(config_dir=str(conf_dir()), version_base='1.3'):\n"
-        "    cfg = compose('config', overrides=['model=my_model', 'datasource=files', '~trainer'])\n"
-        "print(cfg.model._target_)\n"
-    )
+PLAIN_HYDRA = """
+import sys
+
+import hydra
+from hydra import compose, initialize_config_dir, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+with initialize_config_module(config_module="recframe.conf", version_base="1.3"):
+    print("compose", compose("config", overrides=["model=my_model"]).model._target_)
+with initialize_config_dir(config_dir=sys.argv.pop(1), version_base="1.3"):  # another Hydra app
+    paths = [source.path for source in GlobalHydra.instance().config_loader().get_sources()]
+    print("other app:", "sees the plugin" if "pkg://my_recframe_plugin.conf" in paths else "untouched")
+
+
+@hydra.main(config_path="pkg://recframe.conf", config_name="config", version_base="1.3")
+def app(cfg):
+    print("main", cfg.model._target_)
+
+
+app()
+"""
+
+
+def test_plain_hydra_sees_the_plugin_through_recframes_search_path_plugin(plugin_site, tmp_path):
+    """``hydra.compose`` and ``@hydra.main`` over recframe's configs find the plugin's option; the
+    plugin ships no Hydra code of its own, so recframe's SearchPathPlugin is what adds it."""
+    assert not (plugin_site / "hydra_plugins").exists()
+    script = tmp_path / "plain_hydra.py"
+    script.write_text(PLAIN_HYDRA)
+    other = tmp_path / "other_app"
+    other.mkdir()
+    args = [sys.executable, str(script), str(other), "model=my_model", f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, **with_site(plugin_site)}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "my_recframe_plugin.model.TransitionModel"
+    target = "my_recframe_plugin.model.TransitionModel"
+    assert proc.stdout.split("\n")[:3] == [f"compose {target}", "other app: untouched", f"main {target}"]

@@ -10,82 +10,19 @@ import csv
 import importlib.util
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from recframe.app import compose
 from recframe.sweep import LeaderboardCallback, summarize_sweep
-from tests.helpers.toy import markov_events
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.cli import ROOT, fast_overrides, run_cli
 
 
 # ------------------------------------------------------------------------------------ helpers
-def write_session_files(folder: Path) -> tuple[Path, Path]:
-    """Train/test session files in the layout ``datasource=files`` reads (SessionId, ItemId, Time)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    splits = (("train", markov_events(400, seed=0)), ("test", markov_events(80, seed=2, start_session=1000)))
-    for name, events in splits:
-        path = folder / f"{name}.tsv"
-        events.rename(columns={"session_id": "SessionId", "item_id": "ItemId", "ts": "Time"}).to_csv(
-            path, sep="\t", index=False
-        )
-        paths.append(path)
-    return paths[0], paths[1]
-
-
-def fast_overrides(data_dir: Path) -> list[str]:
-    """Overrides for a quick run: small files, no endpoint; drop the trainer group until its configs exist."""
-    train, test = write_session_files(data_dir)
-    args = ["datasource=files", f"datasource.train={train}", f"datasource.test={test}", "deployer=none"]
-    args.append("steps=[data,train,test]")  # no deploy step: a tester gate cannot fail the job
-    if not (ROOT / "conf" / "trainer" / "cpu.yaml").exists():
-        args.append("~trainer")
-    return args
-
-
-def run_cli(
-    args: list[str], home: Path, timeout: float = 300, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """``python -m recframe ARGS`` from the repository root with its own RECFRAME_HOME."""
-    env = {**os.environ, "RECFRAME_HOME": str(home), "COMET_START_ONLINE": "0", "HYDRA_FULL_ERROR": "0"}
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "recframe", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def read_leaderboard(sweep_dir: Path) -> list[dict[str, str]]:
     with (sweep_dir / "leaderboard.csv").open() as f:
         return list(csv.DictReader(f))
-
-
-def compose_fast(overrides: list[str]) -> object:
-    """Compose in-process, standing in for option files other parts of recframe have not shipped yet."""
-    extra = []
-    if not (ROOT / "conf" / "trainer" / "cpu.yaml").exists():
-        extra.append("~trainer")
-    if not (ROOT / "conf" / "model" / "gru.yaml").exists() and not any(o.startswith("model=") for o in overrides):
-        extra.append("model=pop")
-    return compose([*extra, *overrides])
-
-
-def two_model_axes() -> list[str]:
-    """``model=pop,sknn`` needs the default model's config to compose the sweep's base config."""
-    if (ROOT / "conf" / "model" / "gru.yaml").exists():
-        return ["model=pop,sknn"]
-    return ["model=sknn", "model.k=20,50"]  # until conf/model/gru.yaml lands: two kNN variants
 
 
 # ------------------------------------------------------------------------------------ leaderboard unit tests
@@ -148,8 +85,8 @@ def test_leaderboard_prefers_validation_mrr_and_drops_a_stale_best(tmp_path):
     assert not (empty / "best.yaml").exists()
 
 
-def test_the_callback_is_registered_and_leaves_single_runs_alone(tmp_path):
-    cfg = compose_fast(["model=pop"])
+def test_the_callback_is_registered_and_leaves_single_runs_alone(tmp_path, compose_config):
+    cfg = compose_config("model=pop")
     node = cfg.hydra.callbacks.leaderboard
     assert node._target_ == "recframe.sweep.LeaderboardCallback"
     cb = LeaderboardCallback(**{k: v for k, v in node.items() if k != "_target_"})
@@ -160,7 +97,7 @@ def test_the_callback_is_registered_and_leaves_single_runs_alone(tmp_path):
 # ------------------------------------------------------------------------------------ real sweeps
 def test_two_by_two_multirun_survives_a_failing_job_and_ends_with_a_leaderboard(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", *two_model_axes(), "tester.k=20,0", *fast_overrides(tmp_path / "data"), f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "model=pop,sknn", "tester.k=20,0", *fast_overrides(tmp_path / "data"), f"hydra.sweep.dir={sweep}"]
     proc = run_cli(args, tmp_path / "home")
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -175,26 +112,23 @@ def test_two_by_two_multirun_survives_a_failing_job_and_ends_with_a_leaderboard(
     assert best.value == max(float(r["objective"]) for r in ok)
     assert "tester.k=20" in best.overrides
     assert (sweep / "leaderboard.html").exists()
-    if importlib.util.find_spec("recframe.tester.compare") is not None:  # the tester's comparison page too
-        assert (sweep / "compare" / "leaderboard.html").exists()
+    assert (sweep / "compare" / "leaderboard.html").exists()  # the comparison page too
     assert "leaderboard" in proc.stderr and "best: job" in proc.stderr
 
 
-def test_optuna_presets_compose_with_a_maximising_sweeper():
+def test_optuna_presets_compose_with_a_maximising_sweeper(compose_config):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     for preset in ("optuna", "optuna_knn"):
-        cfg = compose_fast([f"hparams_search={preset}"])
+        cfg = compose_config(f"hparams_search={preset}")
         sweeper = cfg.hydra.sweeper
         assert "optuna" in sweeper._target_.lower() and sweeper.direction == "maximize"
         assert sweeper.max_failure_rate == 1.0 and sweeper.params and cfg.hydra.mode.name == "MULTIRUN"
         assert cfg.deployer._target_.endswith("NoneDeployer")
 
 
-def test_the_gru_search_space_names_real_model_keys():
-    if not (ROOT / "conf" / "model" / "gru.yaml").exists():
-        pytest.skip("conf/model/gru.yaml has not landed yet")
+def test_the_gru_search_space_names_real_model_keys(compose_config):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    cfg = compose_fast(["hparams_search=optuna"])
+    cfg = compose_config("hparams_search=optuna")
     model_keys = set(cfg.model.keys())
     for key in cfg.hydra.sweeper.params:
         assert key.startswith("model.") and key.split(".", 1)[1] in model_keys, key
@@ -231,20 +165,20 @@ def test_optuna_records_a_failed_trial_and_goes_on(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ launchers
-def test_launcher_configs_compose_or_say_what_to_install():
+def test_launcher_configs_compose_or_say_what_to_install(compose_config):
     for name, plugin in (("parallel", "hydra_plugins.hydra_joblib_launcher"),
                          ("slurm", "hydra_plugins.hydra_submitit_launcher")):  # fmt: skip
         text = (ROOT / "conf" / "hydra" / "launcher" / f"{name}.yaml").read_text()
         assert "pip install" in text  # the file itself says which plugin it needs
-        if importlib.util.find_spec("hydra_plugins") is None or importlib.util.find_spec(plugin) is None:
+        if importlib.util.find_spec(plugin) is None:
             continue
-        launcher = compose_fast([f"hydra/launcher={name}"]).hydra.launcher
+        launcher = compose_config(f"hydra/launcher={name}").hydra.launcher
         assert name != "parallel" or (launcher.n_jobs == 2 and "Joblib" in launcher._target_)
 
 
-def test_slurm_launcher_composes_when_submitit_is_installed():
+def test_slurm_launcher_composes_when_submitit_is_installed(compose_config):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher not installed")
-    launcher = compose_fast(["hydra/launcher=slurm"]).hydra.launcher
+    launcher = compose_config("hydra/launcher=slurm").hydra.launcher
     assert "Slurm" in launcher._target_ and launcher.timeout_min == 240
 
 

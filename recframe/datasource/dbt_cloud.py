@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe import validation as v
 from recframe.interfaces import ConfigError, DataError, RecframeError
 
@@ -207,7 +208,7 @@ class DbtCloudJob:
                 target_dir = Path(target_dir)
                 target_dir.mkdir(parents=True, exist_ok=True)
                 json.loads(raw)  # only keep a valid manifest
-                (target_dir / "manifest.json").write_bytes(raw)
+                atomic.write_bytes(target_dir / "manifest.json", raw)
                 summary["manifest"] = True
             except (RecframeError, ValueError):
                 summary["manifest"] = False  # lineage is a nicety: the marts are what the run needs

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from recframe import validation as v
+from recframe.datasource import snowflake_auth
 from recframe.datasource.duckdb_source import DuckDBSource, _as_dict, row_accounting
 from recframe.datasource.session_query import query_split
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
@@ -76,6 +77,9 @@ class SnowflakeSource(DataSource):
         account, user, password, role, warehouse: connection settings (``conf/datasource/snowflake.yaml``
             reads them from ``SNOWFLAKE_*`` environment variables). The password lives only in memory
             and in the environment of the dbt call; ``repr`` never shows it.
+        authenticator, private_key_path, private_key_passphrase, token, connection_name: the other
+            logins (key pair, OAuth/PAT token, browser SSO, a ``connections.toml`` entry); see
+            :mod:`recframe.datasource.snowflake_auth` and ``docs/howto_snowflake_login.md``.
         database, schema: where dbt builds the models; ``raw_schema`` holds the raw tables.
         host, port, protocol: endpoint override (e.g. a fakesnow server on 127.0.0.1 over http);
             null for Snowflake's own ``<account>.snowflakecomputing.com``.
@@ -101,6 +105,11 @@ class SnowflakeSource(DataSource):
         host: str | None = None,
         port: int | None = None,
         protocol: str | None = None,
+        authenticator: str | None = None,
+        private_key_path: str | None = None,
+        private_key_passphrase: str | None = None,
+        token: str | None = None,
+        connection_name: str | None = None,
         login_timeout: float = 15,
         network_timeout: float = 120,
         tenant: str = "default",
@@ -127,6 +136,11 @@ class SnowflakeSource(DataSource):
             port = int(port)
         self.port = None if port in (None, "") else v.integer("datasource.port", port, 1, 65535)
         self.protocol = None if not protocol else v.choice("datasource.protocol", protocol, PROTOCOLS)
+        # key pair, token, browser SSO or a connections.toml entry: recframe.datasource.snowflake_auth
+        self.authenticator = snowflake_auth.normalise_authenticator(authenticator)
+        self.connection_name = snowflake_auth.check_connection_name(connection_name)
+        self.private_key_path = private_key_path or None
+        self._private_key_passphrase, self._token = private_key_passphrase or None, token or None
         self.login_timeout = v.positive("datasource.login_timeout", login_timeout)
         self.network_timeout = v.positive("datasource.network_timeout", network_timeout)
         if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
@@ -160,10 +174,8 @@ class SnowflakeSource(DataSource):
     # settings and connections
     def _require_settings(self) -> None:
         """Missing settings are a config error (exit 2), named by the environment variable to set."""
+        snowflake_auth.resolve(self._login())
         required = {
-            "account": ("SNOWFLAKE_ACCOUNT", self.account),
-            "user": ("SNOWFLAKE_USER", self.user),
-            "password": ("SNOWFLAKE_PASSWORD", self._password),
             "database": ("SNOWFLAKE_DATABASE", self.database),
             "schema": ("SNOWFLAKE_SCHEMA", self.schema),
         }
@@ -172,16 +184,26 @@ class SnowflakeSource(DataSource):
                 shown = "<missing>" if key == "password" else value
                 raise ConfigError(f"datasource.{key}", shown, f"is required: set {env} or datasource.{key}")
 
+    def _login(self) -> dict[str, Any]:
+        """The login and endpoint settings, as :mod:`recframe.datasource.snowflake_auth` takes them."""
+        return {
+            "account": self.account, "user": self.user, "password": self._password,
+            "authenticator": self.authenticator, "private_key_path": self.private_key_path,
+            "private_key_passphrase": self._private_key_passphrase, "token": self._token,
+            "connection_name": self.connection_name, "role": self.role, "warehouse": self.warehouse,
+            "host": self.host, "port": self.port, "protocol": self.protocol,
+        }  # fmt: skip
+
     def _endpoint(self) -> str:
+        if self.connection_name and not self.host:
+            return f"connection {self.connection_name!r}"
         if self.host:
             return f"{self.protocol or 'https'}://{self.host}:{self.port or 443}"
         return f"{self.account}.snowflakecomputing.com"
 
     def _connect_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
-            "account": self.account,
-            "user": self.user,
-            "password": self._password,
+            **snowflake_auth.connector_kwargs(self._login()),
             "database": self.database.upper() if self.database else None,
             "schema": self.schema.upper() if self.schema else None,
             "login_timeout": self.login_timeout,
@@ -190,16 +212,6 @@ class SnowflakeSource(DataSource):
             "application": "recframe",
             "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
         }
-        if self.role:
-            kw["role"] = self.role
-        if self.warehouse:
-            kw["warehouse"] = self.warehouse
-        if self.host:
-            kw["host"] = self.host
-        if self.port:
-            kw["port"] = self.port
-        if self.protocol:
-            kw["protocol"] = self.protocol
         return kw
 
     def connect(self) -> Any:
@@ -212,12 +224,13 @@ class SnowflakeSource(DataSource):
                 "snowflake datasource needs the Snowflake connector and dbt-snowflake: "
                 "`pip install recframe[snowflake]`"
             ) from None
+        kwargs = self._connect_kwargs()  # a missing credential fails here, before any connection
         try:
-            return snowflake.connector.connect(**self._connect_kwargs())
+            return snowflake.connector.connect(**kwargs)
         except Exception as e:
             msg = _one_line(e)
-            if self._password:
-                msg = msg.replace(self._password, "***")
+            for secret in snowflake_auth.secrets_of(self._login()):
+                msg = msg.replace(secret, "***")
             raise RecframeError(f"cannot connect to Snowflake at {self._endpoint()} as {self.user!r}: {msg}") from None
 
     def check(self) -> None:
@@ -244,16 +257,9 @@ class SnowflakeSource(DataSource):
         The project's ``profiles.yml`` reads them with ``env_var()``; nothing is written to disk.
         """
         values = {
-            "SNOWFLAKE_ACCOUNT": self.account,
-            "SNOWFLAKE_USER": self.user,
-            "SNOWFLAKE_PASSWORD": self._password,
-            "SNOWFLAKE_ROLE": self.role,
-            "SNOWFLAKE_WAREHOUSE": self.warehouse,
+            **snowflake_auth.dbt_env(self._login()),
             "SNOWFLAKE_DATABASE": self.database.upper() if self.database else None,
             "SNOWFLAKE_SCHEMA": self.schema.upper() if self.schema else None,
-            "SNOWFLAKE_HOST": self.host,
-            "SNOWFLAKE_PORT": str(self.port) if self.port else None,
-            "SNOWFLAKE_PROTOCOL": self.protocol,
         }
         saved = {k: os.environ.get(k) for k in values}
         try:

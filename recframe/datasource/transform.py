@@ -16,29 +16,20 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from recframe import atomic
 from recframe.interfaces import DataError, RecframeError
+from recframe.shipped import dbt_project_dir
 
 # dbt reads these at import/invocation time; a library run must not phone home.
 _DBT_ENV = {"DO_NOT_TRACK": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
 def packaged_project_dir() -> Path:
-    """The dbt project shipped with recframe (``dbt/`` in the repo, ``recframe.dbt_project`` when installed)."""
-    try:
-        pkg = resources.files("recframe.dbt_project")
-        path = Path(str(pkg))
-        if (path / "dbt_project.yml").exists():
-            return path
-    except ModuleNotFoundError:
-        pass
-    repo = Path(__file__).resolve().parents[2] / "dbt"
-    if (repo / "dbt_project.yml").exists():
-        return repo
-    raise RecframeError("recframe's dbt project is missing: reinstall recframe")
+    """The dbt project shipped with recframe (:func:`recframe.shipped.dbt_project_dir`)."""
+    return dbt_project_dir()
 
 
 def prepare_project(state_dir: Path, project_dir: Path | None = None) -> Path:
@@ -207,5 +198,5 @@ def write_lineage(target_dir: Path, out: Path) -> dict[str, Any]:
         for parent in (node.get("depends_on") or {}).get("nodes", []):
             edges.append({"from": parent, "to": uid})
     lineage = {"nodes": sorted(nodes, key=lambda n: n["id"]), "edges": edges}
-    out.write_text(json.dumps(lineage, indent=2))
+    atomic.write_json(out, lineage, default=None)
     return lineage

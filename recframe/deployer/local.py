@@ -23,13 +23,9 @@ from typing import Any
 
 from recframe import validation as v
 from recframe.deployer.smoke import failed_checks, http_get_status, http_post, run_smoke
-from recframe.interfaces import ConfigError, Deployer, Deployment, RecframeError
+from recframe.interfaces import ConfigError, Deployer, DeployError, Deployment
 
 log = logging.getLogger(__name__)
-
-
-class DeployError(RecframeError):
-    """The endpoint could not be started or failed its smoke test."""
 
 
 class LocalDeployer(Deployer):

@@ -4,9 +4,9 @@ Why it looks the way it does:
 
 * **One hot path, written as raw ASGI.** ``/ping`` and ``/invocations`` are answered by
   :class:`ServingApp` before any framework routing; FastAPI serves the same two routes (for the
-  OpenAPI docs at ``/docs`` and ``/openapi.json``) and everything else, with JSON errors. Measured
-  on the 2-core dev machine (uvicorn with h11): 0.33-0.39 ms of event-loop CPU per request on the
-  fast path, 0.63-0.66 ms through FastAPI routing; scoring one session of a batch costs ~0.75 ms.
+  OpenAPI docs at ``/docs`` and ``/openapi.json``) and everything else, with JSON errors. The fast
+  path costs about half the event-loop CPU per request of FastAPI's routing, which matters when
+  scoring a session of a batch costs about as much (serving figures: docs/benchmarks.md).
 * **Micro-batching.** Parsed requests wait in a queue; one worker thread scores whatever has
   queued while the previous batch ran, with one ``score_next`` call and one ``topk``. Under load the
   batches grow by themselves; when idle a request is scored alone, with no added wait.

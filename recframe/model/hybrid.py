@@ -128,7 +128,7 @@ class WeightedHybrid(Model):
         """Every member scores the same consecutive group of sessions its own fastest way (GRU4Rec
         in one pass per session, kNN prefix by prefix); the rows line up because every model yields
         targets in session and position order, which is checked."""
-        from recframe.model.seq_data import prefix_batches
+        from recframe.model.seq.data import prefix_batches
 
         for group in prefix_batches(sessions, batch_size):
             part = [sessions[i] for i in group]

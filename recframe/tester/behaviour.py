@@ -1,7 +1,7 @@
 """Behavioural tests computed in recframe: slices, perturbations, "less wrong", invariants.
 
 These are the computations behind the ``reclist`` tester's ``@rec_test`` methods. They live here, as
-plain functions over a :class:`~recframe.tester.metrics_tester.Headline`, for two reasons: reclist
+plain functions over a :class:`~recframe.tester.metrics.Headline`, for two reasons: reclist
 2.1.0's own metric functions are buggy or do not import (see docs/testing.md), and plain functions
 can be unit-tested without running a whole suite.
 
@@ -20,7 +20,7 @@ import pandas as pd
 
 from recframe.evaluation import scores_as_numpy
 from recframe.interfaces import Dataset, Model
-from recframe.tester.metrics_tester import Headline
+from recframe.tester.metrics import Headline
 
 LENGTH_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, 9, "5-9"), (10, None, "10+"))
 POP_BUCKETS = ("head", "torso", "tail")

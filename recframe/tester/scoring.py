@@ -122,8 +122,7 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     gives its exact conservative rank whenever it is inside the top k, and proves a miss whenever it
     scores strictly below the k-th value. Only rows where the target ties the k-th value (or that hold
     NaN) need the full ``scores >= target`` count. Ranks and top-k together thus cost one topk
-    instead of a topk plus the full count (measured: 5.9 vs 9.7 CPU seconds on Diginetica's 2.6e9
-    scores; the count alone is 3.8).
+    instead of a topk plus the full count (evaluation speed: docs/benchmarks.md).
 
     Ranks beyond ``k`` are reported as ``k + 1`` ("a miss at every cut-off"). NaN scores count as
     -inf (rank last) and +/-inf are kept, exactly as in :func:`recframe.evaluation.ranks_of_targets`.

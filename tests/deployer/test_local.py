@@ -9,14 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from recframe.deployer.local import DeployError, LocalDeployer
+from recframe.app import instantiate_group
+from recframe.deployer.local import LocalDeployer
 from recframe.deployer.predictor import Predictor
-from recframe.interfaces import ConfigError
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "deployer"
+from recframe.interfaces import ConfigError, DeployError
 
 
 def test_deploy_smoke_and_contract(endpoint, probe_artifact: Path) -> None:
@@ -101,10 +98,19 @@ def test_teardown_is_idempotent_and_frees_the_port(probe_artifact: Path, tmp_pat
 
 
 def test_wait_returns_when_the_server_stops(probe_artifact: Path, tmp_path: Path) -> None:
+    """``keep_alive`` blocks in ``wait()`` while serving and returns once the server is torn down."""
     deployer = LocalDeployer(keep_alive=True)
-    deployer.deploy(probe_artifact, tmp_path)
-    threading.Timer(0.5, deployer.teardown).start()
-    deployer.wait()  # returns once the server thread is gone
+    dep = deployer.deploy(probe_artifact, tmp_path)
+    waiter = threading.Thread(target=deployer.wait, daemon=True)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive(), "wait() returned while the endpoint was still serving"
+    assert httpx.get(f"{dep.url}/ping", trust_env=False).status_code == 200
+    deployer.teardown()
+    waiter.join(30)  # a hang fails here instead of blocking the suite
+    assert not waiter.is_alive(), "wait() did not return after teardown"
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{dep.url}/ping", trust_env=False, timeout=1)
     deployer.teardown()
 
 
@@ -137,15 +143,14 @@ def test_bad_settings_fail_fast() -> None:
 
 
 @pytest.mark.parametrize("name", ["local", "none", "sagemaker", "seldon"])
-def test_configs_compose_and_instantiate(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    deployer = instantiate(cfg)
+def test_no_deployer_keeps_serving_or_forces_by_default(name: str, compose_config) -> None:
+    deployer = instantiate_group("deployer", compose_config(f"deployer={name}").deployer)
     assert deployer.keep_alive is False
     assert deployer.force is False
 
 
-def test_none_deployer(tmp_path: Path) -> None:
-    deployer = instantiate(OmegaConf.load(CONF / "none.yaml"))
+def test_none_deployer(tmp_path: Path, compose_config) -> None:
+    deployer = instantiate_group("deployer", compose_config("deployer=none").deployer)
     dep = deployer.deploy(tmp_path, tmp_path)
     assert dep.smoke["passed"] and dep.smoke["skipped"]
     deployer.teardown()

@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from recframe.deployer import sagemaker_deployer as smd  # noqa: E402
+from recframe.deployer import sagemaker as smd  # noqa: E402
 from recframe.deployer.predictor import Predictor  # noqa: E402
 from recframe.interfaces import ConfigError, RecframeError  # noqa: E402
 
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.aws
 
 ROLE = "arn:aws:iam::123456789012:role/recframe-sagemaker"
 BUCKET = "recframe-test-bucket"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_inference(code_dir: Path, name: str):
@@ -114,17 +115,50 @@ print(inference.output_fn(inference.predict_fn(inference.input_fn('{{"session": 
     assert len(json.loads(out.stdout.strip().splitlines()[-1])["items"]) == 10
 
 
+def test_every_shipped_module_imports_from_the_payload_alone(packaged: Path) -> None:
+    """The listed serving modules are closed under their imports: nothing outside ``code/`` is reached.
+
+    recframe's own import hooks (an editable install) are removed first, so a module the payload
+    lacks fails here instead of being found in the repository.
+    """
+    code = packaged / "code"
+    modules = sorted(
+        ".".join(p.relative_to(code).with_suffix("").parts).removesuffix(".__init__")
+        for p in (code / "recframe").rglob("*.py")
+    )
+    assert "recframe.app" not in modules and "recframe.model.pop" in modules
+    script = f"""
+import importlib, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.path[:] = [p for p in sys.path if p not in ("", {str(ROOT)!r})]
+sys.path.insert(0, {str(code)!r})
+for name in {modules!r}:
+    module = importlib.import_module(name)
+    assert module.__file__.startswith({str(code)!r}), module.__file__
+assert "hydra" not in sys.modules
+print(len({modules!r}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=packaged)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(len(modules))
+
+
 def test_hybrid_payload_carries_every_member_class(events, tmp_path: Path) -> None:
     """A blended model loads its members by class name: their modules must travel in code/ too."""
     from recframe.model.hybrid import WeightedHybrid
-    from recframe.model.knn import SKNN
+    from recframe.model.knn.sknn import SKNN
     from recframe.model.pop import PopModel
 
     hybrid = WeightedHybrid({"sknn": SKNN(k=10, sample_size=20), "pop": PopModel()}, {"sknn": 0.7, "pop": 0.3})
     artifact = hybrid.fit(events).save(tmp_path / "hybrid")
     root = _extract(smd.package_model(artifact, tmp_path / "pkg").read_bytes(), tmp_path / "model")
     names = {p.relative_to(root).as_posix() for p in root.rglob("*.py")}
-    assert {"code/recframe/model/hybrid.py", "code/recframe/model/knn.py", "code/recframe/model/pop.py"} <= names
+    assert {
+        "code/recframe/model/hybrid.py",
+        "code/recframe/model/knn/__init__.py",
+        "code/recframe/model/knn/sknn.py",
+        "code/recframe/model/pop.py",
+    } <= names
     script = f"""
 import sys
 sys.path.insert(0, {str(root / "code")!r})

@@ -12,7 +12,7 @@ import yaml
 pytest.importorskip("mlserver")
 
 from recframe.deployer.local import LocalDeployer  # noqa: E402
-from recframe.deployer.seldon_deployer import SeldonDeployer  # noqa: E402
+from recframe.deployer.seldon import SeldonDeployer  # noqa: E402
 from recframe.interfaces import ConfigError  # noqa: E402
 
 

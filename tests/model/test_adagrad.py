@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from recframe.model.seq_optim import IndexedAdagradMomentum
+from recframe.model.seq.optim import IndexedAdagradMomentum
 
 
 class Reference:

@@ -13,7 +13,8 @@ from hydra.utils import instantiate
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext, Model
 from recframe.model.hybrid import WeightedHybrid, normalise
-from recframe.model.knn import SKNN, VSKNN
+from recframe.model.knn.sknn import SKNN
+from recframe.model.knn.vsknn import VSKNN
 from recframe.model.pop import PopModel
 from tests.helpers.toy import markov_events
 
@@ -140,7 +141,7 @@ def test_cpu_presets_change_only_the_size_of_the_published_gru(cpu: str, full: s
 
 def test_prefix_scoring_matches_prefix_by_prefix(split) -> None:
     """The grouped one-pass path gives the same rows as expanding every prefix through score_next."""
-    from recframe.model.gru4rec import GRU4RecModel
+    from recframe.model.seq.gru import GRU4RecModel
 
     train, test = split
     hybrid = WeightedHybrid(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from recframe.model.nets.item_scores import ItemScorer
+from recframe.model.seq.nets.item_scores import ItemScorer
 
 
 def _tables(n: int = 1_000, d: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

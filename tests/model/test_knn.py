@@ -21,9 +21,11 @@ from omegaconf import OmegaConf
 
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, DataError, Model
-from recframe.model.knn import SKNN, VSKNN
-from recframe.model.knn_index import encode_prefixes
-from recframe.model.knn_stan import STAN, VSTAN
+from recframe.model.knn.index import encode_prefixes
+from recframe.model.knn.sknn import SKNN
+from recframe.model.knn.stan import STAN
+from recframe.model.knn.vsknn import VSKNN
+from recframe.model.knn.vstan import VSTAN
 from recframe.model.pop import PopModel
 from tests.helpers.toy import markov_events
 

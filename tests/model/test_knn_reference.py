@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recframe.model.knn import SKNN, VSKNN
-from recframe.model.knn_stan import STAN, VSTAN
+from recframe.model.knn.sknn import SKNN
+from recframe.model.knn.stan import STAN
+from recframe.model.knn.vsknn import VSKNN
+from recframe.model.knn.vstan import VSTAN
 
 N_ITEMS = 6
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from recframe.model.gru4rec import GRU4RecModule
-from recframe.model.nets.sampled_losses import cross_entropy_logq
+from recframe.model.seq.gru import GRU4RecModule
+from recframe.model.seq.nets.sampled_losses import cross_entropy_logq
 
 
 def by_hand(scores: list[list[float]], log_q: list[float], w: float) -> float:

@@ -8,9 +8,9 @@ import pytest
 from recframe.artifact import load_model, save_model
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext
-from recframe.model.lstm import LSTMModel
 from recframe.model.pop import PopModel
-from tests.model.test_gru4rec import markov_events, split
+from recframe.model.seq.lstm import LSTMModel
+from tests.model.test_gru import markov_events, split
 
 
 def test_constructor_validates():

@@ -11,9 +11,9 @@ from recframe.artifact import load_model, save_model
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext
 from recframe.model.pop import PopModel
-from recframe.model.sasrec import SASRecModel
-from recframe.model.seq_padded import session_windows
-from tests.model.test_gru4rec import markov_events, split
+from recframe.model.seq.padded import session_windows
+from recframe.model.seq.sasrec import SASRecModel
+from tests.model.test_gru import markov_events, split
 
 SMALL = dict(hidden_size=32, n_layers=1, n_heads=2, dropout=0.1, max_len=8, batch_size=64, learning_rate=0.005)
 

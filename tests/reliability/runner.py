@@ -1,30 +1,16 @@
-"""Helpers for the reliability suites: run ``python -m recframe`` as a real subprocess."""
+"""Helpers for the reliability suites: small inputs and the one-line error check (runner: tests.helpers.cli)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
+
+from tests.helpers.cli import cli_env, run_cli
+
+__all__ = ["NO_DEPLOY", "SMALL_DATA", "assert_one_line_error", "cli_env", "run_cli"]
 
 # a small synthetic data set: the data step takes ~10 s, an epoch of a small GRU ~2 s on 2 cores
 SMALL_DATA = ["datasource.synthetic.n_sessions=4000", "datasource.synthetic.n_items=300"]
 NO_DEPLOY = ["tester=metrics", "deployer=none", "run.progress=false"]
-
-
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "RECFRAME_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
-
-
-def run_cli(args: list[str], home: Path, timeout: int = 300, **popen: object) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "recframe", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(home),
-        **popen,
-    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from recframe.interfaces import FitContext
-from recframe.model.gru4rec import GRU4RecModel
+from recframe.model.seq.gru import GRU4RecModel
 from tests.helpers.toy import markov_events
 from tests.reliability.runner import NO_DEPLOY, SMALL_DATA, cli_env, run_cli
 

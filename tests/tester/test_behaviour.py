@@ -52,7 +52,7 @@ def test_less_wrong_lift_positive_when_mistakes_are_near(tmp_path, dataset, mark
     """Markov's top-1 on a miss is a within-category neighbour; in its own embedding space that is
     closer to the truth than a random item whenever the truth is the category successor."""
     from recframe.tester.behaviour import less_wrong
-    from recframe.tester.metrics_tester import headline
+    from recframe.tester.metrics import headline
 
     h = headline(markov, dataset, [1, 20])
     out = less_wrong(markov, h, dataset, 1, 500, 0)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recframe.interfaces import DataError
-from recframe.tester.compare import compare_runs, find_runs, main
+from recframe.report.compare import compare_runs, find_runs, main
 
 
 def make_run(d: Path, model: str, hr: float, lr: float, passed: bool = True, report: bool = False) -> Path:

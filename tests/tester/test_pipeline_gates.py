@@ -9,7 +9,7 @@ import pytest
 
 from recframe.interfaces import Dataset, DataSource, GateError
 from recframe.pipeline import Pipeline
-from recframe.tester.reclist_tester import ReclistTester
+from recframe.tester.reclist_suite import ReclistTester
 
 GATES = {"hr@20": ">= 1.2 * baseline_pop"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from recframe.interfaces import Dataset, TestResult
-from recframe.tester.reclist_tester import ReclistTester
-from recframe.tester.report_html import render_report, write_report
+from recframe.report.run_report import render_report, write_report
+from recframe.tester.reclist_suite import ReclistTester
 
 SECTIONS = ["summary", "gates", "metrics", "slices", "perturbations", "less-wrong", "invariants", "training", "data"]
 
@@ -99,7 +99,7 @@ def test_degrades_without_run_files(tmp_path: Path, dataset: Dataset, markov) ->
 
 
 def test_metrics_tester_report_and_rebuild_from_disk(tmp_path: Path, dataset: Dataset, markov) -> None:
-    from recframe.tester.metrics_tester import MetricsTester
+    from recframe.tester.metrics import MetricsTester
 
     result = MetricsTester().run(markov, dataset, tmp_path / "report")
     (tmp_path / "metrics.json").write_text(json.dumps(result.metrics))
@@ -153,7 +153,7 @@ def test_renders_in_headless_chromium(full_run, tmp_path: Path) -> None:
 
 
 def test_none_tester_report_says_skipped(tmp_path: Path, dataset: Dataset, markov) -> None:
-    from recframe.tester.none_tester import NoneTester
+    from recframe.tester.none import NoneTester
 
     result = NoneTester().run(markov, dataset, tmp_path / "report")
     page = render_report(tmp_path, result)

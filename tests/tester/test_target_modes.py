@@ -8,8 +8,8 @@ import pandas as pd
 
 from recframe.datasource.split import mark_targets
 from recframe.evaluation import evaluate, prefix_ranks, target_mask
-from recframe.model.knn import VSKNN
-from recframe.tester.metrics_tester import headline
+from recframe.model.knn.vsknn import VSKNN
+from recframe.tester.metrics import headline
 from recframe.vocab import encode_sessions
 from tests.helpers.toy import markov_events
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+from tests.helpers.cli import ROOT, fast_overrides
 from tests.test_no_network import outbound_addresses
-from tests.test_sweeps import ROOT, fast_overrides
 
 
 @pytest.mark.slow

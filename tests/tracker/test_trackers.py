@@ -75,7 +75,7 @@ def read_offline_archive(zip_path: Path) -> tuple[dict, list[dict], dict[str, by
 
 
 def test_comet_without_key_writes_an_offline_archive_with_params_metrics_and_assets(tmp_path, secret_env):
-    from recframe.tracker.comet_tracker import CometTracker
+    from recframe.tracker.comet import CometTracker
 
     run_dir = tmp_path / "run-2026"
     report = run_dir / "report" / "report.json"
@@ -107,7 +107,7 @@ def test_comet_without_key_writes_an_offline_archive_with_params_metrics_and_ass
 @pytest.mark.slow  # imports Lightning (10-20 s on a busy 2-core machine)
 def test_lightning_trains_into_the_same_comet_experiment(tmp_path, secret_env):
     """CometLogger bound to the run's experiment: training curves land in the same offline archive."""
-    from recframe.tracker.comet_tracker import CometTracker
+    from recframe.tracker.comet import CometTracker
 
     tracker = CometTracker()
     tracker.start(tmp_path, "run-lightning")
@@ -135,7 +135,7 @@ def test_comet_is_chosen_by_config_and_stays_offline_without_a_key(tmp_path, sec
 
 def test_comet_refuses_an_offline_dir_outside_the_run(tmp_path):
     from recframe.interfaces import ConfigError
-    from recframe.tracker.comet_tracker import CometTracker
+    from recframe.tracker.comet import CometTracker
 
     with pytest.raises(ConfigError, match="tracker.offline_subdir"):
         CometTracker(offline_subdir="../elsewhere")
@@ -144,7 +144,7 @@ def test_comet_refuses_an_offline_dir_outside_the_run(tmp_path):
 def test_mlflow_writes_a_run_with_params_metrics_and_the_report(tmp_path, secret_env):
     from mlflow.tracking import MlflowClient
 
-    from recframe.tracker.mlflow_tracker import MLflowTracker
+    from recframe.tracker.mlflow import MLflowTracker
 
     store = tmp_path / "home" / "mlruns"
     run_dir = tmp_path / "run-7"
@@ -172,7 +172,7 @@ def test_mlflow_writes_a_run_with_params_metrics_and_the_report(tmp_path, secret
 def test_lightning_trains_into_the_same_mlflow_run(tmp_path, secret_env):
     from mlflow.tracking import MlflowClient
 
-    from recframe.tracker.mlflow_tracker import MLflowTracker
+    from recframe.tracker.mlflow import MLflowTracker
 
     tracker = MLflowTracker(tracking_uri=f"file:{tmp_path / 'mlruns'}")
     tracker.start(tmp_path / "run", "run-l")
@@ -186,7 +186,7 @@ def test_lightning_trains_into_the_same_mlflow_run(tmp_path, secret_env):
 
 
 def test_csv_tracker_output_holds_no_secret(tmp_path, secret_env):
-    from recframe.tracker.csv_tracker import CSVTracker
+    from recframe.tracker.csv import CSVTracker
 
     tracker = CSVTracker()
     tracker.start(tmp_path, "r")
@@ -200,7 +200,7 @@ def test_csv_tracker_output_holds_no_secret(tmp_path, secret_env):
 def test_a_pipeline_run_reaches_the_comet_archive(tmp_path, secret_env):
     """The pipeline's own calls (params at start, test metrics, report assets) land in the archive."""
     from recframe.model.pop import PopModel
-    from recframe.tracker.comet_tracker import CometTracker
+    from recframe.tracker.comet import CometTracker
 
     tracker = CometTracker()
     Pipeline(datasource=ToySource(n_sessions=60), model=PopModel(), tester=ToyTester(), deployer=RecordingDeployer(),
@@ -214,7 +214,7 @@ def test_a_pipeline_run_reaches_the_comet_archive(tmp_path, secret_env):
 
 def test_comet_goes_online_only_with_a_key_and_never_shows_it():
     """The mode decision alone (starting an online experiment would reach comet.com: never in tests)."""
-    from recframe.tracker.comet_tracker import CometTracker
+    from recframe.tracker.comet import CometTracker
 
     assert CometTracker(api_key="k" * 20).online
     assert not CometTracker(api_key="k" * 20, online=False).online
@@ -228,7 +228,7 @@ def test_mlflow_sqlite_store_keeps_artifacts_next_to_the_database(tmp_path, secr
     pytest.importorskip("alembic")
     from mlflow.tracking import MlflowClient
 
-    from recframe.tracker.mlflow_tracker import MLflowTracker
+    from recframe.tracker.mlflow import MLflowTracker
 
     db = tmp_path / "home" / "mlflow.db"
     (tmp_path / "run" / "report").mkdir(parents=True)

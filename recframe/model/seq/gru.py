@@ -1,0 +1,227 @@
+"""GRU4Rec (Hidasi et al. 2016, 2018), faithful to the official implementation, trained with Lightning.
+
+What makes it GRU4Rec rather than "a GRU" (each item matters for accuracy, Hidasi & Czapp 2023):
+
+* session-parallel mini-batches: ``batch_size`` lanes each play one session after another; the
+  hidden state is carried from step to step (truncated back-propagation of one step) and reset to
+  zero where a new session starts in a lane (:func:`~recframe.model.seq.data.session_parallel_schedule`);
+* negatives: the other lanes' targets plus ``n_sample`` extra items shared by the whole mini-batch,
+  drawn proportionally to ``popularity ** sample_alpha``;
+* losses: ``cross-entropy`` (softmax over the sampled columns, with ``logq`` correction) or
+  ``bpr-max`` (softmax-weighted BPR, score regularisation ``bpreg``, ELU final activation
+  ``elu_param``);
+* constrained (shared input/output) embeddings, a separate embedding, or one-hot input;
+* dropout on the embedding and on hidden states, separately;
+* Adagrad with momentum applied only to the item rows a step touched
+  (:class:`~recframe.model.seq.optim.IndexedAdagradMomentum`).
+
+Evaluation resets the hidden state at every session start and ranks all items
+(:meth:`~recframe.model.seq.base.SequenceModel.score_prefixes`).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from recframe import validation as V
+from recframe.interfaces import FitContext
+from recframe.model.seq.base import SequenceModel, item_matrix
+from recframe.model.seq.data import (
+    PAD,
+    NegativeSampler,
+    ScheduleChunks,
+    session_parallel_schedule,
+    sessions_in_time_order,
+)
+from recframe.model.seq.nets.gru import GRU4RecNet
+from recframe.model.seq.nets.sampled_losses import bpr_max, cross_entropy_logq
+from recframe.model.seq.optim import IndexedAdagradMomentum, clip_grad_norm_mixed
+from recframe.model.seq.settings import GRU4RecTrainingSettings
+from recframe.model.seq.training import (
+    SequenceLightningModule,
+)
+from recframe.vocab import ItemVocab
+
+
+class GRU4RecModule(SequenceLightningModule):
+    """One Lightning batch = a chunk of session-parallel steps, with one optimiser update per step."""
+
+    def __init__(self, net: GRU4RecNet, settings: GRU4RecTrainingSettings, counts: np.ndarray, seed: int) -> None:
+        super().__init__()
+        self.net = net
+        self.settings = settings
+        self.automatic_optimization = False
+        self.gradient_clip_val: float | None = None
+        self.register_buffer("log_counts", torch.log(torch.as_tensor(counts, dtype=torch.float32).clamp(min=1.0)))
+        self._counts = counts
+        self._seed = seed
+        self._sampler: NegativeSampler | None = None
+        self._hidden: list[torch.Tensor] | None = None
+        self._loss_sum = 0.0
+        self._loss_n = 0
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return IndexedAdagradMomentum(
+            self.net.parameters(), lr=self.settings.learning_rate, momentum=self.settings.momentum
+        )
+
+    def on_train_epoch_start(self) -> None:
+        self._hidden = self.net.init_hidden(self.settings.batch_size, self.device)
+        self._loss_sum, self._loss_n = 0.0, 0
+        if self._sampler is None and self.settings.n_sample > 0:
+            # a resumed run continues with fresh negatives rather than replaying epoch 0's
+            gen = torch.Generator().manual_seed(self._seed * 1000 + self.current_epoch)
+            self._sampler = NegativeSampler(
+                self._counts,
+                self.settings.n_sample,
+                self.settings.sample_alpha,
+                self.settings.sample_cache_size,
+                gen,
+                self.device,
+            )
+
+    def _loss(self, scores: torch.Tensor, targets: torch.Tensor, n_pos: int) -> torch.Tensor:
+        if self.settings.loss == "bpr-max":
+            return bpr_max(scores, self.settings.bpreg, self.settings.elu_param)
+        log_q = None
+        if self.settings.logq > 0:
+            # in-batch columns are drawn ~ popularity, sampled ones ~ popularity ** alpha
+            lc = self.log_counts[targets]
+            log_q = torch.cat([lc[:n_pos], lc[n_pos:] * self.settings.sample_alpha])
+        return cross_entropy_logq(scores, log_q, self.settings.logq)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        inputs, targets, starts = batch
+        opt = self.optimizers()
+        hidden = self._hidden
+        bs = self.settings.batch_size
+        for t in range(inputs.shape[0]):
+            active = targets[t] != PAD
+            n_pos = int(active.sum())
+            if n_pos == 0 or (n_pos < 2 and self.settings.n_sample == 0):
+                break
+            reset = starts[t].unsqueeze(1)
+            hidden = [h.detach().masked_fill(reset, 0.0) for h in hidden]
+            pos = targets[t][active]
+            cols = torch.cat([pos, self._sampler.sample()]) if self._sampler is not None else pos
+            scores, hidden = self.net.step(inputs[t].clamp(min=0), hidden, cols)
+            if n_pos < bs:
+                scores = scores[active]
+            loss = self._loss(scores, cols, n_pos) / bs
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                clip_grad_norm_mixed(list(self.net.parameters()), float(self.gradient_clip_val))
+            opt.step()
+            value = float(loss.detach())
+            if not np.isfinite(value):
+                raise FloatingPointError(
+                    f"GRU4Rec loss became {value} at epoch {self.current_epoch}: lower model.learning_rate"
+                )
+            self._loss_sum += value * n_pos
+            self._loss_n += n_pos
+        self._hidden = [h.detach() for h in hidden]
+
+    @property
+    def epoch_train_loss(self) -> float | None:
+        return self._loss_sum / self._loss_n if self._loss_n else None
+
+    def on_train_epoch_end(self) -> None:
+        if self._loss_n:
+            # the reference's epoch loss: per-step loss weighted by the step's number of events
+            self.log("train_loss", self._loss_sum / self._loss_n, prog_bar=True)
+
+    def position_scores(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        states = self.net.sequence_states(inputs)
+        return self.net.score_all(states[mask])
+
+
+class GRU4RecModel(SequenceModel):
+    """GRU4Rec behind the recframe ``Model`` interface (see the module docstring for the algorithm).
+
+    Argument names follow the official implementation, so its published parameter files translate
+    one to one into ``conf/experiment/gru4rec_*.yaml``. Epochs and device come from the trainer.
+    """
+
+    name = "gru"
+    training_settings: GRU4RecTrainingSettings
+
+    def __init__(
+        self,
+        loss: str = "cross-entropy",
+        layers: list[int] | int = (100,),
+        embedding: int = 0,
+        constrained_embedding: bool = True,
+        dropout_p_embed: float = 0.0,
+        dropout_p_hidden: float = 0.0,
+        learning_rate: float = 0.05,
+        momentum: float = 0.0,
+        batch_size: int = 64,
+        n_sample: int = 2048,
+        sample_alpha: float = 0.5,
+        sample_cache_size: int = 10_000_000,
+        bpreg: float = 1.0,
+        elu_param: float = 0.5,
+        logq: float = 0.0,
+        patience: int = 3,
+        resume: bool = True,
+        steps_per_batch: int = 64,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        super().__init__(
+            GRU4RecTrainingSettings(
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                patience=patience,
+                resume=resume,
+                eval_batch_size=eval_batch_size,
+                loss=loss,
+                momentum=momentum,
+                n_sample=n_sample,
+                sample_alpha=sample_alpha,
+                sample_cache_size=sample_cache_size,
+                bpreg=bpreg,
+                elu_param=elu_param,
+                logq=logq,
+                steps_per_batch=steps_per_batch,
+            )
+        )
+        self.layers = V.int_list("model.layers", list(layers) if not isinstance(layers, int) else layers, 1)
+        self.embedding = V.integer("model.embedding", embedding, 0)
+        self.constrained_embedding = V.boolean("model.constrained_embedding", constrained_embedding)
+        self.dropout_p_embed = V.number("model.dropout_p_embed", dropout_p_embed, 0.0, 0.99)
+        self.dropout_p_hidden = V.number("model.dropout_p_hidden", dropout_p_hidden, 0.0, 0.99)
+
+    def build_net(self, n_items: int) -> GRU4RecNet:
+        return GRU4RecNet(
+            n_items,
+            self.layers,
+            embedding=self.embedding,
+            constrained_embedding=self.constrained_embedding,
+            dropout_p_embed=self.dropout_p_embed,
+            dropout_p_hidden=self.dropout_p_hidden,
+        )
+
+    def fit(
+        self, train: pd.DataFrame, valid: pd.DataFrame | None = None, ctx: FitContext | None = None
+    ) -> GRU4RecModel:
+        ctx = self._ctx(ctx)
+        L.seed_everything(ctx.seed, workers=True, verbose=False)
+        self.vocab = ItemVocab.from_events(train)
+        sessions = sessions_in_time_order(train, self.vocab)
+        schedule = session_parallel_schedule(sessions, self.training_settings.batch_size)
+        train_loader = torch.utils.data.DataLoader(
+            ScheduleChunks(*schedule, chunk=self.training_settings.steps_per_batch), batch_size=None, shuffle=False
+        )
+        valid_loader = self._valid_loader(valid)
+        self.net = self.build_net(len(self.vocab))
+        module = GRU4RecModule(self.net, self.training_settings, self.vocab.counts, ctx.seed)
+        self._train(module, train_loader, valid_loader, ctx)
+        self.fit_summary["train_steps_per_epoch"] = int(len(schedule[0]))
+        return self
+
+    def item_embeddings(self) -> np.ndarray | None:
+        return None if self.net is None else item_matrix(self.net.Wy.weight)

@@ -1,0 +1,71 @@
+"""SASRec behind the recframe ``Model`` interface: a causal transformer over session items.
+
+Training predicts the next item at every position of padded session windows (full softmax, or
+sampled softmax with logQ on large catalogues on CPU; see :mod:`recframe.model.seq.padded`);
+serving reads the state at a session's last position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recframe import validation as V
+from recframe.interfaces import ConfigError
+from recframe.model.seq.base import item_matrix
+from recframe.model.seq.nets.sasrec import SASRecNet
+from recframe.model.seq.padded import PaddedSequenceModel
+from recframe.model.seq.settings import PaddedTrainingSettings
+
+
+class SASRecModel(PaddedSequenceModel):
+    """Self-attentive sequential recommendation (Kang & McAuley, 2018) for sessions."""
+
+    name = "sasrec"
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        dropout: float = 0.2,
+        max_len: int = 50,
+        loss: str = "auto",
+        n_sample: int = 1024,
+        sample_alpha: float = 0.5,
+        logq: float = 1.0,
+        full_softmax_max_items: int = 10_000,
+        learning_rate: float = 0.001,
+        weight_decay: float = 0.0,
+        batch_size: int = 128,
+        patience: int = 3,
+        resume: bool = True,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        super().__init__(
+            max_len,
+            PaddedTrainingSettings(
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                patience=patience,
+                resume=resume,
+                eval_batch_size=eval_batch_size,
+                loss=loss,
+                n_sample=n_sample,
+                sample_alpha=sample_alpha,
+                logq=logq,
+                full_softmax_max_items=full_softmax_max_items,
+                weight_decay=weight_decay,
+            ),
+        )
+        self.hidden_size = V.integer("model.hidden_size", hidden_size, 1)
+        self.n_layers = V.integer("model.n_layers", n_layers, 1)
+        self.n_heads = V.integer("model.n_heads", n_heads, 1)
+        if self.hidden_size % self.n_heads:
+            raise ConfigError("model.n_heads", n_heads, f"must divide model.hidden_size={hidden_size}")
+        self.dropout = V.number("model.dropout", dropout, 0.0, 0.99)
+
+    def build_net(self, n_items: int) -> SASRecNet:
+        return SASRecNet(n_items, self.hidden_size, self.n_layers, self.n_heads, self.dropout, self.max_len)
+
+    def item_embeddings(self) -> np.ndarray | None:
+        return None if self.net is None else item_matrix(self.net.output_table())
