@@ -22,6 +22,7 @@ import torch
 
 from recframe.model.seq.gru import GRU4RecModule
 from recframe.model.seq.nets.sampled_losses import cross_entropy_logq
+from recframe.model.seq.settings import GRU4RecTrainingSettings
 
 
 def by_hand(scores: list[list[float]], log_q: list[float], w: float) -> float:
@@ -64,8 +65,8 @@ def test_the_correction_changes_the_loss_in_the_direction_it_should() -> None:
 
 
 def module(counts: np.ndarray, logq: float, alpha: float) -> GRU4RecModule:
-    hp = {"loss": "cross-entropy", "logq": logq, "sample_alpha": alpha, "bpreg": 0.0, "elu_param": 0.0}
-    return GRU4RecModule(torch.nn.Identity(), hp, counts, seed=0)
+    settings = GRU4RecTrainingSettings(loss="cross-entropy", logq=logq, sample_alpha=alpha)
+    return GRU4RecModule(torch.nn.Identity(), settings, counts, seed=0)
 
 
 @pytest.mark.parametrize(("logq", "alpha"), [(1.0, 0.5), (0.7, 0.0), (1.0, 1.0)])
