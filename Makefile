@@ -14,9 +14,9 @@ PYTEST_ARGS ?= -m "not slow"
 # the modern stack, and recframe only uses the parts of it that import cleanly (docs/testing.md).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[all]"
-	$(BIN)/pip install -q --no-deps reclist==2.1.0
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[all]"
+	$(BIN)/python -m pip install -q --no-deps reclist==2.1.0
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -82,3 +82,23 @@ def test_measure_reports_each_blocks_own_peak(common) -> None:
     assert big.wall_s > 0 and big.cpu_s >= 0
     if common.reset_peak_rss():  # Linux: the second block does not inherit the first one's peak
         assert big.peak_rss_mb - small.peak_rss_mb > 200
+
+
+def test_train_speed_prints_each_epoch_and_counts_transitions(capsys) -> None:
+    """benchmarks/train_speed.py on generated data: one stderr line per epoch, transitions beside events."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_speed_benchmark", BENCHMARKS / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--models", "gru", "--epochs", "2", "--synthetic-sessions", "200", "--threads", "1", "--device", "cpu"]
+    argv += ["--set", "model.layers=[8]", "--set", "model.n_sample=16"]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    epochs = [line for line in captured.err.splitlines() if line.startswith("[gru] epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["[gru] epoch 1/2", "[gru] epoch 2/2"]
+    assert all("transitions/s" in line for line in epochs)
+    gru = json.loads(captured.out.strip().splitlines()[-1])["sides"]["gru"]
+    train, _ = bench.synthetic(200)
+    assert gru["events"] == len(train) and gru["transitions"] == len(train) - train["session_id"].nunique()
+    assert gru["epochs"] == 2 and gru["events_per_s"] > gru["transitions_per_s"] > 0
