@@ -3,13 +3,14 @@
 Why synthetic data: the default pipeline must run on a fresh machine with no account and no
 download, and its first figures must look like those of real data, so that a user can trust the
 rest. The defaults are calibrated on the statistics of three public session data sets, measured on
-their files (Diginetica train, YooChoose 1/64 100k sample, REES46 2019-10 head; docs/data.md):
+their files (Diginetica train, a 100k-event YooChoose sample, the head of REES46 2019-10; docs/data.md):
 
-* **catalogue and popularity**: 10,000 items over 40,000 sessions give about 15 events per item
-  (Diginetica 21, YooChoose 24); log-normal item popularity (sigma 1.2) puts 10 % of the events on
-  the top 1 % of items and 41 % on the top 10 % (Diginetica 13 % / 46 %, YooChoose 17 % / 59 %), so
-  the 20 most popular items cover under 5 % of the targets, as popularity's HR@20 on real data
-  (0.01-0.12, shrinking with catalogue size);
+* **catalogue and popularity**: 10,000 items over 35,000 sessions give about 13 events per item
+  (Diginetica 21, YooChoose 24: fewer, to keep the default run to about a minute on 2 cores);
+  log-normal item popularity (sigma 1.2) puts 11 % of the events on the top 1 % of items and 41 %
+  on the top 10 % (Diginetica 13 % / 46 %, YooChoose 17 % / 59 %), so the 20 most popular items
+  cover about 4 % of the targets, in the range of popularity's HR@20 on real data (0.01-0.12,
+  shrinking as the catalogue grows);
 * **session lengths**: product views per session are ``ceil(lognormal(0.55, 1.0))``, capped at 50:
   27 % of sessions have one event, and those with >= 2 have mean 4.7, 33 % of length 2, p99 23
   (real: mean 3.9-5.1, 28-43 % of length 2, p99 18-24);
@@ -101,7 +102,7 @@ def _sample_from_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def generate_events(
-    n_sessions: int = 40_000,
+    n_sessions: int = 35_000,
     n_items: int = 10_000,
     n_days: int = 28,
     seed: int = 42,
