@@ -307,10 +307,11 @@ class DuckDBSource(DataSource):
     # ------------------------------------------------------------------------------------------------
     def _fingerprint(self) -> str:
         """The input's fingerprint: of the generator's parameters, or of the raw files' bytes."""
+        from recframe.datasource.synthetic import GENERATOR_VERSION
         from recframe.datasource.warehouse import fingerprint_files, fingerprint_params
 
         if self.format.name == "synthetic":
-            return fingerprint_params({"synthetic": self.synthetic, "generator": 1})
+            return fingerprint_params({"synthetic": self.synthetic, "generator": GENERATOR_VERSION})
         return fingerprint_files(
             self.raw["path"], self.raw.get("items_path"), extra={"format": self.format.name, "raw": self.raw}
         )
