@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from recframe.interfaces import ConfigError, RecframeError
 
 log = logging.getLogger("recframe.serve")
 CHAMPION = "champion"
+STARTUP_TIMEOUT_S = 120
 
 
 def default_warehouse() -> Path:
@@ -284,14 +286,14 @@ def run_workers(source: ModelSource, settings: ServeSettings, announce: Any = pr
     config = uvicorn.Config(
         "recframe.serve:worker_app", factory=True, workers=s.workers, lifespan="off", log_level=s.log_level,
         access_log=False, timeout_graceful_shutdown=s.drain_timeout_s, server_header=False, date_header=False,
+        timeout_worker_healthcheck=STARTUP_TIMEOUT_S,  # a new worker loads torch and the model before it is ready
     )  # fmt: skip
     supervisor = Multiprocess(config, sockets=[sock])
     done = threading.Event()
-    watcher = threading.Thread(target=_watch_for_workers, args=(source, s.watch_s, done), daemon=True)
+    watcher = threading.Thread(target=_supervise, args=(source, s.watch_s, done), daemon=True)
     announce(f"recframe serve: listening on {url_of(sock)} ({s.workers} workers, {source.describe()})")
     try:
-        if s.watch_s > 0:
-            watcher.start()
+        watcher.start()
         supervisor.run()
     finally:
         done.set()
@@ -301,10 +303,17 @@ def run_workers(source: ModelSource, settings: ServeSettings, announce: Any = pr
     return 0
 
 
-def _watch_for_workers(source: ModelSource, watch_s: float, done: threading.Event) -> None:
-    """Send this process SIGHUP (uvicorn's rolling restart) when the source's artifact changes."""
+def _supervise(source: ModelSource, watch_s: float, done: threading.Event) -> None:
+    """Beside uvicorn's supervisor: send this process SIGHUP (a rolling restart of the workers) when
+    the source's artifact changes, and clear the metrics of workers that have exited."""
     fingerprint, version = source.fingerprint(), _version_or_none(source)
-    while not done.wait(watch_s):
+    tick = min(watch_s, 1.0) if watch_s > 0 else 1.0
+    next_check = time.monotonic() + watch_s
+    while not done.wait(tick):
+        _forget_dead_workers()
+        if watch_s <= 0 or time.monotonic() < next_check:
+            continue
+        next_check = time.monotonic() + watch_s
         now = source.fingerprint()
         if now == fingerprint:
             continue
@@ -318,6 +327,27 @@ def _watch_for_workers(source: ModelSource, watch_s: float, done: threading.Even
             log.warning("%s is now %s: replacing the workers", source.describe(), new)
             os.kill(os.getpid(), signal.SIGHUP)
         version = new
+
+
+def _forget_dead_workers() -> None:
+    """Drop the live gauges (the served model) of worker processes that are gone.
+
+    A worker stopped by a signal never runs its exit hooks, so its files would keep reporting the
+    model it served; counters are kept, since a scrape sums the requests of past workers too.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    from prometheus_client import multiprocess
+
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        try:
+            pid = int(path.stem.rsplit("_", 1)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)
+        except (OSError, ValueError):  # alive (owned by someone else), or not a worker's file
+            pass
 
 
 def _version_or_none(source: ModelSource) -> str | None:

@@ -29,7 +29,13 @@ from typing import Any
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 ROUTES = ("/invocations", "/ping", "/metrics", "other")
-_COMMON_STATUSES = (200, 400, 404, 405, 413, 422, 500, 503)
+_INITIAL_SERIES = (
+    *(("/invocations", status) for status in (200, 400, 413, 422, 500, 503)),
+    ("/ping", 200),
+    ("/ping", 503),
+    ("/metrics", 200),
+    ("other", 404),
+)
 _ITEMS, _UNKNOWN = "recframe_session_items", "recframe_unknown_items"
 _dead_marker_registered = False
 
@@ -69,10 +75,9 @@ class ServingMetrics:
             multiprocess_mode="livemax",
         )
         self._swaps = Counter("recframe_model_swaps", "Models swapped in after the first one", registry=r)
+        # the series every server has, at 0 from the start; any other (route, status) is bound when first seen
         self._children: dict[tuple[str, int], Any] = {
-            (route, status): self._requests.labels(route, str(status))
-            for route in ROUTES
-            for status in _COMMON_STATUSES
+            (route, status): self._requests.labels(route, str(status)) for route, status in _INITIAL_SERIES
         }
         self._observe_latency = self._latency.observe
         self._serving: tuple[str, str] | None = None

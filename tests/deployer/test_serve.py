@@ -316,3 +316,40 @@ def test_summary_says_when_the_deploy_was_skipped() -> None:
     assert deployment_line(skipped) == "deploy skipped (deployer=none)"
     served = {"url": "http://127.0.0.1:1234", "smoke": {"passed": True}, "deployer": "local"}
     assert deployment_line(served) == "http://127.0.0.1:1234 (smoke test passed)"
+
+
+@pytest.mark.timeout(240)
+def test_workers_share_metrics_and_are_replaced_on_a_new_artifact(tmp_path: Path) -> None:
+    from recframe.artifact import load_model, save_model
+
+    run = make_run(tmp_path / "run", ProbeGRUModel(dim=8, seed=1))
+    other = make_run(tmp_path / "other", ProbeGRUModel(dim=8, seed=2))
+    proc, url = _serve_subprocess([str(run), "--workers", "2", "--watch", "0.3"])
+    try:
+        wait_ready(url, timeout=120)
+        answers: list[int] = []
+        with httpx.Client(base_url=url, trust_env=False, timeout=30) as c:
+            answers += [c.post("/invocations", json={"session": ["sku1"]}).status_code for _ in range(20)]
+            assert c.post("/invocations", content=b"{").status_code == 400
+            save_model(load_model(other / "model"), run / "model")  # a new artifact in the served run
+            new, deadline = artifact_version(run / "model"), time.monotonic() + 150
+
+            def served_versions() -> set[str]:
+                m = scrape(url)
+                return {dict(k[1])["version"] for k, v in m.items() if k[0] == "recframe_model_info" and v == 1}
+
+            while served_versions() != {new}:  # bounded load while the workers are replaced one by one
+                assert time.monotonic() < deadline, "workers were not replaced"
+                answers += [c.post("/invocations", json={"session": ["sku1"]}).status_code for _ in range(5)]
+                time.sleep(0.2)
+            assert c.get("/ping").json()["version"] == new
+            m = scrape(url)
+        assert set(answers) == {200}
+        assert requests_total(m, "/invocations", 200) == len(answers)  # summed over old and new workers
+        assert requests_total(m, "/invocations", 400) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
