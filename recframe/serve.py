@@ -70,10 +70,11 @@ class ModelSource:
         self.warehouse = Path(warehouse) if warehouse is not None else (default_warehouse() if self.champion else None)
         self.tenant = tenant
 
-    def resolve(self) -> Path:
-        """The artifact folder to serve now (one line of :class:`~recframe.interfaces.RecframeError` if none)."""
+    def resolve(self, wait_s: float = 30) -> Path:
+        """The artifact folder to serve now (one line of :class:`~recframe.interfaces.RecframeError` if none);
+        ``wait_s`` bounds the wait for a warehouse another recframe process is writing."""
         if self.champion:
-            return artifact_dir(resolve_champion(self.tenant, self.warehouse))
+            return artifact_dir(resolve_champion(self.tenant, self.warehouse, lock_timeout_s=wait_s))
         return artifact_dir(self.target)
 
     def fingerprint(self) -> tuple[Any, ...]:
@@ -106,6 +107,7 @@ class Reloader(threading.Thread):
         self.error: str | None = None
         self._wake, self._stop = threading.Event(), threading.Event()
         self._forced = False
+        self._last_error: str | None = None
         self._fingerprint: tuple[Any, ...] | None = None
 
     def request(self) -> None:
@@ -133,16 +135,20 @@ class Reloader(threading.Thread):
             if not forced and self.source.fingerprint() == self._fingerprint:
                 continue
             try:
-                self.load()
+                self.load(wait_s=1.0)  # a warehouse busy with a data step is looked at again next time
+                self._last_error = None
             except Exception as e:  # a bad new artifact, a busy warehouse: keep serving the current model
-                log.error("still serving %s: cannot load the new model: %s", self.app.version, _one_line(e))
+                message = _one_line(e)
+                if message != self._last_error:  # once per distinct problem, not every --watch seconds
+                    log.error("still serving %s: cannot load the new model: %s", self.app.version, message)
+                self._last_error = message
 
-    def load(self) -> None:
+    def load(self, wait_s: float = 30) -> None:
         """Resolve the source and swap its artifact in when it differs from the one being served."""
         from recframe.deployer.predictor import Predictor
 
         fingerprint = self.source.fingerprint()  # taken first: a change during the load is seen next time
-        model_dir = self.source.resolve()
+        model_dir = self.source.resolve(wait_s)
         version = artifact_version(model_dir)
         if version != self.app.version:
             self.app.swap(Predictor.from_artifact(model_dir, self.limits), version)
@@ -318,7 +324,7 @@ def _supervise(source: ModelSource, watch_s: float, done: threading.Event) -> No
         if now == fingerprint:
             continue
         try:
-            new = artifact_version(source.resolve())
+            new = artifact_version(source.resolve(wait_s=1.0))
         except Exception as e:  # busy or broken: look again next time
             log.error("cannot resolve %s: %s", source.describe(), _one_line(e))
             continue

@@ -132,9 +132,9 @@ class GatedSource(ModelSource):
         super().__init__(target)
         self.gate = threading.Event()
 
-    def resolve(self) -> Path:
+    def resolve(self, wait_s: float = 30) -> Path:
         assert self.gate.wait(30)
-        return super().resolve()
+        return super().resolve(wait_s)
 
 
 def test_ping_is_not_ready_before_the_model_is_loaded(tmp_path: Path, server_in_thread) -> None:
@@ -228,6 +228,33 @@ def test_a_promotion_under_load_swaps_the_model_and_loses_no_request(tmp_path: P
     assert m[("recframe_model_swaps_total", ())] == 1
     assert m[("recframe_model_info", (("model", "probe_gru"), ("version", vb)))] == 1
     assert m[("recframe_model_info", (("model", "probe_gru"), ("version", va)))] == 0
+
+
+def test_a_broken_new_artifact_leaves_the_current_model_serving(
+    tmp_path: Path, server_in_thread, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = make_run(tmp_path / "run", ProbeGRUModel(dim=8, seed=1))
+    good = artifact_version(run / "model")
+    server = server_in_thread(ModelSource(str(run)))
+    wait_ready(server.url)
+    replacement = ProbeGRUModel(dim=8, seed=2).fit(make_events(n_sessions=120, n_items=40))
+    broken = replacement.save(tmp_path / "broken")
+    (broken / "weights.pt").write_bytes((broken / "weights.pt").read_bytes()[:-10])  # fails its checksum
+    (run / "model").rename(tmp_path / "previous")
+    broken.rename(run / "model")
+    with caplog.at_level("ERROR", logger="recframe.serve"):
+        deadline = time.monotonic() + 20
+        while "checksum mismatch" not in caplog.text:
+            assert time.monotonic() < deadline, "the broken artifact was not noticed"
+            time.sleep(0.1)
+    with httpx.Client(base_url=server.url, trust_env=False) as c:
+        assert c.get("/ping").json()["version"] == good
+        assert c.post("/invocations", json={"session": ["sku1"]}).status_code == 200
+        replacement.save(run / "model")  # repaired: swapped in at the next check
+        fixed, deadline = artifact_version(run / "model"), time.monotonic() + 20
+        while c.get("/ping").json()["version"] != fixed:
+            assert time.monotonic() < deadline, "the repaired artifact was not swapped in"
+            time.sleep(0.1)
 
 
 def _serve_subprocess(args: list[str]) -> tuple[subprocess.Popen, str]:
