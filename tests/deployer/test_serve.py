@@ -279,20 +279,29 @@ def test_sighup_swaps_and_sigterm_drains_requests_in_flight(tmp_path: Path) -> N
         wait_ready(url)
         body = {"session": ["sku1", "sku2"], "k": 5}
 
-        def call(_: int) -> tuple[int, float, float]:
-            t0 = time.monotonic()
-            r = httpx.post(f"{url}/invocations", json=body, trust_env=False, timeout=60)
-            return r.status_code, t0, time.monotonic()
+        def in_flight(n: int, then) -> list[tuple[int, float, float]]:
+            """``n`` requests on connections opened beforehand, and ``then()`` while they are being answered."""
+            ready = threading.Barrier(n + 1)
+
+            def call(_: int) -> tuple[int, float, float]:
+                with httpx.Client(base_url=url, trust_env=False, timeout=60) as c:
+                    assert c.get("/ping").status_code == 200  # connected and accepted
+                    ready.wait(30)
+                    t0 = time.monotonic()
+                    return c.post("/invocations", json=body).status_code, t0, time.monotonic()
+
+            with ThreadPoolExecutor(n) as pool:
+                futures = [pool.submit(call, i) for i in range(n)]
+                ready.wait(30)
+                time.sleep(0.3)  # sent; the slow model takes 0.5 s per batch
+                then()
+                return [f.result() for f in futures]
 
         # SIGHUP with requests in flight: a new artifact in the run directory is swapped in
         old = artifact_version(run / "model")
         SlowProbeModel(dim=8, seed=2, delay_s=0.5).fit(make_events(n_sessions=120, n_items=40)).save(run / "model")
         new = artifact_version(run / "model")
-        with ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(call, i) for i in range(6)]
-            time.sleep(0.2)
-            proc.send_signal(signal.SIGHUP)
-            results = [f.result() for f in futures]
+        results = in_flight(6, lambda: proc.send_signal(signal.SIGHUP))
         assert [s for s, _, _ in results] == [200] * 6
         deadline = time.monotonic() + 30
         while httpx.get(f"{url}/ping", trust_env=False).json().get("version") != new:
@@ -300,12 +309,9 @@ def test_sighup_swaps_and_sigterm_drains_requests_in_flight(tmp_path: Path) -> N
             time.sleep(0.1)
 
         # SIGTERM with requests in flight: every one is answered, then the process exits 0
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(call, i) for i in range(8)]
-            time.sleep(0.3)
-            sent_at = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            results = [f.result() for f in futures]
+        signalled: list[float] = []
+        results = in_flight(8, lambda: (signalled.append(time.monotonic()), proc.send_signal(signal.SIGTERM)))
+        sent_at = signalled[0]
         assert [s for s, _, _ in results] == [200] * 8
         assert all(start < sent_at < end for _, start, end in results)  # in flight when SIGTERM came
         assert proc.wait(30) == 0
