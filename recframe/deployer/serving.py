@@ -1,4 +1,4 @@
-"""The HTTP face of the serving contract: ``GET /ping`` and ``POST /invocations`` over a Predictor.
+"""The HTTP face of the serving contract: ``GET /ping`` and ``POST /invocations`` over a Predictor, and ``/metrics``.
 
 Why it looks the way it does:
 
@@ -10,6 +10,13 @@ Why it looks the way it does:
 * **Micro-batching.** Parsed requests wait in a queue; one worker thread scores whatever has
   queued while the previous batch ran, with one ``score_next`` call and one ``topk``. Under load the
   batches grow by themselves; when idle a request is scored alone, with no added wait.
+* **Ready means loaded, and the model can change under traffic.** The app may start without a model
+  (``/ping`` answers 503 until :meth:`ServingApp.swap` gives it one); a later ``swap`` replaces the
+  model between two micro-batches, so no request is dropped (``recframe serve`` does this on a
+  promotion or SIGHUP).
+* **Metrics that cost nothing per request but increments.** ``/metrics`` (Prometheus text format,
+  :mod:`recframe.deployer.serving_metrics`) counts requests by status, times ``/invocations`` and
+  records batch sizes and unknown SKUs per batch.
 * **Never a 5xx for client input.** Bodies are read with a byte limit (413 over it, drained so the
   client sees the answer), decoded with orjson when installed, validated by
   :meth:`~recframe.deployer.predictor.Predictor.parse`, and every error is ``{"error": "..."}``.

@@ -344,6 +344,21 @@ def test_bad_targets_get_one_line(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "tenant 'default' has no champion" in capsys.readouterr().err
 
 
+def test_an_artifact_that_fails_to_load_stops_the_server_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setenv("RECFRAME_TORCH_THREADS", str(torch.get_num_threads()))  # leave this process as it was
+    run = make_run(tmp_path / "run", ProbeGRUModel(dim=8, seed=1))
+    weights = run / "model" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    assert serve_main([str(run), "--port", "0", "--watch", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert "listening on http://127.0.0.1:" in out
+    assert "checksum mismatch" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_summary_says_when_the_deploy_was_skipped() -> None:
     skipped = {"url": "", "smoke": {"passed": True, "skipped": True}, "deployer": "none"}
     assert deployment_line(skipped) == "deploy skipped (deployer=none)"
