@@ -144,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from recframe.report.compare import main as compare_main
 
         return compare_main(argv[1:]) or 0
+    if argv and argv[0] == "serve":
+        from recframe.serve import main as serve_main
+
+        return serve_main(argv[1:])
     set_offline_env()
     logging.getLogger("hydra").setLevel(logging.WARNING)
     overrides, do_precheck = split_overrides(argv)
