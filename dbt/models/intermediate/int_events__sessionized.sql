@@ -19,7 +19,7 @@ with keyed as (
         sku_raw,
         action,
         ts_ms
-    from {{ ref('stg_events__raw_events') }}
+    from {{ ref('int_events__checked') }}
     where reject_reason is null and session_key is not null
 ),
 {%- if var('sessionize_by_user', true) %}
@@ -37,7 +37,7 @@ user_gaps as (
                 <= {{ gap_ms }} then 0
             else 1
         end as starts_session
-    from {{ ref('stg_events__raw_events') }}
+    from {{ ref('int_events__checked') }}
     where reject_reason is null and session_key is null
 ),
 

@@ -7,10 +7,8 @@
     back. Because keys follow SKU order, ordering by key orders exactly as by SKU, so both dialects
     produce the same sequences. Every raw value gets a row, rejected rows' too: it costs nothing. -#}
 with raw_skus as (
-    select distinct e.tenant, e.sku as sku_raw
-    from {{ source('recframe_raw', 'events') }} as e
-    inner join {{ ref('stg_events__current_loads') }} as l
-        on e.tenant = l.tenant and e.etl_id = l.etl_id
+    select distinct tenant, sku as sku_raw
+    from {{ ref('stg_events__raw_events') }}
 ),
 
 normalized as (

@@ -12,6 +12,7 @@ with popularity as (
 ),
 
 catalogue as (
+    {#- in place there is no raw catalogue: category and price bucket stay null -#}
     select
         i.tenant,
         lower(trim(i.sku)) as sku,
@@ -20,6 +21,9 @@ catalogue as (
     from {{ source('recframe_raw', 'items') }} as i
     inner join {{ ref('stg_events__current_loads') }} as l
         on i.tenant = l.tenant and i.etl_id = l.etl_id
+    {%- if var('raw_mode', 'ingest') == 'in_place' %}
+    where false
+    {%- endif %}
     group by i.tenant, lower(trim(i.sku))
 )
 
