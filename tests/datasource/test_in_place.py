@@ -181,7 +181,9 @@ def test_tenant_from_a_mapped_column(events, ingested, tmp_path):
     con = duckdb.connect(str(wh))
     _load_source_table(con, events, "shop", "clicks")
     con.execute("alter table shop.clicks add column shop varchar default 'eu'")
-    con.execute("insert into shop.clicks select * replace ('us' as shop, visit_id || '-us' as visit_id) from shop.clicks")
+    con.execute(
+        "insert into shop.clicks select * replace ('us' as shop, visit_id || '-us' as visit_id) from shop.clicks"
+    )
     con.close()
     raw = {**CUSTOM, "mode": "in_place", "table": "shop.clicks",
            "columns": {**CUSTOM["columns"], "tenant": "shop"}}  # fmt: skip
@@ -242,8 +244,10 @@ def test_bad_in_place_settings_fail_at_construction(raw, key):
 
 
 def test_missing_attach_file_and_empty_glob_fail_in_check(tmp_path):
-    src = DuckDBSource(warehouse=tmp_path / "wh.duckdb",
-                       raw={**CUSTOM, "mode": "in_place", "table": "a.b", "attach": str(tmp_path / "nope.duckdb")})  # fmt: skip
+    attach = str(tmp_path / "nope.duckdb")
+    src = DuckDBSource(
+        warehouse=tmp_path / "wh.duckdb", raw={**CUSTOM, "mode": "in_place", "table": "a.b", "attach": attach}
+    )
     with pytest.raises(DataError, match="datasource.raw.attach does not exist"):
         src.check()
     src = DuckDBSource(warehouse=tmp_path / "wh.duckdb",
