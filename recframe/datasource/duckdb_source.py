@@ -258,7 +258,9 @@ class DuckDBSource(DataSource):
             raise DataError(f"source {self.in_place.name()} has no rows for tenant {self.tenant!r}: nothing to build")
         etl_id = fp.etl_id(self.in_place.name(), self.tenant)
         self.source_fingerprint = {"source": self.in_place.name(), **fp.as_dict()}
-        self._in_place_vars = in_place.dbt_vars(self.in_place, rel.location, columns, self.format, etl_id)
+        self._in_place_vars = in_place.dbt_vars(
+            self.in_place, rel.location, columns, self.format, etl_id, {"tenant": self.tenant, **self.dbt_vars}
+        )
         self.timings["check_source_s"] = round(time.perf_counter() - t0, 3)
         self.timings["check_source_cpu_s"] = round(time.process_time() - c0, 3)
 

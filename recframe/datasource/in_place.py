@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -178,11 +179,23 @@ def load_epoch_ms(now: datetime | None = None) -> int:
 
 
 def dbt_vars(
-    cfg: InPlaceConfig, location: tuple[str | None, str, str], columns: Mapping[str, str], fmt: RawFormat, etl_id: str
+    cfg: InPlaceConfig,
+    location: tuple[str | None, str, str],
+    columns: Mapping[str, str],
+    fmt: RawFormat,
+    etl_id: str,
+    settings: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The dbt vars that point the ``recframe_events`` source at the in-place relation."""
+    """The dbt vars that point the ``recframe_events`` source at the in-place relation.
+
+    ``build_source`` identifies the source and the ``settings`` (dbt vars) that shape sessions: an
+    incremental build continues only sessions built with the same one, and rebuilds the rest.
+    """
     database, schema, table = location
+    shape = {"source": list(location), "columns": dict(columns), "ts_unit": fmt.ts_unit, "settings": dict(settings)}
+    build_source = hashlib.sha1(json.dumps(shape, sort_keys=True, default=str).encode(), usedforsecurity=False)
     return {
+        "build_source": build_source.hexdigest()[:20],
         "raw_mode": "in_place",
         "source_database": database,
         "source_schema": schema,
