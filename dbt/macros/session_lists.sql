@@ -180,11 +180,15 @@ from deduplicated
     s.n_kept as length
 {%- endmacro %}
 
+{#- The integer fast paths (item_keys, action_ranks) are columns of the contract
+    (recframe.datasource.schema) on every warehouse; only DuckDB's roll-up fills them. -#}
 {% macro default__sequences_select(sessions, item_keys) -%}
 select
     {{ sequence_columns() }},
     s.items,
+    cast(null as array) as item_keys,
     s.actions,
+    cast(null as array) as action_ranks,
     s.timestamps
 from {{ sessions }} as s
 where s.reject_reason is null

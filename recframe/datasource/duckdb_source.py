@@ -35,7 +35,7 @@ KNOWN_ACTIONS = ("detail", "add", "purchase", "remove", "fav")
 _DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 
 
-def _as_dict(value: Any, key: str) -> dict[str, Any]:
+def as_dict(value: Any, key: str) -> dict[str, Any]:
     """A config block (dict or OmegaConf node) as a plain dict."""
     if value is None:
         return {}
@@ -140,7 +140,7 @@ class DuckDBSource(DataSource):
             raise ConfigError("datasource.tenant", tenant, "must be a non-empty name without quotes or '/'")
         self.tenant = tenant
 
-        self.raw = _as_dict(raw, "datasource.raw")
+        self.raw = as_dict(raw, "datasource.raw")
         v.choice("datasource.raw.format", self.raw.get("format", "synthetic"), FORMAT_NAMES)
         self.mode = in_place.mode_of(self.raw)
         self.in_place: in_place.InPlaceConfig | None = None
@@ -156,7 +156,7 @@ class DuckDBSource(DataSource):
         self._in_place_vars: dict[str, Any] = {}
         self.source_fingerprint: dict[str, Any] | None = None
 
-        syn = _as_dict(synthetic, "datasource.synthetic")
+        syn = as_dict(synthetic, "datasource.synthetic")
         self.synthetic = {
             "n_sessions": v.integer("datasource.synthetic.n_sessions", syn.get("n_sessions", 25_000), 10),
             "n_items": v.integer("datasource.synthetic.n_items", syn.get("n_items", 1_500), 10),
@@ -167,12 +167,12 @@ class DuckDBSource(DataSource):
         for k in extra:  # the generator's other knobs (follow_prob, mean_length, ...) pass through
             self.synthetic[k] = syn[k]
 
-        dbt_cfg = _as_dict(dbt, "datasource.dbt")
+        dbt_cfg = as_dict(dbt, "datasource.dbt")
         self.dbt_runner = v.choice("datasource.dbt.runner", dbt_cfg.get("runner", "local"), ["local"])
         self.full_refresh = v.boolean("datasource.dbt.full_refresh", dbt_cfg.get("full_refresh", False))
-        self.dbt_vars = validate_dbt_vars(_as_dict(dbt_cfg.get("vars"), "datasource.dbt.vars"))
+        self.dbt_vars = validate_dbt_vars(as_dict(dbt_cfg.get("vars"), "datasource.dbt.vars"))
         self.dbt_project_dir = Path(dbt_cfg["project_dir"]) if dbt_cfg.get("project_dir") else None
-        self.split = validate_split(_as_dict(split, "datasource.split"))
+        self.split = validate_split(as_dict(split, "datasource.split"))
 
     # ------------------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -211,15 +211,15 @@ class DuckDBSource(DataSource):
         parse = threading.Thread(target=self._parse_quietly, args=(work_dir,), name="recframe-dbt-parse", daemon=True)
         con = _connect(self.warehouse)
         try:
-            fingerprint: str | Callable[[], str] = self._fingerprint
+            fingerprint: str | Callable[[], str] = self.input_fingerprint
             if _current_fingerprint(con, self.tenant) is not None:
                 # The input's fingerprint decides whether it is already loaded: computed first,
                 # alone, since hashing releases the GIL only chunk by chunk and beside the parse
                 # thread each chunk waited for it (2 GB: 5.6 s, not 1.7). With no current load
                 # nothing can be skipped, and ingest hashes while DuckDB writes.
-                fingerprint = self._fingerprint()
+                fingerprint = self.input_fingerprint()
             parse.start()
-            load = self._ingest(con, ingest, fingerprint)
+            load = self.ingest_input(con, ingest, fingerprint)
         finally:
             con.close()
         self.timings["ingest_s"] = round(time.perf_counter() - t0, 3)
@@ -366,7 +366,7 @@ class DuckDBSource(DataSource):
         return Dataset(train=train, valid=valid, test=test, stats=stats, items=items)
 
     # ------------------------------------------------------------------------------------------------
-    def _fingerprint(self) -> str:
+    def input_fingerprint(self) -> str:
         """The input's fingerprint: of the generator's parameters, or of the raw files' bytes."""
         from recframe.datasource.warehouse import fingerprint_files, fingerprint_params
 
@@ -376,9 +376,11 @@ class DuckDBSource(DataSource):
             self.raw["path"], self.raw.get("items_path"), extra={"format": self.format.name, "raw": self.raw}
         )
 
-    def _ingest(self, con: Any, ingest: Any, fp: str | Callable[[], str]) -> Any:
-        """Ingest the raw input under fingerprint ``fp`` (or the function computing it, see
-        :func:`~recframe.datasource.warehouse.ingest`)."""
+    def ingest_input(self, con: Any, ingest: Any, fp: str | Callable[[], str]) -> Any:
+        """Ingest the raw input into the DuckDB connection ``con`` under fingerprint ``fp`` (or the
+        function computing it, see :func:`~recframe.datasource.warehouse.ingest`). Public: the
+        Snowflake source parses a file with it into a scratch DuckDB before uploading, so both
+        warehouses read files by one set of rules."""
         from recframe.datasource.warehouse import relation_sql
 
         if self.format.name == "synthetic":

@@ -34,7 +34,8 @@ import pandas as pd
 
 from recframe import validation as v
 from recframe.datasource import in_place, snowflake_split
-from recframe.datasource.duckdb_source import DuckDBSource, _as_dict, row_accounting
+from recframe.datasource.duckdb_source import DuckDBSource, as_dict, row_accounting
+from recframe.datasource.schema import raw_ddl
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -42,16 +43,6 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 RUNNERS = ("local", "cloud")
 PROTOCOLS = ("https", "http")
 
-#: Snowflake DDL of the raw layer: the same columns as the DuckDB raw tables (recframe.datasource.warehouse).
-_RAW_TABLES = {
-    "EVENTS": """tenant varchar not null, etl_id varchar not null, etl_timestamp timestamp_ntz not null,
-        etl_epoch_ms bigint not null, event_date date, session_key varchar, user_key varchar,
-        event_type varchar, product_action varchar, sku varchar, ts_raw varchar, ts_ms bigint, url varchar""",
-    "REJECTS": "tenant varchar not null, etl_id varchar not null, line bigint, error_type varchar, raw_line varchar",
-    "ITEMS": "tenant varchar not null, etl_id varchar not null, sku varchar, category varchar, price_bucket varchar",
-    "LOADS": """tenant varchar not null, etl_id varchar not null, etl_timestamp timestamp_ntz not null,
-        fingerprint varchar not null, source varchar, n_rows bigint, n_items bigint""",
-}
 #: Order of the copy: ``LOADS`` last, because dbt builds from the latest row there.
 _COPY_ORDER = ("EVENTS", "REJECTS", "ITEMS", "LOADS")
 
@@ -136,15 +127,15 @@ class SnowflakeSource(DataSource):
         self.tenant = tenant
         self.state_dir = Path(str(state_dir)) if state_dir else None
 
-        dbt_cfg = _as_dict(dbt, "datasource.dbt")
+        dbt_cfg = as_dict(dbt, "datasource.dbt")
         self.dbt_runner = v.choice("datasource.dbt.runner", dbt_cfg.pop("runner", "local"), RUNNERS)
-        cloud_cfg = _as_dict(dbt_cfg.pop("cloud", None), "datasource.dbt.cloud")
+        cloud_cfg = as_dict(dbt_cfg.pop("cloud", None), "datasource.dbt.cloud")
         self.cloud = None
         if self.dbt_runner == "cloud":
             from recframe.datasource.dbt_cloud import DbtCloudJob
 
             self.cloud = DbtCloudJob.from_config(cloud_cfg)
-        raw_cfg = _as_dict(raw, "datasource.raw")
+        raw_cfg = as_dict(raw, "datasource.raw")
         self.mode = in_place.mode_of(raw_cfg)
         self.in_place = in_place.resolve(dict(raw_cfg), "snowflake") if self.mode == "in_place" else None
         if self.in_place is not None:
@@ -403,8 +394,8 @@ class SnowflakeSource(DataSource):
             scratch.execute("set enable_progress_bar = false")
             scratch.execute(f"set memory_limit = '{os.environ.get('RECFRAME_DUCKDB_MEMORY', '2GB')}'")
             scratch.execute("set preserve_insertion_order = false")
-            fp = self._local._fingerprint()
-            local = self._local._ingest(scratch, ingest, fp)
+            fp = self._local.input_fingerprint()
+            local = self._local.ingest_input(scratch, ingest, fp)
             current = cur.execute(
                 f"select etl_id, fingerprint, n_rows, n_items from {self._raw('LOADS')} where tenant = ? "
                 "order by etl_timestamp desc, etl_id desc limit 1",
@@ -422,9 +413,8 @@ class SnowflakeSource(DataSource):
 
     def _ensure_raw_tables(self, cur: Any) -> None:
         db, raw = identifier("datasource.database", self.database), identifier("datasource.raw_schema", self.raw_schema)
-        cur.execute(f"create schema if not exists {db}.{raw}")
-        for table, cols in _RAW_TABLES.items():
-            cur.execute(f"create table if not exists {db}.{raw}.{table} ({' '.join(cols.split())})")
+        for statement in raw_ddl("snowflake", f"{db}.{raw}", upper=True):
+            cur.execute(statement)
 
     def _copy_table(self, scratch: Any, cur: Any, table: str, tmp: Path, etl_id: str) -> None:
         """One raw table of this load: DuckDB -> parquet files -> ``PUT`` to a temporary stage -> ``COPY INTO``."""

@@ -255,3 +255,19 @@ def test_missing_attach_file_and_empty_glob_fail_in_check(tmp_path):
     with pytest.raises(DataError, match="datasource.raw.path matches no file"):
         src.check()
     assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_raw_tables_and_session_sequences_follow_the_contract(ingested, events, tmp_path):
+    """The raw DDL is generated from recframe.datasource.schema; session_sequences has its columns."""
+    from recframe.datasource.schema import RAW_TABLES, SESSION_SEQUENCES
+
+    wh = Path(ingested.stats["warehouse"])
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        for table, columns in RAW_TABLES.items():
+            found = [d[0] for d in con.execute(f"select * from raw.{table} limit 0").description]
+            assert found == [c.name for c in columns], table
+        found = [d[0] for d in con.execute("select * from main.session_sequences limit 0").description]
+    finally:
+        con.close()
+    assert found == [c.name for c in SESSION_SEQUENCES]

@@ -17,6 +17,7 @@ pytest.importorskip("dbt.adapters.snowflake")
 import snowflake.connector.cursor as sf_cursor  # noqa: E402
 
 from recframe.datasource.duckdb_source import DuckDBSource  # noqa: E402
+from recframe.datasource.schema import SESSION_SEQUENCES  # noqa: E402
 from recframe.datasource.synthetic import generate_events  # noqa: E402
 from recframe.interfaces import ConfigError, DataError  # noqa: E402
 from tests.datasource.test_snowflake_source import SPLIT, SYNTHETIC, _deadline, _source  # noqa: E402
@@ -125,6 +126,12 @@ def test_in_place_table_is_read_without_a_write_and_gives_duckdbs_sessions(fakes
     assert not [t for t in targets if ".RAW." in f".{t}"], "recframe's raw tables written"
     assert not [s for s in sent if re.match(r"\s*(put|copy|get)\b", s, re.I)], "PUT/COPY/GET sent"
     assert before == after
+    con = src.connect()
+    try:
+        described = con.cursor().execute('select * from "RECFRAME"."PUBLIC".SESSION_SEQUENCES limit 0').description
+    finally:
+        con.close()
+    assert [d[0].lower() for d in described] == [c.name for c in SESSION_SEQUENCES]  # the DuckDB mart's columns
     assert sf.stats["raw_mode"] == "in_place" and sf.stats["rows_accounted"]
     assert sf.stats["source_fingerprint"]["rows"] == events.num_rows
 
