@@ -4,6 +4,9 @@
 
 1. **ingest** raw events (generated, or a file in a known/custom format) into the append-only raw
    tables of a persistent DuckDB file (skipped when the same input is already the current load);
+   with ``raw.mode=in_place`` nothing is ingested: a table (in the warehouse, or in a file attached
+   read-only) or a Parquet lake is checked and fingerprinted, and dbt reads it where it is
+   (:mod:`recframe.datasource.in_place`);
 2. **dbt build** the packaged project in-process (models and tests; a failing test raises
    :class:`~recframe.interfaces.DataError` naming it, so the pipeline stops before training);
 3. **query** the ``session_sequences`` mart once for the date window and minimum length, and

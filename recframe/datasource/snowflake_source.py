@@ -2,7 +2,7 @@
 
 The same four steps as :mod:`recframe.datasource.duckdb_source`, with Snowflake as the warehouse:
 
-1. **ingest**: the raw input is parsed exactly as the DuckDB path parses it (same formats, same
+1. **ingest** (``raw.mode=ingest``): the raw input is parsed exactly as the DuckDB path parses it (same formats, same
    reader, same reject accounting) into a scratch in-memory DuckDB, then shipped to Snowflake's
    append-only raw tables with ``PUT`` + ``COPY INTO`` (parquet, matched by column name). The
    ``loads`` row is copied last, so an interrupted load never becomes the tenant's current one; a
@@ -11,9 +11,11 @@ The same four steps as :mod:`recframe.datasource.duckdb_source`, with Snowflake 
    through ``dbtRunner``) or as a dbt Cloud job (``dbt.runner=cloud``, :mod:`recframe.datasource.dbt_cloud`).
    Credentials reach dbt as environment variables of this process for the duration of the call:
    the project's ``profiles.yml`` only holds ``env_var()`` references, so nothing secret is written.
-3. **query** ``session_sequences`` for the tenant (values as bound parameters), and
-4. **split** with the DuckDB path's own SQL split, run over the fetched sessions in a local DuckDB,
-   so both sources cut sessions identically by construction; ``lineage.json`` is written the same way.
+   With ``raw.mode=in_place`` there is no ingest: an existing table or view is checked, fingerprinted
+   and read by dbt where it is (:mod:`recframe.datasource.in_place`); nothing is written to it.
+3. **query** and 4. **split** in Snowflake (:mod:`recframe.datasource.snowflake_split`): the date
+   window, length bound and time split run there, and only the labelled sessions of the three splits
+   are fetched, as Arrow batches; ``lineage.json`` is written as on DuckDB.
 
 Identifiers from config (database, schemas) must be plain Snowflake identifiers; they are upper-cased
 and quoted, which names the same objects dbt creates with its default (unquoted) relations.
