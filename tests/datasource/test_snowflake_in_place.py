@@ -168,3 +168,34 @@ def test_duckdb_only_settings_fail_at_construction(raw, key):
     with pytest.raises(ConfigError) as e:
         _source(1, raw={**RAW, **raw})
     assert key in str(e.value)
+
+
+@pytest.mark.slow
+def test_incremental_build_on_snowflake_equals_a_full_refresh(fakesnow_port, tmp_path):
+    """A day appended to the source: the incremental build (delete+insert, the one strategy fakesnow
+    runs) re-reads from the cutoff and gives the full refresh's splits."""
+    events = generate_events(**SYNTHETIC).events
+    events = events.cast(pa.schema([pa.field(f.name, pa.int64() if f.name.endswith("_ms") else pa.string())
+                                    for f in events.schema]))  # fmt: skip
+    t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
+    early = events.filter(pa.compute.less(events["server_timestamp_epoch_ms"], t_max - 86_400_000))
+    late = events.filter(pa.compute.greater_equal(events["server_timestamp_epoch_ms"], t_max - 86_400_000))
+    with _deadline(400):
+        _create_source(fakesnow_port, early)
+        state = str(tmp_path / "state")
+        _source(fakesnow_port, raw=RAW, state_dir=state).build(tmp_path / "first")
+        con = _source(fakesnow_port).connect()
+        try:
+            rows = late.select(list(LOADER)).to_pylist()
+            values = ", ".join(
+                "(" + ", ".join(_quoted(r[c]) for c in LOADER) + ", 'p', current_timestamp())" for r in rows
+            )
+            con.cursor().execute(f"insert into LANDING.WEB.CLICKS values {values}")
+        finally:
+            con.close()
+        inc = _source(fakesnow_port, raw=RAW, state_dir=state).load(tmp_path / "inc")
+        full = _source(fakesnow_port, raw=RAW, state_dir=state, dbt={"full_refresh": True}).load(tmp_path / "full")
+    assert "then first_ms >=" in (tmp_path / "inc" / "logs" / "dbt.log").read_text()
+    for name in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(getattr(inc, name), getattr(full, name), obj=name)
+    assert inc.stats["source_fingerprint"]["rows"] == events.num_rows and inc.stats["rows_accounted"]
