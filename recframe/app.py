@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.interfaces import ConfigError, RecframeError
-from recframe.pipeline import STEPS, Pipeline, RunResult
+from recframe.pipeline import DEFAULT_STEPS, STEPS, Pipeline, RunResult
 
 GROUPS = ("datasource", "model", "tester", "deployer", "tracker")
 SECRET_PATTERN = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|credential)", re.I)
@@ -161,7 +161,7 @@ def validate(
     """
     from recframe import validation
 
-    steps = list(cfg.get("steps", STEPS))
+    steps = list(cfg.get("steps", DEFAULT_STEPS))
     for s in steps:
         validation.choice("steps", s, STEPS)
     seed = validation.integer("seed", cfg.get("seed", 42), 0)
@@ -212,6 +212,9 @@ def build_pipeline(
         params=redacted_params(cfg),
         on_step=on_step,
     )
+    from recframe.production import attach
+
+    attach(pipeline, cfg)  # config.resolved.yaml, the score step's settings, run record and registry
     if check:
         run_checks(parts, steps)
     return pipeline

@@ -1,4 +1,5 @@
-"""The command line: ``recframe [overrides]`` / ``python -m recframe``, and ``recframe compare``.
+"""The command line: ``recframe [overrides]`` / ``python -m recframe``, ``recframe compare``, and the
+production commands ``recframe score | promote | rollback | reproduce`` (:mod:`recframe.commands`).
 
 Thin on purpose: it validates the overrides (one line and exit 2 on a bad one, before Hydra prints
 anything), hands them to Hydra, and inside the Hydra job calls :mod:`recframe.app`. Everything it
@@ -104,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from recframe.tester.compare import main as compare_main
 
         return compare_main(argv[1:]) or 0
+    if argv and argv[0] in ("score", "promote", "rollback", "reproduce"):
+        from recframe.commands import main as command_main
+
+        return command_main(argv[0], argv[1:])
     set_offline_env()
     logging.getLogger("hydra").setLevel(logging.WARNING)
     overrides, do_precheck = split_overrides(argv)
