@@ -76,6 +76,7 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     ``config.yaml`` (interpolations kept, as Hydra writes it) and ``overrides.yaml`` are what the
     commands acting on a finished run read; a CLI run already has them and they are left alone.
     """
+    import contextlib
     import copy
 
     import yaml
@@ -86,10 +87,8 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     overrides: list[str] = []
-    try:
+    with contextlib.suppress(Exception):  # composed without the hydra section: no overrides recorded
         overrides = list(cfg.hydra.overrides.task)
-    except Exception:  # composed without the hydra section
-        pass
     plain = copy.deepcopy(cfg)
     with open_dict(plain):
         plain.pop("hydra", None)

@@ -203,8 +203,9 @@ def test_files_source_needs_score_warehouse(first, tmp_path, capsys):
     shutil.copytree(run_dir, copy)
     cfg_path = copy / ".hydra" / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
+    data = copy / "data"
     cfg["datasource"] = {"_target_": "recframe.datasource.files_source.FilesSource",
-                         "train": str(copy / "data" / "train.parquet"), "test": str(copy / "data" / "test.parquet")}  # fmt: skip
+                         "train": str(data / "train.parquet"), "test": str(data / "test.parquet")}  # fmt: skip
     cfg_path.write_text(yaml.safe_dump(cfg))
     assert main(["score", str(copy)]) == 2
     assert "score.warehouse" in capsys.readouterr().err
