@@ -2,7 +2,7 @@
 
 One small interface over DuckDB and Snowflake: run statements with ``?`` parameters, fetch rows, and
 replace a set of rows atomically. :meth:`WarehouseWriter.replace_rows` loads the new rows into a
-staging table first (DuckDB: an Arrow scan; Snowflake: the connector's bulk load, ``write_pandas``),
+staging table first (DuckDB: an Arrow scan; Snowflake: the bulk load, Parquet ``PUT`` + ``COPY INTO``),
 then deletes the old rows and inserts the new ones in one transaction, so a reader sees the old rows
 or the new ones, and a failure at any point leaves the old rows in place.
 
@@ -182,18 +182,33 @@ class SnowflakeWriter(WarehouseWriter):
         return self.cur.execute(sql, list(params) or None).fetchall()
 
     def _stage(self, staging: str, frame: pd.DataFrame) -> None:
-        from snowflake.connector.pandas_tools import write_pandas
+        """The connector's bulk load: the frame as Parquet, ``PUT`` to a temporary stage, ``COPY INTO``."""
+        import tempfile
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         upper = frame.rename(columns=str.upper)
-        for col in upper.columns:  # Arrow timestamps without a zone land as TIMESTAMP_NTZ
-            if pd.api.types.is_datetime64_any_dtype(upper[col]):
-                upper[col] = upper[col].dt.tz_localize(None)
-        name = staging.rsplit(".", 1)[-1]
-        ok, _, nrows, _ = write_pandas(
-            self.con, upper, name, database=self.database, schema=self.schema, use_logical_type=True
+        table = pa.Table.from_pandas(upper, preserve_index=False)
+        # microseconds without a zone: COPY's logical types read them as TIMESTAMP_NTZ
+        table = table.cast(
+            pa.schema(
+                [pa.field(f.name, pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in table.schema]
+            )
         )
-        if not ok or nrows != len(frame):
-            raise WarehouseWriteError(f"bulk load into {staging} wrote {nrows} of {len(frame)} rows")
+        stage = f"{self.database}.{self.schema}.RECFRAME_WRITE_STAGE"
+        with tempfile.TemporaryDirectory(prefix="recframe-stage-") as tmp:
+            path = Path(tmp) / "part.parquet"
+            pq.write_table(table, path, compression="snappy")
+            self.execute(f"create temporary stage if not exists {stage}")
+            self.execute(f"put 'file://{path.as_posix()}' @{stage} auto_compress=false overwrite=true")
+            self.execute(
+                f"copy into {staging} from @{stage} file_format = (type = parquet use_logical_type = true) "
+                "match_by_column_name = case_insensitive purge = true on_error = abort_statement"
+            )
+        got = self.fetch(f"select count(*) from {staging}")[0][0]
+        if got != len(frame):
+            raise WarehouseWriteError(f"bulk load into {staging} wrote {got} of {len(frame)} rows")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
