@@ -219,6 +219,8 @@ def mlflow_register(
     tracking_uri: str, tenant: str, version: str, model_dir: str | Path, run_id: str | None, metrics: dict[str, Any]
 ) -> tuple[str, str]:
     """Register the artifact as a version of MLflow model ``recframe-<tenant>``; return (name, version)."""
+    from recframe.tracker.redaction import safe_name
+
     client = _mlflow_client(tracking_uri)
     name = f"recframe-{tenant}"
     if not client.search_registered_models(f"name='{name}'"):
@@ -230,10 +232,17 @@ def mlflow_register(
     tags = {"recframe.model_version": version}
     for key in ("hr@20", "mrr@20", "ndcg@20"):
         if isinstance(metrics.get(key), (int, float)):
-            tags[f"recframe.{key}"] = str(metrics[key])
+            tags[safe_name(f"recframe.{key}")] = str(metrics[key])
     mv = client.create_model_version(name, source, run_id=run_id, tags=tags)
     return name, str(mv.version)
 
 
 def mlflow_set_champion(tracking_uri: str, name: str, version: str) -> None:
-    _mlflow_client(tracking_uri).set_registered_model_alias(name, MLFLOW_ALIAS, version)
+    """Point MLflow's ``champion`` alias of model ``name`` at ``version``."""
+    try:
+        _mlflow_client(tracking_uri).set_registered_model_alias(name, MLFLOW_ALIAS, version)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RegistryError(
+            f"the warehouse champion moved, but MLflow at {tracking_uri} refused the alias: {first}"
+        ) from None

@@ -231,3 +231,27 @@ def test_reproduce_gives_the_same_metrics(first, tmp_path, capsys):
     m["mrr@20"] += 0.01
     (tmp_path / "again" / "metrics.json").write_text(json.dumps(m))
     assert any(x.startswith("mrr@20") for x in compare(run_dir, tmp_path / "again")["mismatches"])
+
+
+def test_mlflow_model_registry_follows_the_champion(first, tmp_path, capsys, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # MLflow may leave a default store in the working directory under pytest
+
+    _, _, pop_dir = first
+    wh, uri = tmp_path / "ml.duckdb", f"file:{tmp_path / 'mlruns'}"
+    common = ["tester=metrics", "deployer=none", "tracker=mlflow", f"tracker.tracking_uri={uri}",
+              f"datasource.warehouse={wh}", *SMALL, "steps=[train,test]", f"run.resume_from={pop_dir}"]  # fmt: skip
+    run(["model=pop", *common], run_dir=tmp_path / "a")
+    run(["model=vsknn", "registry.promote=never", *common], run_dir=tmp_path / "b")
+    a, b = (json.loads((tmp_path / r / "registry.json").read_text()) for r in ("a", "b"))
+    assert (a["mlflow_model"], a["mlflow_version"], b["mlflow_version"]) == ("recframe-default", "1", "2")
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri(), registry_uri=(tmp_path / "mlruns").as_uri())
+    assert str(client.get_model_version_by_alias("recframe-default", "champion").version) == "1"
+    mv = client.get_model_version("recframe-default", "2")
+    assert mv.tags["recframe.model_version"] == b["model_version"] and mv.run_id
+    assert main(["promote", str(tmp_path / "b")]) == 0
+    assert str(client.get_model_version_by_alias("recframe-default", "champion").version) == "2"
+    assert main(["rollback", str(tmp_path / "b")]) == 0
+    assert str(client.get_model_version_by_alias("recframe-default", "champion").version) == "1"
+    capsys.readouterr()
