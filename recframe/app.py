@@ -171,6 +171,9 @@ def validate(
     has_data = run_dir is not None and (Path(run_dir) / "data" / "manifest.json").exists()
     if require_inputs and "data" not in steps and resume_from is None and not has_data:
         raise ConfigError("steps", steps, "without the 'data' step, set run.resume_from to a finished run directory")
+    from recframe.production import check_settings
+
+    check_settings(cfg, steps)  # the score and registry blocks
     parts = {g: instantiate_group(g, cfg.get(g)) for g in GROUPS}
     return parts, steps, seed
 

@@ -45,6 +45,17 @@ class RegistrySettings:
         )
 
 
+def check_settings(cfg: DictConfig, steps: list[str]) -> None:
+    """Validate the ``score`` and ``registry`` blocks before any work (one :class:`ConfigError` line)."""
+    from recframe.score import ScoreSettings
+
+    score = ScoreSettings.from_config(_block(cfg, "score"))
+    RegistrySettings.from_config(_block(cfg, "registry"))
+    target = str((cfg.get("datasource") or {}).get("_target_", ""))
+    if "score" in steps and target.endswith("FilesSource") and not score.warehouse:
+        raise ConfigError("score.warehouse", None, "is required by the score step with datasource=files: a DuckDB file")
+
+
 def _block(cfg: DictConfig, key: str) -> dict[str, Any]:
     node = cfg.get(key)
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})  # type: ignore[return-value]

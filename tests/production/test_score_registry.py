@@ -255,3 +255,18 @@ def test_mlflow_model_registry_follows_the_champion(first, tmp_path, capsys, mon
     assert main(["rollback", str(tmp_path / "b")]) == 0
     assert str(client.get_model_version_by_alias("recframe-default", "champion").version) == "1"
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("score.k=0", "score.k"),
+        ("registry.promote=sometimes", "registry.promote"),
+        ("score.sessions=all", "score.sessions"),
+    ],
+)
+def test_bad_score_and_registry_settings_fail_before_the_run(tmp_path, capsys, override, needle):
+    code = main(["model=pop", "deployer=none", override, f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
