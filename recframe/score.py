@@ -157,6 +157,26 @@ def select_sessions(settings: ScoreSettings, tenant: str, data_dir: Path, con: A
     return frame.reset_index(drop=True), origin
 
 
+def length_batches(lengths: list[int], batch_size: int, steps_per_session: int = 16) -> list[np.ndarray]:
+    """Indices of sessions in batches of similar lengths, at most ``batch_size`` sessions each.
+
+    A sequence model runs every session of a batch for as many steps as the longest one, so a few
+    long sessions in a batch of short ones multiply the recurrent work. Sorted by length, a batch
+    also holds no more than ``batch_size * steps_per_session`` padded positions: long sessions go
+    in smaller batches and the work stays close to the total number of events.
+    """
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    budget = batch_size * steps_per_session
+    batches, start = [], 0
+    for pos in range(1, len(order) + 1):
+        size = pos - start
+        full = size == batch_size or pos == len(order)
+        if full or (size + 1) * max(lengths[order[pos]], 1) > budget:
+            batches.append(order[start:pos])
+            start = pos
+    return batches
+
+
 def recommend(
     model: Any, sessions: pd.DataFrame, settings: ScoreSettings, tenant: str, version: str, run_id: str
 ) -> pd.DataFrame:
@@ -167,11 +187,11 @@ def recommend(
     predictor = Predictor(model, limits)
     keys, ranks, skus, scores = [], [], [], []
     lists = [[str(x) for x in items] for items in sessions["items"]]
-    for lo in range(0, len(lists), settings.batch_size):
-        batch = lists[lo : lo + settings.batch_size]
-        for j, res in enumerate(predictor.predict_many(batch, settings.k, settings.exclude_seen)):
+    for idx in length_batches([len(x) for x in lists], settings.batch_size):
+        batch = [lists[i] for i in idx]
+        for i, res in zip(idx, predictor.predict_many(batch, settings.k, settings.exclude_seen), strict=True):
             n = len(res["items"])
-            keys.append(np.full(n, lo + j))
+            keys.append(np.full(n, i))
             ranks.append(np.arange(1, n + 1, dtype=np.int32))
             skus.extend(res["items"])
             scores.extend(res["scores"])

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 import yaml
 
@@ -270,3 +271,15 @@ def test_bad_score_and_registry_settings_fail_before_the_run(tmp_path, capsys, o
     err = capsys.readouterr().err.strip()
     assert code == 2 and needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_length_batches_cover_every_session_once_and_bound_padding():
+    from recframe.score import length_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 300, 5000).tolist()
+    batches = length_batches(lengths, 256, steps_per_session=16)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(5000))
+    for b in batches:
+        longest = max(lengths[i] for i in b)
+        assert len(b) <= 256 and (len(b) == 1 or len(b) * longest <= 256 * 16)
