@@ -79,7 +79,10 @@ class WarehouseWriter(ABC):
         and its staging twin. ``before_swap`` runs between the staging load and the swap (a test
         injects a failure there). Returns the number of rows written.
         """
-        target, staging = self.table(name), self.table(f"{name}__staging")
+        import uuid
+
+        # a staging table of its own: two writers of the same table never share one
+        target, staging = self.table(name), self.table(f"{name}__staging_{uuid.uuid4().hex[:12]}")
         try:
             self.execute(f"create table if not exists {target} ({ddl})")
             self.execute(f"create or replace table {staging} ({ddl})")
