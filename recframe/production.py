@@ -30,18 +30,27 @@ class RegistrySettings:
 
     enabled: bool = True
     promote: str = "first"
+    metric: str = "mrr@20"
+    margin: float = 0.0
 
     @classmethod
     def from_config(cls, block: Any) -> RegistrySettings:
         from recframe.registry import PROMOTE_POLICIES
 
         b = dict(block or {})
-        unknown = sorted(set(b) - {"enabled", "promote"})
+        from recframe.champion_gate import metric_k
+
+        known = ("enabled", "promote", "metric", "margin")
+        unknown = sorted(set(b) - set(known))
         if unknown:
-            raise ConfigError(f"registry.{unknown[0]}", b[unknown[0]], "unknown key; known: enabled, promote")
+            raise ConfigError(f"registry.{unknown[0]}", b[unknown[0]], f"unknown key; known: {', '.join(known)}")
+        metric = str(b.get("metric", "mrr@20"))
+        metric_k(metric)
         return cls(
             enabled=v.boolean("registry.enabled", b.get("enabled", True)),
             promote=v.choice("registry.promote", b.get("promote", "first"), PROMOTE_POLICIES),
+            metric=metric,
+            margin=v.number("registry.margin", b.get("margin", 0.0), 0.0),
         )
 
 
@@ -126,6 +135,25 @@ def score_step(pipeline: Any) -> dict[str, Any]:
     return summary
 
 
+def _champion_gate(pipeline: Any, writer: Any, tenant: str, model_dir: Path, settings: RegistrySettings) -> dict:
+    """Score the champion and this run's model on this run's test split (see :mod:`recframe.champion_gate`)."""
+    from recframe.champion_gate import challenge
+    from recframe.registry import champion, champion_run_dir
+
+    current = champion(writer, tenant)
+    run_dir = champion_run_dir(writer, tenant)
+    champ_dir = run_dir / "model" if run_dir is not None else None
+    if current is None or champ_dir is None or not (champ_dir / "checksums.json").exists():
+        log.warning("champion gate: the champion's artifact is gone (%s); not promoting", champ_dir)
+        return {"wins": False, "reason": f"the champion's artifact is missing: {champ_dir}"}
+    out = challenge(champ_dir, model_dir, pipeline.dataset().test, settings.metric, settings.margin)
+    out["champion_version"] = current.model_version
+    verdict = "promoted" if out["wins"] else "kept the champion"
+    log.info("champion gate on %s: challenger %.4f vs champion %.4f: %s", settings.metric,
+             out["challenger"][settings.metric], out["champion"][settings.metric], verdict)  # fmt: skip
+    return out
+
+
 def register_run(pipeline: Any, result: Any, info: dict[str, Any], settings: RegistrySettings) -> dict | None:
     """Register the run's artifact when its gates passed; the outcome goes to ``registry.json``."""
     from recframe.pipeline import write_json
@@ -152,6 +180,15 @@ def register_run(pipeline: Any, result: Any, info: dict[str, Any], settings: Reg
         version, new = register(
             writer, tenant, pipeline.run_dir, model_dir, result.metrics, info, True, settings.promote, mlflow
         )
+        gate = None
+        if settings.promote == "if_better" and not version.is_champion:
+            gate = _champion_gate(pipeline, writer, tenant, model_dir, settings)
+            if gate.get("wins"):
+                from recframe.registry import promote_version
+
+                version = promote_version(
+                    writer, tenant, version.model_version, action="gate", tracking_uri=mlflow[0] if mlflow else None
+                )
         where = writer.where
     record = {
         "tenant": tenant,
@@ -162,5 +199,7 @@ def register_run(pipeline: Any, result: Any, info: dict[str, Any], settings: Reg
         "mlflow_model": version.mlflow_model,
         "mlflow_version": version.mlflow_version,
     }
+    if gate is not None:
+        record["champion_gate"] = gate
     write_json(pipeline.run_dir / "registry.json", record)
     return record

@@ -27,7 +27,7 @@ from recframe.warehouse_writer import MODEL_REGISTRY, REGISTRY_LOG, WarehouseWri
 
 log = logging.getLogger("recframe")
 MLFLOW_ALIAS = "champion"
-PROMOTE_POLICIES = ("first", "always", "never")
+PROMOTE_POLICIES = ("first", "always", "never", "if_better")
 
 
 class RegistryError(RecframeError):
@@ -137,10 +137,19 @@ def register(
     else:
         new = False
     current = champion(writer, tenant)
-    wanted = promote == "always" or (promote == "first" and current is None)
+    # if_better: with no champion the first version is promoted; otherwise the caller runs the gate
+    wanted = promote == "always" or (promote in ("first", "if_better") and current is None)
     if wanted and (current is None or current.model_version != version):
         promote_version(writer, tenant, version, action="register", tracking_uri=mlflow[0] if mlflow else None)
     return _version(writer, tenant, version), new  # type: ignore[return-value]
+
+
+def champion_run_dir(writer: WarehouseWriter, tenant: str) -> Path | None:
+    """The run directory the tenant's champion was registered from."""
+    rows = writer.fetch(
+        f"select run_dir from {writer.table(MODEL_REGISTRY)} where tenant = ? and is_champion", [tenant]
+    )
+    return Path(rows[0][0]) if rows and rows[0][0] else None
 
 
 def promote_version(
@@ -181,7 +190,7 @@ def rollback(writer: WarehouseWriter, tenant: str, tracking_uri: str | None = No
         raise RegistryError(f"tenant {tenant!r} has no champion to roll back")
     rows = writer.fetch(
         f"select from_version from {writer.table(REGISTRY_LOG)} where tenant = ? and to_version = ? "
-        "and action in ('promote', 'register') order by moved_at desc limit 1",
+        "and action in ('promote', 'register', 'gate') order by moved_at desc limit 1",
         [tenant, current.model_version],
     )
     previous = rows[0][0] if rows else None

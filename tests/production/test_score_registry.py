@@ -283,3 +283,24 @@ def test_length_batches_cover_every_session_once_and_bound_padding():
     for b in batches:
         longest = max(lengths[i] for i in b)
         assert len(b) <= 256 and (len(b) == 1 or len(b) * longest <= 256 * 16)
+
+
+def test_champion_gate_promotes_only_a_better_challenger(first, tmp_path):
+    _, _, pop_dir = first
+    wh = tmp_path / "gate.duckdb"
+    common = ["tester=metrics", "deployer=none", "registry.promote=if_better", "registry.metric=mrr@20",
+              f"datasource.warehouse={wh}", *SMALL, "steps=[train,test]", f"run.resume_from={pop_dir}"]  # fmt: skip
+    run(["model=pop", *common], run_dir=tmp_path / "pop")
+    assert json.loads((tmp_path / "pop" / "registry.json").read_text())["champion"]  # no champion yet
+    run(["model=vsknn", *common], run_dir=tmp_path / "knn")
+    won = json.loads((tmp_path / "knn" / "registry.json").read_text())
+    gate = won["champion_gate"]
+    assert won["champion"] and gate["wins"] and gate["challenger"]["mrr@20"] > gate["champion"]["mrr@20"] > 0
+    assert gate["champion"]["targets"] == gate["challenger"]["targets"] > 0  # same test split for both
+    # pop against the vsknn champion: scored side by side, refused, champion unchanged
+    run(["model=pop", *common], run_dir=tmp_path / "pop-again")
+    lost = json.loads((tmp_path / "pop-again" / "registry.json").read_text())
+    assert not lost["champion"] and not lost["champion_gate"]["wins"]
+    assert lost["champion_gate"]["champion_version"] == won["model_version"]
+    assert _rows(wh, "select model_version from model_registry where is_champion") == [(won["model_version"],)]
+    assert _rows(wh, "select action from model_registry_log order by moved_at") == [("register",), ("gate",)]
