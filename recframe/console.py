@@ -100,7 +100,10 @@ def print_summary(console: Console, result: RunResult) -> None:
     if result.deployment:
         smoke = result.deployment.get("smoke", {})
         ok = smoke.get("passed", smoke.get("ok"))
-        table.add_row("endpoint", f"{result.deployment.get('url')} (smoke test {'passed' if ok else 'FAILED'})")
+        if smoke.get("skipped"):  # deployer=none serves nothing
+            table.add_row("endpoint", "deploy skipped (deployer=none)")
+        else:
+            table.add_row("endpoint", f"{result.deployment.get('url')} (smoke test {'passed' if ok else 'FAILED'})")
     table.add_row("timings", ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     table.add_row("run dir", str(result.run_dir))
     console.print(table)

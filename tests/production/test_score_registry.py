@@ -304,3 +304,16 @@ def test_champion_gate_promotes_only_a_better_challenger(first, tmp_path):
     assert lost["champion_gate"]["champion_version"] == won["model_version"]
     assert _rows(wh, "select model_version from model_registry where is_champion") == [(won["model_version"],)]
     assert _rows(wh, "select action from model_registry_log order by moved_at") == [("register",), ("gate",)]
+
+
+def test_summary_says_the_deploy_was_skipped_with_deployer_none(tmp_path):
+    from rich.console import Console
+
+    from recframe.console import print_summary
+    from recframe.pipeline import RunResult
+
+    console = Console(record=True, width=120)
+    skipped = {"url": "", "smoke": {"passed": True, "skipped": True}, "deployer": "none"}
+    print_summary(console, RunResult(run_dir=tmp_path, steps=["deploy"], deployment=skipped))
+    text = console.export_text()
+    assert "deploy skipped (deployer=none)" in text and "smoke test passed" not in text
