@@ -19,6 +19,7 @@ _LABELS = {
     "data": "data: ingest raw events, dbt build, query sessions, split",
     "train": "train: fit the model",
     "test": "test: full-ranking metrics and behavioural tests",
+    "score": "score: batch recommendations into the warehouse",
     "deploy": "deploy: start the endpoint and smoke-test it",
     "serve": "serving until Ctrl-C (deployer.keep_alive=true)",
 }
