@@ -70,7 +70,7 @@ def build(model_name: str, train: pd.DataFrame, directory: Path, hidden: int) ->
         model.vocab = ItemVocab(counts.index.tolist(), counts.tolist())
         model.net = model.build_net(len(counts)).eval()
     else:
-        from recframe.model.knn import VSKNN
+        from recframe.model.knn.vsknn import VSKNN
 
         model = VSKNN()
         model.fit(train, None, FitContext(progress=False))

@@ -13,8 +13,6 @@ the digest of its checksums>``), so ``/ping`` and ``/metrics`` report the versio
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from recframe.interfaces import RecframeError
@@ -78,8 +76,6 @@ def artifact_dir(run_or_artifact: str | Path) -> Path:
 
 def artifact_version(model_dir: str | Path) -> str:
     """``<model name>-<12 hex>``: the registry's name for the exact weights in ``model_dir``."""
-    model_dir = Path(model_dir)
-    sums = json.loads((model_dir / "checksums.json").read_text())["sha256"]
-    name = json.loads((model_dir / "model.json").read_text()).get("name", "model")
-    digest = hashlib.sha256(json.dumps(sums, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{name}-{digest}"
+    from recframe.registry import model_version
+
+    return model_version(model_dir)
