@@ -163,7 +163,7 @@ class DuckDBWriter(WarehouseWriter):
 class SnowflakeWriter(WarehouseWriter):
     """recframe's tables in the Snowflake database and schema of the dbt marts.
 
-    ``source`` is a :class:`~recframe.datasource.snowflake_source.SnowflakeSource` (it holds the
+    ``source`` is a :class:`~recframe.datasource.snowflake.SnowflakeSource` (it holds the
     connection settings; its ``connect`` turns failures into one line without the password).
     """
 

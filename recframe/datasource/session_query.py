@@ -24,7 +24,7 @@ def query_split(
     """The query and the time split, in SQL (see :mod:`recframe.datasource.split` for the rules).
 
     ``con`` is a DuckDB connection holding ``main.session_sequences``; ``split`` is the validated
-    settings of :func:`recframe.datasource.duckdb_source.validate_split`. Returns the train, valid
+    settings of :func:`recframe.datasource.duckdb.validate_split`. Returns the train, valid
     and test frames (``session_id, item_id, ts, action``; valid/test with a ``target`` column) and
     the split's stats.
 

@@ -39,7 +39,7 @@ def query_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train, valid and test frames and the split's stats, selected by Snowflake from ``sequences``
     (the fully qualified ``session_sequences`` model); ``split`` as validated by
-    :func:`recframe.datasource.duckdb_source.validate_split`."""
+    :func:`recframe.datasource.duckdb.validate_split`."""
     s = split
     window, params = _window(tenant, s)
     n_sessions, t_end = cur.execute(

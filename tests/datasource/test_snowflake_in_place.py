@@ -16,7 +16,7 @@ pytest.importorskip("dbt.adapters.snowflake")
 
 import snowflake.connector.cursor as sf_cursor  # noqa: E402
 
-from recframe.datasource.duckdb_source import DuckDBSource  # noqa: E402
+from recframe.datasource.duckdb import DuckDBSource  # noqa: E402
 from recframe.datasource.schema import SESSION_SEQUENCES  # noqa: E402
 from recframe.datasource.synthetic import generate_events  # noqa: E402
 from recframe.interfaces import ConfigError, DataError  # noqa: E402

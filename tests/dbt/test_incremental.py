@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 from recframe.datasource.synthetic import generate_events
 
 SPLIT = {"test_days": 2, "valid_days": 1}

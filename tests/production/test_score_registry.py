@@ -205,7 +205,7 @@ def test_files_source_needs_score_warehouse(first, tmp_path, capsys):
     cfg_path = copy / ".hydra" / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
     data = copy / "data"
-    cfg["datasource"] = {"_target_": "recframe.datasource.files_source.FilesSource",
+    cfg["datasource"] = {"_target_": "recframe.datasource.files.FilesSource",
                          "train": str(data / "train.parquet"), "test": str(data / "test.parquet")}  # fmt: skip
     cfg_path.write_text(yaml.safe_dump(cfg))
     assert main(["score", str(copy)]) == 2

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("snowflake.connector")
 pytest.importorskip("fakesnow")
 
-from recframe.datasource.snowflake_source import SnowflakeSource  # noqa: E402
+from recframe.datasource.snowflake import SnowflakeSource  # noqa: E402
 from recframe.interfaces import RecframeError  # noqa: E402
 from recframe.warehouse_writer import (  # noqa: E402
     RECOMMENDATIONS,

@@ -1,6 +1,6 @@
 """Snowflake data source: raw events -> Snowflake -> the packaged dbt project (dbt-snowflake) -> split.
 
-The same four steps as :mod:`recframe.datasource.duckdb_source`, with Snowflake as the warehouse:
+The same four steps as :mod:`recframe.datasource.duckdb`, with Snowflake as the warehouse:
 
 1. **ingest** (``raw.mode=ingest``): the raw input is parsed exactly as the DuckDB path parses it (same formats, same
    reader, same reject accounting) into a scratch in-memory DuckDB, then shipped to Snowflake's
@@ -36,7 +36,7 @@ import pandas as pd
 
 from recframe import validation as v
 from recframe.datasource import in_place, snowflake_auth, snowflake_split
-from recframe.datasource.duckdb_source import DuckDBSource, as_dict, row_accounting
+from recframe.datasource.duckdb import DuckDBSource, as_dict, row_accounting
 from recframe.datasource.schema import raw_ddl
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
@@ -78,7 +78,7 @@ class SnowflakeSource(DataSource):
         host, port, protocol: endpoint override (e.g. a fakesnow server on 127.0.0.1 over http);
             null for Snowflake's own ``<account>.snowflakecomputing.com``.
         login_timeout, network_timeout: seconds; short values make ``check()`` fail fast.
-        tenant, raw, synthetic, split: as for :class:`~recframe.datasource.duckdb_source.DuckDBSource`.
+        tenant, raw, synthetic, split: as for :class:`~recframe.datasource.duckdb.DuckDBSource`.
         dbt: ``runner`` (``local``: dbt-snowflake in-process; ``cloud``: a dbt Cloud job, see the
             ``cloud`` block), ``vars``, ``project_dir``, ``cloud`` (base_url, account_id, job_id,
             token, timeout_s, poll_s, steps_override).
