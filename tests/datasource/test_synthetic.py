@@ -8,10 +8,13 @@ wide enough for other seeds and narrow enough that the old, far too easy generat
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from recframe import compose
 from recframe.datasource.synthetic import (
     BROWSING_COLUMNS,
     SESSION_GAP_MS,
@@ -138,3 +141,12 @@ def test_mean_views_and_sessions_for_events_are_close():
     n = sessions_for_events(50_000)
     rows = generate_events(n_sessions=n, n_items=500, seed=1).events.num_rows
     assert 0.9 * 50_000 < rows < 1.1 * 50_000
+
+
+@pytest.mark.parametrize("datasource", ["duckdb", "snowflake"])
+def test_the_default_run_generates_the_calibrated_data_set(datasource):
+    """The config's synthetic sizes are the generator's defaults, which the tests above measure."""
+    syn = compose([f"datasource={datasource}"]).datasource.synthetic
+    defaults = inspect.signature(generate_events).parameters
+    for key in ("n_sessions", "n_items", "n_days"):
+        assert syn[key] == defaults[key].default, key
