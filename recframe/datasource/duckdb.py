@@ -161,8 +161,8 @@ class DuckDBSource(DataSource):
 
         syn = as_dict(synthetic, "datasource.synthetic")
         self.synthetic = {
-            "n_sessions": v.integer("datasource.synthetic.n_sessions", syn.get("n_sessions", 25_000), 10),
-            "n_items": v.integer("datasource.synthetic.n_items", syn.get("n_items", 1_500), 10),
+            "n_sessions": v.integer("datasource.synthetic.n_sessions", syn.get("n_sessions", 35_000), 10),
+            "n_items": v.integer("datasource.synthetic.n_items", syn.get("n_items", 10_000), 10),
             "n_days": v.integer("datasource.synthetic.n_days", syn.get("n_days", 28), 2),
             "seed": v.integer("datasource.synthetic.seed", syn.get("seed", 42)),
         }
