@@ -88,7 +88,7 @@ def generate(events: int, items: int, days: int, seed: int, path: Path) -> dict:
 
 
 def child_recframe(csv: Path, work: Path) -> dict:
-    from recframe.datasource.duckdb_source import DuckDBSource
+    from recframe.datasource.duckdb import DuckDBSource
 
     t0 = time.perf_counter()
     src = DuckDBSource(

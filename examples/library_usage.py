@@ -66,7 +66,7 @@ def compose_and_run(out: Path, overrides: list[str]) -> recframe.RunResult:
 
 def pipeline_from_objects(out: Path, train_file: Path, test_file: Path) -> recframe.RunResult:
     """2. No Hydra: construct the components and hand them to a Pipeline."""
-    from recframe.datasource.files_source import FilesSource
+    from recframe.datasource.files import FilesSource
     from recframe.model.knn.sknn import SKNN
     from recframe.tester.metrics import MetricsTester
 

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.interfaces import ConfigError, RecframeError
-from recframe.pipeline import STEPS, Pipeline, RunResult
+from recframe.pipeline import DEFAULT_STEPS, STEPS, Pipeline, RunResult
 from recframe.secrets import mask_value
 
 GROUPS = ("datasource", "model", "tester", "deployer", "tracker")
@@ -145,7 +145,7 @@ def check_settings(
     """
     from recframe import validation
 
-    steps = list(cfg.get("steps", STEPS))
+    steps = list(cfg.get("steps", DEFAULT_STEPS))
     for s in steps:
         validation.choice("steps", s, STEPS)
     seed = validation.integer("seed", cfg.get("seed", 42), 0)
@@ -168,6 +168,9 @@ def validate(
 ) -> tuple[dict[str, Any], list[str], int]:
     """Check the top-level keys and instantiate every group: (components, steps, seed)."""
     steps, seed = check_settings(cfg, run_dir, require_inputs)
+    from recframe.production import check_settings as check_production_settings
+
+    check_production_settings(cfg, steps)  # the score and registry blocks
     return instantiate_parts(cfg), steps, seed
 
 
@@ -215,6 +218,9 @@ def build_pipeline(
         params=redacted_params(cfg),
         on_step=on_step,
     )
+    from recframe.production import attach
+
+    attach(pipeline, cfg)  # config.resolved.yaml, the score step's settings, run record and registry
     if check:
         run_checks(parts, steps)
     return pipeline

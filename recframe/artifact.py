@@ -23,6 +23,18 @@ from recframe.vocab import ItemVocab
 FORMAT_VERSION = 1
 FILES = ("model.json", "vocab.json", "weights.pt")
 
+# Classes that artifacts of this format may name by an earlier module path: same class, same state,
+# so such an artifact keeps loading (and serving) after recframe's model modules were regrouped.
+MOVED_TARGETS = {
+    "recframe.model.gru4rec.GRU4RecModel": "recframe.model.seq.gru.GRU4RecModel",
+    "recframe.model.lstm.LSTMModel": "recframe.model.seq.lstm.LSTMModel",
+    "recframe.model.sasrec.SASRecModel": "recframe.model.seq.sasrec.SASRecModel",
+    "recframe.model.knn.SKNN": "recframe.model.knn.sknn.SKNN",
+    "recframe.model.knn.VSKNN": "recframe.model.knn.vsknn.VSKNN",
+    "recframe.model.knn_stan.STAN": "recframe.model.knn.stan.STAN",
+    "recframe.model.knn_stan.VSTAN": "recframe.model.knn.vstan.VSTAN",
+}
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -90,6 +102,7 @@ def verify(directory: str | Path) -> dict[str, Any]:
 
 
 def _resolve(target: str) -> type[Model]:
+    target = MOVED_TARGETS.get(target, target)
     module, _, name = target.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)

@@ -1,4 +1,5 @@
-"""The command line: ``recframe [overrides]`` / ``python -m recframe``, and ``recframe compare``.
+"""The command line: ``recframe [overrides]`` / ``python -m recframe``, ``recframe compare``, and the
+production commands ``recframe score | promote | rollback | reproduce`` (:mod:`recframe.commands`).
 
 Thin on purpose: it validates the overrides (one line and exit 2 on a bad one, before Hydra prints
 anything), instantiates and checks every component once, hands the arguments to Hydra, and inside
@@ -144,6 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from recframe.report.compare import main as compare_main
 
         return compare_main(argv[1:]) or 0
+    if argv and argv[0] == "serve":
+        from recframe.serve import main as serve_main
+
+        return serve_main(argv[1:])
+    if argv and argv[0] in ("score", "promote", "rollback", "reproduce"):
+        from recframe.commands import main as command_main
+
+        return command_main(argv[0], argv[1:])
     set_offline_env()
     logging.getLogger("hydra").setLevel(logging.WARNING)
     overrides, do_precheck = split_overrides(argv)

@@ -19,6 +19,7 @@ _LABELS = {
     "data": "data: ingest raw events, dbt build, query sessions, split",
     "train": "train: fit the model",
     "test": "test: full-ranking metrics and behavioural tests",
+    "score": "score: batch recommendations into the warehouse",
     "deploy": "deploy: start the endpoint and smoke-test it",
     "serve": "serving until Ctrl-C (deployer.keep_alive=true)",
 }
@@ -75,6 +76,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def deployment_line(record: dict[str, Any]) -> str:
+    """The summary's endpoint line; a deployer that serves nothing (``deployer=none``) says so."""
+    smoke = record.get("smoke") or {}
+    if smoke.get("skipped") or not record.get("url"):
+        return f"deploy skipped (deployer={record.get('deployer', 'none')})"
+    ok = smoke.get("passed", smoke.get("ok"))
+    return f"{record.get('url')} (smoke test {'passed' if ok else 'FAILED'})"
+
+
 def print_summary(console: Console, result: RunResult) -> None:
     """One screen: data stats, metrics against pop, the endpoint and where everything went."""
     table = Table(title="recframe run summary", show_header=False, title_justify="left")
@@ -100,9 +110,7 @@ def print_summary(console: Console, result: RunResult) -> None:
         verdict = "passed" if result.gates.get("passed") else "FAILED: " + "; ".join(result.gates.get("failures", []))
         table.add_row("gates", verdict)
     if result.deployment:
-        smoke = result.deployment.get("smoke", {})
-        ok = smoke.get("passed", smoke.get("ok"))
-        table.add_row("endpoint", f"{result.deployment.get('url')} (smoke test {'passed' if ok else 'FAILED'})")
+        table.add_row("endpoint", deployment_line(result.deployment))
     table.add_row("timings", ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     table.add_row("run dir", str(result.run_dir))
     console.print(table)

@@ -47,7 +47,9 @@ from recframe.interfaces import (
 
 log = logging.getLogger("recframe")
 
-STEPS = ("data", "train", "test", "deploy")
+STEPS = ("data", "train", "test", "score", "deploy")
+# what runs when no steps are given: ``score`` writes to the warehouse, so it is opt-in
+DEFAULT_STEPS = ("data", "train", "test", "deploy")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -109,7 +111,7 @@ class Pipeline:
         run_dir: str | Path,
         tracker: Tracker | None = None,
         trainer: dict[str, Any] | None = None,
-        steps: Sequence[str] = STEPS,
+        steps: Sequence[str] = DEFAULT_STEPS,
         resume_from: str | Path | None = None,
         seed: int = 42,
         progress: bool = True,
@@ -134,6 +136,10 @@ class Pipeline:
         self._dataset: Dataset | None = None
         self._model: Model | None = None
         self._test: TestResult | None = None
+        # called with (pipeline, result) once the steps are done, before serving and the tracker's
+        # close (recframe.production attaches the run record and the model registry here)
+        self.finishers: list[Callable[[Pipeline, RunResult], None]] = []
+        self.score_settings: Any = None
 
     # ---------------------------------------------------------------- inputs of skipped steps
     def _source(self, sub: str) -> Path:
@@ -210,6 +216,12 @@ class Pipeline:
             return {}
         m = evaluate(self.fitted_model(), valid, ks=(20,))
         return {"val_mrr@20": m["mrr@20"], "val_hr@20": m["hr@20"]} if m["targets"] else {}
+
+    def step_score(self) -> None:
+        """Batch recommendations into the warehouse (see :mod:`recframe.score`)."""
+        from recframe.production import score_step
+
+        score_step(self)
 
     def _gate_verdict(self) -> dict[str, Any] | None:
         if self._test is not None:
@@ -295,6 +307,9 @@ class Pipeline:
             if metrics_path.exists():
                 result.metrics = json.loads(metrics_path.read_text())
             result.gates = self._gate_verdict()
+            for finish in self.finishers:
+                with self._write_errors("finish"):
+                    finish(self, result)
             if deployment is not None:
                 result.deployment = json.loads((self.run_dir / "deploy.json").read_text())
                 self._refresh_report()

@@ -30,7 +30,7 @@ NEEDS = {
 }
 # mandatory settings (``???``) of an option: placeholders, since a constructor reads no file
 REQUIRED = {("datasource", "files"): ("datasource.train=train.tsv", "datasource.test=test.tsv")}
-# trainer keys recframe reads itself (recframe/model/seq_training.py); the rest go to lightning.Trainer
+# trainer keys recframe reads itself (recframe/model/seq/training.py); the rest go to lightning.Trainer
 RECFRAME_TRAINER_KEYS = {"cpu_threads", "cpu_keep_memory"}
 
 

@@ -74,6 +74,48 @@ def test_artifact_refuses_a_class_that_is_not_a_model(tmp_path):
         load_model(tmp_path / "m")
 
 
+def _rewrite_model_json(artifact, edit) -> None:
+    """Change model.json the way an older recframe wrote it, keeping the checksums valid."""
+    import hashlib
+
+    path = artifact / "model.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+    sums = json.loads((artifact / "checksums.json").read_text())
+    sums["sha256"]["model.json"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (artifact / "checksums.json").write_text(json.dumps(sums))
+
+
+def test_artifacts_naming_a_moved_model_class_still_load(tmp_path):
+    from recframe.artifact import MOVED_TARGETS, _resolve
+    from recframe.model.hybrid import WeightedHybrid
+    from recframe.model.knn.stan import STAN
+    from recframe.model.knn.vsknn import VSKNN
+
+    for old, new in MOVED_TARGETS.items():
+        assert _resolve(old) is _resolve(new)
+        assert f"{_resolve(old).__module__}.{_resolve(old).__qualname__}" == new
+    events = markov_events(80)
+    sessions = [np.array([1, 2]), np.array([3])]
+    vsknn = VSKNN(k=10, sample_size=50).fit(events)
+    vsknn.save(tmp_path / "vsknn")
+    _rewrite_model_json(tmp_path / "vsknn", lambda m: m.update(target="recframe.model.knn.VSKNN"))
+    loaded = load_model(tmp_path / "vsknn")
+    assert type(loaded) is VSKNN
+    np.testing.assert_array_equal(loaded.score_next(sessions), vsknn.score_next(sessions))
+
+    hybrid = WeightedHybrid({"stan": STAN(k=10, sample_size=50), "pop": PopModel()}, {"stan": 0.5, "pop": 0.5})
+    hybrid.fit(events).save(tmp_path / "hybrid")
+
+    def old_member(meta):
+        assert meta["config"]["members"]["stan"]["target"] == "recframe.model.knn.stan.STAN"
+        meta["config"]["members"]["stan"]["target"] = "recframe.model.knn_stan.STAN"
+
+    _rewrite_model_json(tmp_path / "hybrid", old_member)
+    np.testing.assert_array_equal(load_model(tmp_path / "hybrid").score_next(sessions), hybrid.score_next(sessions))
+
+
 def test_missing_artifact_is_a_clear_error(tmp_path):
     with pytest.raises(ArtifactError, match="run the 'train' step"):
         load_model(tmp_path / "nothing")

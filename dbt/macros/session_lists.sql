@@ -16,8 +16,9 @@
 
 
 {#- session_rollup(events, item_keys): one row per (tenant, session_id) of `events` (columns tenant,
-    session_id, sku, action, action_rank, is_kept, ts_ms; exact duplicates NOT yet removed) with
-    n_rows (input rows), n_duplicates (extra copies of a kept event: same timestamp, SKU and action),
+    session_id, session_user, sku, action, action_rank, is_kept, ts_ms; exact duplicates NOT yet
+    removed) with n_rows (input rows), first_ms/last_ms (its first and last event, kept or not),
+    session_user, n_duplicates (extra copies of a kept event: same timestamp, SKU and action),
     n_events (n_rows - n_duplicates), n_kept (distinct kept events), start_ms/end_ms and the
     time-ordered lists of the kept events, ordered by (ts_ms, action_rank, sku, action): `timestamps`,
     the items as named by session_item_list() (SKUs, or on DuckDB their keys in `item_keys`, see
@@ -52,7 +53,9 @@
 {% macro default__session_rollup(events, item_keys) -%}
 {%- set order_by = 'ts_ms, action_rank, sku, action' -%}
 with all_rows as (
-    select tenant, session_id, count(*) as n_rows
+    select
+        tenant, session_id, count(*) as n_rows, min(ts_ms) as first_ms, max(ts_ms) as last_ms,
+        max(session_user) as session_user
     from {{ events }}
     group by tenant, session_id
 ),
@@ -83,6 +86,9 @@ select
     a.tenant,
     a.session_id,
     a.n_rows,
+    a.first_ms,
+    a.last_ms,
+    a.session_user,
     a.n_rows - coalesce(k.n_duplicates, 0) as n_events,
     coalesce(k.n_duplicates, 0) as n_duplicates,
     coalesce(k.n_kept, 0) as n_kept,
@@ -112,6 +118,9 @@ with grouped as (
         e.tenant,
         e.session_id,
         count(*) as n_rows,
+        min(e.ts_ms) as first_ms,
+        max(e.ts_ms) as last_ms,
+        max(e.session_user) as session_user,
         list_sort(
             list({'k': e.ts_ms * 8 + e.action_rank, 'i': d.item_key}) filter (where e.is_kept = 1)
         ) as ev
@@ -127,6 +136,9 @@ deduplicated as (
         tenant,
         session_id,
         n_rows,
+        first_ms,
+        last_ms,
+        session_user,
         coalesce(len(ev), 0) as n_kept_rows,
         coalesce(list_filter(ev, lambda e, i: i = 1 or e != ev[i - 1]), []) as kev
     from grouped
@@ -136,6 +148,9 @@ select
     tenant,
     session_id,
     n_rows,
+    first_ms,
+    last_ms,
+    session_user,
     n_rows - (n_kept_rows - len(kev)) as n_events,
     n_kept_rows - len(kev) as n_duplicates,
     cast(len(kev) as bigint) as n_kept,
@@ -165,11 +180,15 @@ from deduplicated
     s.n_kept as length
 {%- endmacro %}
 
+{#- The integer fast paths (item_keys, action_ranks) are columns of the contract
+    (recframe.datasource.schema) on every warehouse; only DuckDB's roll-up fills them. -#}
 {% macro default__sequences_select(sessions, item_keys) -%}
 select
     {{ sequence_columns() }},
     s.items,
+    cast(null as array) as item_keys,
     s.actions,
+    cast(null as array) as action_ranks,
     s.timestamps
 from {{ sessions }} as s
 where s.reject_reason is null

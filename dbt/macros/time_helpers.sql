@@ -59,3 +59,32 @@
 {% macro normalized_sku(expr) -%}
   nullif({{ trim_spaces('lower(' ~ expr ~ ')') }}, '')
 {%- endmacro %}
+
+
+{#- A timestamp written as text (`expr`) in epoch milliseconds; null when it does not parse. `unit`
+    says how it is written: ms or s (epoch numbers) or timestamp (ISO-like text, an optional trailing
+    ' UTC' as in REES46). The ingest step computes the same with the same rules
+    (recframe.datasource.warehouse); an in-place source is parsed here. -#}
+{% macro ts_ms_from_text(expr, unit) -%}
+  {{ return(adapter.dispatch('ts_ms_from_text', 'recframe')(expr, unit)) }}
+{%- endmacro %}
+
+{% macro default__ts_ms_from_text(expr, unit) -%}
+  {%- if unit == 'ms' -%}
+  cast(try_to_double({{ expr }}) as bigint)
+  {%- elif unit == 's' -%}
+  cast(round(try_to_double({{ expr }}) * 1000) as bigint)
+  {%- else -%}
+  date_part(epoch_millisecond, try_to_timestamp_ntz(regexp_replace({{ expr }}, '\\s*UTC$', '')))
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__ts_ms_from_text(expr, unit) -%}
+  {%- if unit == 'ms' -%}
+  cast(try_cast({{ expr }} as double) as bigint)
+  {%- elif unit == 's' -%}
+  cast(round(try_cast({{ expr }} as double) * 1000) as bigint)
+  {%- else -%}
+  epoch_ms(try_cast(regexp_replace({{ expr }}, '\s*UTC$', '') as timestamp))
+  {%- endif -%}
+{%- endmacro %}

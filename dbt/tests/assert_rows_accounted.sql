@@ -1,14 +1,16 @@
-{#- Every input row of the current loads (stored, or rejected by the reader) is either accepted (a distinct event of an accepted session)
-    or quarantined: rows in = accepted + quarantined, per tenant. -#}
+{#- Every input row of the current loads (stored, or rejected by the reader; in place: every source
+    row in scope) is either accepted (a distinct event of an accepted session) or quarantined: rows in = accepted + quarantined, per tenant. -#}
 with raw_rows as (
     select tenant, count(*) as n
     from (
         select tenant from {{ ref('stg_events__raw_events') }}
+        {%- if var('raw_mode', 'ingest') == 'ingest' %}
         union all
         select r.tenant
         from {{ source('recframe_raw', 'rejects') }} as r
         inner join {{ ref('stg_events__current_loads') }} as l
             on r.tenant = l.tenant and r.etl_id = l.etl_id
+        {%- endif %}
     ) as rows_in
     group by tenant
 ),

@@ -1,7 +1,7 @@
 """The one query of the data step: sessions of the date window -> time split -> event frames.
 
-Shared by the warehouse sources: DuckDB runs it on the warehouse itself, Snowflake on a local DuckDB
-copy of its marts (``SnowflakeSource``), so both split by exactly the same SQL. It reads only the
+DuckDB runs it on the warehouse itself (Snowflake runs the same rules in its own SQL,
+:mod:`recframe.datasource.snowflake_split`). It reads only the
 ``session_sequences`` mart (and, where it carries item keys, the ``items`` mart's key -> SKU
 table); the split rules are :mod:`recframe.datasource.split`'s. The helpers turn
 Arrow results into pandas frames without one Python object per row (see :func:`arrays_from_arrow`).
@@ -24,7 +24,7 @@ def query_split(
     """The query and the time split, in SQL (see :mod:`recframe.datasource.split` for the rules).
 
     ``con`` is a DuckDB connection holding ``main.session_sequences``; ``split`` is the validated
-    settings of :func:`recframe.datasource.duckdb_source.validate_split`. Returns the train, valid
+    settings of :func:`recframe.datasource.duckdb.validate_split`. Returns the train, valid
     and test frames (``session_id, item_id, ts, action``; valid/test with a ``target`` column) and
     the split's stats.
 
@@ -44,7 +44,7 @@ def query_split(
     window = " and ".join(where)
     # DuckDB's marts carry integer item keys beside the SKUs: the split moves integers and the SKUs
     # are looked up once per event at the end (one take), instead of copying 64-character strings
-    # through a temp table and Arrow. A Snowflake copy has SKUs only and takes the string path.
+    # through a temp table and Arrow. A mart without the key columns takes the string path.
     columns = mart_columns(con)
     keys = item_key_lookup(con, tenant, columns)
     item_list = "item_keys" if keys is not None else "items"

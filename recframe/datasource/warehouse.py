@@ -31,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from recframe.datasource.formats import RawFormat
+from recframe.datasource.schema import raw_ddl
 from recframe.interfaces import DataError
 
 log = logging.getLogger("recframe")
@@ -39,54 +40,6 @@ RAW_SCHEMA = "raw"
 #: seconds a run waits for another run's data step on the same warehouse file before giving up
 LOCK_TIMEOUT_ENV = "RECFRAME_WAREHOUSE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 900.0
-
-_DDL = f"""
-create schema if not exists {RAW_SCHEMA};
-create table if not exists {RAW_SCHEMA}.loads (
-    tenant varchar not null,
-    etl_id varchar not null,
-    etl_timestamp timestamp not null,
-    fingerprint varchar not null,
-    source varchar,
-    n_rows bigint,
-    n_items bigint
-);
-create table if not exists {RAW_SCHEMA}.events (
-    tenant varchar not null,
-    etl_id varchar not null,
-    etl_timestamp timestamp not null,
-    etl_epoch_ms bigint not null,
-    event_date date,
-    session_key varchar,
-    user_key varchar,
-    event_type varchar,
-    product_action varchar,
-    -- stored as is, like the two below: with about one distinct value per two or three events,
-    -- DuckDB's string compression analysis cost ~3 CPU s of a 10M-row load to halve 520 MB; the
-    -- session and user ids compress well (a session's events are adjacent) and stay compressed
-    sku varchar using compression uncompressed,
-    -- stored as is: compressing these two (never transformed, only carried) cost about a third of
-    -- the write of a 10M-row load; the compressed session and user ids let staging run its string
-    -- functions once per distinct value
-    ts_raw varchar using compression uncompressed,
-    ts_ms bigint,
-    url varchar using compression uncompressed
-);
-create table if not exists {RAW_SCHEMA}.rejects (
-    tenant varchar not null,
-    etl_id varchar not null,
-    line bigint,
-    error_type varchar,
-    raw_line varchar
-);
-create table if not exists {RAW_SCHEMA}.items (
-    tenant varchar not null,
-    etl_id varchar not null,
-    sku varchar,
-    category varchar,
-    price_bucket varchar
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -101,8 +54,9 @@ class LoadInfo:
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema and tables if missing (idempotent)."""
-    con.execute(_DDL)
+    """Create the raw schema and tables if missing (idempotent), from the contract in
+    :mod:`recframe.datasource.schema`."""
+    con.execute(";\n".join(raw_ddl("duckdb", RAW_SCHEMA)))
 
 
 def fingerprint_files(*paths: Path | str | None, extra: Any = None) -> str:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -51,6 +53,7 @@ class LocalDeployer(Deployer):
         startup_timeout_s: float = 60.0,
         log_level: str = "warning",
         fast_path: bool = True,
+        metrics: bool = True,
     ) -> None:
         from recframe.deployer.predictor import ServingLimits
 
@@ -76,6 +79,8 @@ class LocalDeployer(Deployer):
         self.startup_timeout_s = v.positive("deployer.startup_timeout_s", startup_timeout_s)
         self.log_level = v.choice("deployer.log_level", log_level, ["critical", "error", "warning", "info", "debug"])
         self.fast_path = v.boolean("deployer.fast_path", fast_path)
+        self.metrics = v.boolean("deployer.metrics", metrics)
+        self._metrics_dir: str | None = None
         self.url: str | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -134,7 +139,11 @@ class LocalDeployer(Deployer):
             torch.set_num_threads(self.torch_threads)
         predictor = Predictor.from_artifact(artifact_dir, self.limits)
         self._app = create_app(
-            predictor, max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, fast_path=self.fast_path
+            predictor,
+            max_body_bytes=self.max_body_bytes,
+            max_batch=self.max_batch,
+            fast_path=self.fast_path,
+            metrics=self.metrics,
         )
         self._sock = self._bind()
         self._port = self._sock.getsockname()[1]
@@ -177,7 +186,12 @@ class LocalDeployer(Deployer):
             RECFRAME_EXCLUDE_SEEN=str(self.limits.exclude_seen).lower(),
             RECFRAME_MAX_BODY_BYTES=str(self.max_body_bytes),
             RECFRAME_MAX_BATCH=str(self.max_batch),
+            RECFRAME_METRICS=str(self.metrics).lower(),
         )
+        if self.metrics and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # the workers write their metrics here and a scrape sums them (removed by teardown)
+            self._metrics_dir = tempfile.mkdtemp(prefix="recframe-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = self._metrics_dir
         if self.torch_threads:
             env["RECFRAME_TORCH_THREADS"] = str(self.torch_threads)
         cmd = [
@@ -260,6 +274,9 @@ class LocalDeployer(Deployer):
                     proc.kill()
                     proc.wait(5)
             self._log_file.close()
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            self._metrics_dir = None
 
 
 def _url_host(host: str) -> str:

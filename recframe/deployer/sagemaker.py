@@ -100,6 +100,7 @@ SERVING_MODULES = (
     "__init__.py",
     "interfaces.py",
     "artifact.py",
+    "atomic.py",  # the artifact writer and the interfaces save through it
     "vocab.py",
     "validation.py",
     "evaluation.py",  # the blended model scores its members with it

@@ -1,4 +1,4 @@
-"""The HTTP face of the serving contract: ``GET /ping`` and ``POST /invocations`` over a Predictor.
+"""The HTTP face of the serving contract: ``GET /ping`` and ``POST /invocations`` over a Predictor, and ``/metrics``.
 
 Why it looks the way it does:
 
@@ -10,6 +10,13 @@ Why it looks the way it does:
 * **Micro-batching.** Parsed requests wait in a queue; one worker thread scores whatever has
   queued while the previous batch ran, with one ``score_next`` call and one ``topk``. Under load the
   batches grow by themselves; when idle a request is scored alone, with no added wait.
+* **Ready means loaded, and the model can change under traffic.** The app may start without a model
+  (``/ping`` answers 503 until :meth:`ServingApp.swap` gives it one); a later ``swap`` replaces the
+  model between two micro-batches, so no request is dropped (``recframe serve`` does this on a
+  promotion or SIGHUP).
+* **Metrics that cost nothing per request but increments.** ``/metrics`` (Prometheus text format,
+  :mod:`recframe.deployer.serving_metrics`) counts requests by status, times ``/invocations`` and
+  records batch sizes and unknown SKUs per batch.
 * **Never a 5xx for client input.** Bodies are read with a byte limit (413 over it, drained so the
   client sees the answer), decoded with orjson when installed, validated by
   :meth:`~recframe.deployer.predictor.Predictor.parse`, and every error is ``{"error": "..."}``.
@@ -20,16 +27,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
+from recframe.deployer.docs_app import build_fastapi
 from recframe.deployer.jsoncodec import decode, error_body
 from recframe.deployer.jsoncodec import dumps as _dumps
-from recframe.deployer.predictor import Predictor, Query, RequestError
+from recframe.deployer.predictor import Predictor, Query, RequestError, ServingLimits
+
+if TYPE_CHECKING:
+    from recframe.deployer.serving_metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +84,11 @@ class MicroBatcher:
     whatever arrived meanwhile: no timer, no added latency when idle, bigger batches under load.
     """
 
-    def __init__(self, predictor: Predictor, max_batch: int = 256) -> None:
-        self.predictor = predictor
+    def __init__(
+        self, predictor: Predictor | None, max_batch: int = 256, metrics: ServingMetrics | None = None
+    ) -> None:
+        self.predictor = predictor  # replaced by ServingApp.swap; each batch reads it once
+        self.metrics = metrics
         self.max_batch = max(1, int(max_batch))
         self._queue: asyncio.Queue[tuple[Query, asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None
@@ -119,6 +131,7 @@ class MicroBatcher:
                     fut.set_result(res)
 
     def _score(self, queries: list[Query]) -> list[list[dict[str, Any]]]:
+        predictor = self.predictor  # one model per batch, even while a swap happens
         sessions: list[list[str]] = []
         ks: list[int] = []
         excl: list[bool] = []
@@ -129,9 +142,11 @@ class MicroBatcher:
         flat: list[dict[str, Any]] = []
         step = self.max_batch  # a 1,000-session request is scored in slices: bounded memory per call
         for lo in range(0, len(sessions), step):
-            flat.extend(self.predictor.predict_many(sessions[lo : lo + step], ks[lo : lo + step], excl[lo : lo + step]))
+            flat.extend(predictor.predict_many(sessions[lo : lo + step], ks[lo : lo + step], excl[lo : lo + step]))
         self.batches += 1
         self.sessions += len(sessions)
+        if self.metrics is not None:
+            self.metrics.batch(len(sessions), sum(map(len, sessions)), sum(r["unknown"] for r in flat))
         out, start = [], 0
         for q in queries:
             out.append(flat[start : start + len(q.sessions)])
@@ -145,46 +160,115 @@ class MicroBatcher:
 
 
 class ServingApp:
-    """ASGI app: the contract's two routes on a fast path, FastAPI for docs and everything else."""
+    """ASGI app: the contract's two routes on a fast path, ``/metrics``, FastAPI for docs and the rest.
+
+    It may start without a model (``/ping`` and ``/invocations`` answer 503 until :meth:`swap` gives
+    it one) and :meth:`swap` replaces the model while requests flow: queries already queued are
+    scored by whichever model is current when their batch starts, and none is dropped.
+    """
 
     def __init__(
         self,
-        predictor: Predictor,
+        predictor: Predictor | None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_batch: int = 256,
         fast_path: bool = True,
+        metrics: ServingMetrics | None = None,
+        version: str | None = None,
     ):
-        self.predictor = predictor
         self.fast_path = fast_path
         self.max_body_bytes = int(max_body_bytes)
-        self.batcher = MicroBatcher(predictor, max_batch)
-        self.fastapi = _build_fastapi(self)
+        self.metrics = metrics
+        self.batcher = MicroBatcher(None, max_batch, metrics)
+        self.predictor: Predictor | None = None
+        self.version: str | None = None
+        self.fastapi: FastAPI | None = None
+        self.ready = False
+        if predictor is not None:
+            self.swap(predictor, version)
+
+    def swap(self, predictor: Predictor, version: str | None = None) -> None:
+        """Serve ``predictor`` from now on (the first model, or a replacement)."""
+        docs = build_fastapi(self, predictor)
+        self.batcher.predictor = predictor
+        self.predictor, self.version, self.fastapi = predictor, version, docs
         self.ready = True
+        if self.metrics is not None:
+            self.metrics.model(predictor.model_name, version or "unversioned")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.fast_path:
-            path = scope["path"]
+        if scope["type"] != "http":
+            if self.fastapi is not None:
+                await self.fastapi(scope, receive, send)
+            return
+        path, m = scope["path"], self.metrics
+        if path == "/metrics" and m is not None and scope["method"] == "GET":
+            body, content_type = m.render()
+            await _respond(send, 200, body, [(b"content-type", content_type.encode())])
+            m.request("/metrics", 200)
+            return
+        if self.fast_path:
             if path == "/invocations" and scope["method"] == "POST":
+                t0 = perf_counter()
                 status, body = await self.invocations(receive)
                 await _respond(send, status, body)
+                if m is not None:
+                    m.invocation(status, perf_counter() - t0)
                 return
             if path == "/ping" and scope["method"] == "GET":
                 status, body = self.ping()
                 await _respond(send, status, body)
+                if m is not None:
+                    m.request("/ping", status)
                 return
-        await self.fastapi(scope, receive, send)
+        docs = self.fastapi
+        if docs is None:  # no model yet: no documented app either
+            await _respond(send, 503, error_body("model not loaded"))
+            if m is not None:
+                m.request(path if path in ("/invocations", "/ping") else "other", 503)
+            return
+        if m is None:
+            await docs(scope, receive, send)
+        else:
+            await self._counted(docs, scope, receive, send, m)
+
+    async def _counted(self, app: Any, scope: dict, receive: Any, send: Any, m: ServingMetrics) -> None:
+        """Run a FastAPI-routed request and count it like the fast path does."""
+        t0, status = perf_counter(), 500
+
+        async def send_seen(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_seen)
+        finally:
+            path = scope["path"]
+            if path == "/invocations":
+                m.invocation(status, perf_counter() - t0)
+            else:
+                m.request(path if path == "/ping" else "other", status)
 
     def ping(self) -> tuple[int, bytes]:
-        if not self.ready:
+        pred = self.predictor
+        if pred is None or not self.ready:
             return 503, error_body("model not loaded")
-        return 200, _dumps({"status": "ok", "model": self.predictor.model_name, "n_items": self.predictor.n_items})
+        answer = {"status": "ok", "model": pred.model_name, "n_items": pred.n_items}
+        if self.version:
+            answer["version"] = self.version
+        return 200, _dumps(answer)
 
     async def invocations(self, receive: Any) -> tuple[int, bytes]:
         """Read, validate, score: the whole request cycle; returns ``(status, body)``, never raises
         for anything a client sends."""
+        pred = self.predictor
+        if pred is None:
+            return 503, error_body("model not loaded")
         try:
             body = await read_body(receive, self.max_body_bytes)
-            query = self.predictor.parse(decode(body))
+            query = pred.parse(decode(body))
             results = await self.batcher.submit(query)
             return 200, _dumps(Predictor.shape(query, results))
         except RequestError as e:
@@ -202,155 +286,80 @@ class ServingApp:
         self.batcher.close()
 
 
-async def _respond(send: Any, status: int, body: bytes) -> None:
+async def _respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-def _build_fastapi(serving: ServingApp) -> FastAPI:
-    """The documented app: same handlers as the fast path, OpenAPI schemas, JSON for every error."""
-    pred = serving.predictor
-    example = pred.example_session(2)
-    app = FastAPI(
-        title="recframe endpoint",
-        version="1",
-        description=(
-            "Next-item recommendations for a shopping session. SKUs in, SKUs out. Unknown SKUs are "
-            "ignored and counted; items already in the session are excluded unless "
-            '`"exclude_seen": false`; sessions with no known SKU get the most popular items. '
-            f"`k` is an integer in [1, {pred.limits.max_k}] (clamped to the {pred.n_items} items of the "
-            f"catalogue). Bodies over {serving.max_body_bytes} bytes get 413; every error is "
-            '`{"error": "..."}` with a 4xx status.'
-        ),
-    )
-
-    def json_response(status: int, body: bytes) -> Response:
-        return Response(content=body, status_code=status, media_type="application/json")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return json_response(exc.status_code, error_body(str(exc.detail)))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return json_response(422, error_body(str(exc.errors())[:500]))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error")
-        return json_response(500, error_body(f"internal error: {type(exc).__name__}"))
-
-    request_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "session": {"type": "array", "items": {"type": ["string", "integer"]}, "description": "SKUs, oldest first"},
-            "sessions": {
-                "type": "array",
-                "items": {"type": "array", "items": {"type": ["string", "integer"]}},
-                "description": "a batch of sessions",
-            },
-            "k": {"type": "integer", "minimum": 1, "maximum": pred.limits.max_k, "default": pred.limits.default_k},
-            "exclude_seen": {"type": "boolean", "default": pred.limits.exclude_seen},
-        },
-        "oneOf": [{"required": ["session"]}, {"required": ["sessions"]}],
-    }
-    result_schema = {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": {"type": "string"}},
-            "scores": {"type": "array", "items": {"type": "number"}},
-            "unknown": {"type": "integer", "description": "SKUs of the session not in the catalogue"},
-        },
-    }
-    batch_schema = {"type": "object", "properties": {"results": {"type": "array", "items": result_schema}}}
-    error_schema = {"type": "object", "properties": {"error": {"type": "string"}}}
-
-    @app.get("/ping", summary="200 when the model is loaded", response_model=None)
-    async def ping() -> Response:
-        return json_response(*serving.ping())
-
-    @app.post(
-        "/invocations",
-        response_model=None,
-        summary="Recommend the next items for a session (or a batch of sessions)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": request_schema,
-                        "examples": {
-                            "single": {"value": {"session": example, "k": 10}},
-                            "batch": {"value": {"sessions": [example, example[:1]], "k": 5}},
-                        },
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "a result, or {results: [...]} for a batch",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    result_schema,
-                                    batch_schema,
-                                ]
-                            }
-                        }
-                    },
-                },
-                "400": {"description": "invalid JSON", "content": {"application/json": {"schema": error_schema}}},
-                "413": {"description": "body too large", "content": {"application/json": {"schema": error_schema}}},
-                "422": {"description": "invalid request", "content": {"application/json": {"schema": error_schema}}},
-            },
-        },
-    )
-    async def invocations(request: Request) -> Response:
-        return json_response(*(await serving.invocations(request.receive)))
-
-    return app
-
-
 def create_app(
-    predictor: Predictor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = 256, fast_path: bool = True
+    predictor: Predictor | None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_batch: int = 256,
+    fast_path: bool = True,
+    metrics: bool = False,
+    version: str | None = None,
 ) -> ServingApp:
     """Build the ASGI app serving ``predictor`` (pass it to uvicorn or any ASGI server).
 
     ``fast_path=False`` sends every request through FastAPI's routing (same handlers, same answers):
-    for comparison, see ``benchmarks/serving.py --no-fast-path``."""
-    return ServingApp(predictor, max_body_bytes=max_body_bytes, max_batch=max_batch, fast_path=fast_path)
+    for comparison, see ``benchmarks/serving.py --no-fast-path``. ``metrics`` adds ``/metrics``
+    (see :mod:`recframe.deployer.serving_metrics`). ``predictor=None`` starts without a model: it is
+    not ready until :meth:`ServingApp.swap` loads one."""
+    collector = None
+    if metrics:
+        from recframe.deployer.serving_metrics import ServingMetrics
+
+        collector = ServingMetrics()
+    return ServingApp(
+        predictor, max_body_bytes=max_body_bytes, max_batch=max_batch, fast_path=fast_path, metrics=collector,
+        version=version,
+    )  # fmt: skip
 
 
-def app_from_env() -> ServingApp:
-    """ASGI factory for ``uvicorn --factory recframe.deployer.serving:app_from_env`` (the Docker image and
-    multi-worker mode): the artifact comes from ``RECFRAME_ARTIFACT``, limits from ``RECFRAME_*``."""
+def env_flag(name: str, default: bool) -> bool:
+    """A ``RECFRAME_*`` boolean from the environment (``1/true/yes`` or ``0/false/no``)."""
     import os
 
-    from recframe.deployer.predictor import ServingLimits
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes")
 
-    artifact = os.environ.get("RECFRAME_ARTIFACT", "/opt/ml/model")
-    limits = ServingLimits(
+
+def limits_from_env() -> ServingLimits:
+    """The serving limits a worker process reads from ``RECFRAME_*`` (see ``docs/deployment.md``)."""
+    import os
+
+    return ServingLimits(
         default_k=int(os.environ.get("RECFRAME_DEFAULT_K", 10)),
         max_k=int(os.environ.get("RECFRAME_MAX_K", 1000)),
         max_session_len=int(os.environ.get("RECFRAME_MAX_SESSION_LEN", 1000)),
         max_sessions=int(os.environ.get("RECFRAME_MAX_SESSIONS", 1000)),
-        exclude_seen=os.environ.get("RECFRAME_EXCLUDE_SEEN", "true").lower() in ("1", "true", "yes"),
+        exclude_seen=env_flag("RECFRAME_EXCLUDE_SEEN", True),
     )
+
+
+def app_from_env(predictor: Predictor | None = None, version: str | None = None) -> ServingApp:
+    """ASGI factory for ``uvicorn --factory recframe.deployer.serving:app_from_env`` (the Docker image and
+    multi-worker mode): the artifact comes from ``RECFRAME_ARTIFACT``, limits from ``RECFRAME_*``,
+    ``/metrics`` unless ``RECFRAME_METRICS=false``. A caller that loaded the model itself passes it."""
+    import os
+
     threads = os.environ.get("RECFRAME_TORCH_THREADS")
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
+    if predictor is None:
+        predictor = Predictor.from_artifact(os.environ.get("RECFRAME_ARTIFACT", "/opt/ml/model"), limits_from_env())
     return create_app(
-        Predictor.from_artifact(artifact, limits),
+        predictor,
         max_body_bytes=int(os.environ.get("RECFRAME_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
         max_batch=int(os.environ.get("RECFRAME_MAX_BATCH", 256)),
+        metrics=env_flag("RECFRAME_METRICS", True),
+        version=version,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recframe.datasource.files_source import FilesSource
+from recframe.datasource.files import FilesSource
 from recframe.interfaces import ConfigError, DataError
 
 DIGINETICA = Path(os.environ.get("RECFRAME_DATA", "/work/shared/data")) / "diginetica"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 
 GAP_MIN = 45  # not the default (30), so the test also shows that the var reaches the SQL
 GAP_MS = GAP_MIN * 60_000

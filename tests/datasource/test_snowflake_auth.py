@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from recframe.app import compose, redacted_params  # noqa: E402
 from recframe.cli import main  # noqa: E402
 from recframe.datasource import snowflake_auth, transform  # noqa: E402
-from recframe.datasource.snowflake_source import SnowflakeSource  # noqa: E402
+from recframe.datasource.snowflake import SnowflakeSource  # noqa: E402
 from recframe.interfaces import ConfigError  # noqa: E402
 from recframe.secrets import REDACTED, scrub_params  # noqa: E402
 

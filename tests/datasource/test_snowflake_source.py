@@ -25,8 +25,8 @@ pytest.importorskip("fakesnow")
 pytest.importorskip("dbt.adapters.snowflake")
 
 from recframe.cli import main  # noqa: E402
-from recframe.datasource.duckdb_source import DuckDBSource  # noqa: E402
-from recframe.datasource.snowflake_source import SnowflakeSource  # noqa: E402
+from recframe.datasource.duckdb import DuckDBSource  # noqa: E402
+from recframe.datasource.snowflake import SnowflakeSource  # noqa: E402
 from recframe.interfaces import ConfigError, DataError, RecframeError  # noqa: E402
 from tests.datasource.fake_dbt_cloud import FakeDbtCloud, FakeJob  # noqa: E402
 

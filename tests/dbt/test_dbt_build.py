@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 from recframe.datasource.transform import packaged_project_dir
 from recframe.interfaces import ConfigError, DataError
 

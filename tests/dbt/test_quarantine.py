@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 
 HEADER = "session_id_hash,event_type,product_action,product_sku_hash,server_timestamp_epoch_ms,hashed_url\n"
 T0 = 1_550_000_000_000

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 
 DATA = Path(os.environ.get("RECFRAME_DATA", "/work/shared/data"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 
 pytestmark = pytest.mark.slow
 

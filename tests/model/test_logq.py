@@ -65,7 +65,7 @@ def test_the_correction_changes_the_loss_in_the_direction_it_should() -> None:
 
 
 def module(counts: np.ndarray, logq: float, alpha: float) -> GRU4RecModule:
-    settings = GRU4RecTrainingSettings(loss="cross-entropy", logq=logq, sample_alpha=alpha)
+    settings = GRU4RecTrainingSettings(loss="cross-entropy", logq=logq, sample_alpha=alpha, bpreg=0.0, elu_param=0.0)
     return GRU4RecModule(torch.nn.Identity(), settings, counts, seed=0)
 
 

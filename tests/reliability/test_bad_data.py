@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 from recframe.interfaces import DataError
 from tests.reliability.runner import NO_DEPLOY, assert_one_line_error, run_cli
 

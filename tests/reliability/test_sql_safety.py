@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recframe.datasource.duckdb_source import DuckDBSource
+from recframe.datasource.duckdb import DuckDBSource
 from recframe.interfaces import ConfigError
 from tests.reliability.runner import run_cli
 

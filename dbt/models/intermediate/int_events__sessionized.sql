@@ -9,18 +9,31 @@
 {#- Each branch reads staging itself: a CTE read by both would be materialised (every accepted event
     buffered once more). var('sessionize_by_user') is false when the raw format has no user column:
     then a row without a session id has no user id either, is quarantined as null_session, and the
-    gap-based branch (a second pass over staging) would always be empty, so it is left out. -#}
+    gap-based branch (a second pass over staging) would always be empty, so it is left out.
+    An incremental build (macros/incremental_sessions.sql) re-reads only the events at or after each
+    tenant's cutoff, less those of the sessions kept from before it; user sessions are numbered on
+    from the user's kept ones (`session_user` carries the user id for that). -#}
+{%- set cuts = session_cutoffs() -%}
+{%- set built = built_sessions_relation() if cuts else none %}
 
 with keyed as (
     select
         tenant,
         session_key as session_id,
+        cast(null as varchar) as session_user,
         sku,
         sku_raw,
         action,
         ts_ms
-    from {{ ref('stg_events__raw_events') }}
-    where reject_reason is null and session_key is not null
+    from {{ ref('int_events__checked') }} as e
+    where reject_reason is null and session_key is not null and {{ after_cutoff(cuts) }}
+    {%- if built is not none %}
+        and not exists (
+            select 1 from {{ built }} as b
+            where b.tenant = e.tenant and b.session_id = e.session_key and b.session_user is null
+                and {{ after_cutoff(cuts, 'b.tenant', 'b.last_ms') }}
+        )
+    {%- endif %}
 ),
 {%- if var('sessionize_by_user', true) %}
 
@@ -37,21 +50,46 @@ user_gaps as (
                 <= {{ gap_ms }} then 0
             else 1
         end as starts_session
-    from {{ ref('stg_events__raw_events') }}
-    where reject_reason is null and session_key is null
+    from {{ ref('int_events__checked') }} as e
+    where reject_reason is null and session_key is null and {{ after_cutoff(cuts) }}
+    {%- if built is not none %}
+        and not exists (
+            select 1 from {{ built }} as b
+            where b.tenant = e.tenant and b.session_user = e.user_key and b.last_ms >= e.ts_ms
+        )
+    {%- endif %}
 ),
+{%- if built is not none %}
+
+-- each user's sessions kept from before the cutoff: the rebuilt ones are numbered after them
+kept_per_user as (
+    select tenant, session_user, count(*) as n_kept_sessions
+    from {{ built }}
+    where session_user is not null
+    group by tenant, session_user
+),
+{%- endif %}
 
 user_sessions as (
     select
-        tenant,
-        user_key || '-' || cast(sum(starts_session) over (
-            partition by tenant, user_key order by ts_ms, sku, action rows between unbounded preceding and current row
-        ) as varchar) as session_id,
-        sku,
-        sku_raw,
-        action,
-        ts_ms
-    from user_gaps
+        g.tenant,
+        g.user_key || '-' || cast(
+            {% if built is not none %}coalesce(k.n_kept_sessions, 0) + {% endif -%}
+            sum(g.starts_session) over (
+                partition by g.tenant, g.user_key order by g.ts_ms, g.sku, g.action
+                rows between unbounded preceding and current row
+            ) as varchar
+        ) as session_id,
+        g.user_key as session_user,
+        g.sku,
+        g.sku_raw,
+        g.action,
+        g.ts_ms
+    from user_gaps as g
+    {%- if built is not none %}
+    left join kept_per_user as k
+        on g.tenant = k.tenant and g.user_key = k.session_user
+    {%- endif %}
 ),
 {%- endif %}
 
@@ -66,6 +104,7 @@ sessioned as (
 select
     tenant,
     session_id,
+    session_user,
     sku,
     sku_raw,
     action,

@@ -1,22 +1,75 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
+-- depends_on: {{ ref('stg_events__current_loads') }}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key=['tenant', 'sku_raw'],
+    pre_hook="{{ delete_rebuilt_item_keys(session_cutoffs()) }}",
+) }}
 {#- One row per distinct stored SKU value of each tenant's current load (`sku_raw`), with its
     normalised SKU and that SKU's integer key, numbered 1..n in SKU order (values that normalise to
     the same SKU share its key). The DuckDB roll-up (macros/session_lists.sql) looks keys up by the
     stored value, so the normalisation runs once per distinct value instead of once per event, and
     aggregates, sorts and stores keys instead of 64-character strings; session_sequences maps them
     back. Because keys follow SKU order, ordering by key orders exactly as by SKU, so both dialects
-    produce the same sequences. Every raw value gets a row, rejected rows' too: it costs nothing. -#}
+    produce the same sequences. Every raw value gets a row, rejected rows' too: it costs nothing.
+    An incremental build (macros/incremental_sessions.sql) keeps a tenant's keys and numbers the SKUs
+    it had not seen after them (in SKU order among themselves), so the sessions built before keep
+    theirs; events with equal timestamps and actions then order by key, not SKU, until a full refresh. -#}
+{%- set cuts = session_cutoffs() if is_incremental() else {} %}
 with raw_skus as (
-    select distinct e.tenant, e.sku as sku_raw
-    from {{ source('recframe_raw', 'events') }} as e
-    inner join {{ ref('stg_events__current_loads') }} as l
-        on e.tenant = l.tenant and e.etl_id = l.etl_id
+    select distinct tenant, sku as sku_raw
+    from {{ ref('stg_events__raw_events') }}
+    where {{ after_cutoff(cuts) }}
 ),
 
 normalized as (
     select tenant, sku_raw, {{ normalized_sku('sku_raw') }} as sku
     from raw_skus
 ),
+
+{%- if is_incremental() %}
+
+-- the pre-hook left the incremental tenants' keys: keep them, number only unseen SKUs after them
+known as (
+    select tenant, sku_raw, sku, item_key from {{ this }}
+),
+
+fresh as (
+    select n.tenant, n.sku_raw, n.sku
+    from normalized as n
+    left join known as k
+        on n.tenant = k.tenant and n.sku_raw = k.sku_raw
+    where k.tenant is null and n.sku is not null
+),
+
+known_skus as (
+    select distinct tenant, sku, item_key from known
+),
+
+new_skus as (
+    select f.tenant, f.sku
+    from fresh as f
+    left join known_skus as ks
+        on f.tenant = ks.tenant and f.sku = ks.sku
+    where ks.tenant is null
+    group by f.tenant, f.sku
+),
+
+numbered as (
+    select
+        n.tenant,
+        n.sku,
+        cast(coalesce(m.max_key, 0) + dense_rank() over (partition by n.tenant order by n.sku) as integer) as item_key
+    from new_skus as n
+    left join (select tenant, max(item_key) as max_key from known group by tenant) as m
+        on n.tenant = m.tenant
+)
+
+select f.tenant, f.sku_raw, f.sku, coalesce(ks.item_key, nb.item_key) as item_key
+from fresh as f
+left join known_skus as ks
+    on f.tenant = ks.tenant and f.sku = ks.sku
+left join numbered as nb
+    on f.tenant = nb.tenant and f.sku = nb.sku
+{%- else %}
 
 ranked as (
     -- null SKUs rank after all others, so the SKUs keep the ranks 1..n
@@ -34,3 +87,4 @@ ranked as (
 select tenant, sku_raw, sku, item_key
 from ranked
 where sku is not null
+{%- endif %}

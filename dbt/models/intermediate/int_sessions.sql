@@ -1,10 +1,16 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant', on_schema_change='sync_all_columns') }}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key=['tenant', 'session_id'],
+    on_schema_change='sync_all_columns', pre_hook="{{ delete_rebuilt_sessions(session_cutoffs()) }}",
+) }}
 {#- One row per session of the current build: its size, duplicates, its kept events as time-ordered
     lists, and a session-level reject reason: no_product_events (no kept action),
     single_event_session, bot_session (more kept events than var('max_session_length')).
     The roll-up is a dispatched macro (macros/session_lists.sql): on DuckDB one hash aggregate builds
     the lists of item keys (int_item_keys) and removes duplicates at once; elsewhere a GROUP BY plus
-    ordered array_agg of SKUs. -#}
+    ordered array_agg of SKUs. Incremental by event time (macros/incremental_sessions.sql): the
+    pre-hook deletes the sessions this build rebuilds, int_events__sessionized re-reads their events;
+    `first_ms`/`last_ms` (any event), `session_user` and `build_source` are what the next build's
+    cutoff is computed from. -#}
 with rolled as (
     {{ session_rollup(ref('int_events__sessionized'), ref('int_item_keys')) }}
 )
@@ -14,6 +20,10 @@ select
     l.etl_id,
     r.session_id,
     n_rows,
+    first_ms,
+    last_ms,
+    session_user,
+    cast('{{ var("build_source", "ingest") | replace("'", "''") }}' as varchar) as build_source,
     n_events,
     n_duplicates,
     n_kept,

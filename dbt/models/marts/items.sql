@@ -12,6 +12,15 @@ with popularity as (
 ),
 
 catalogue as (
+    {%- if var('raw_mode', 'ingest') == 'in_place' %}
+    -- in place there is no raw catalogue: category and price bucket stay null
+    select
+        cast(null as varchar) as tenant,
+        cast(null as varchar) as sku,
+        cast(null as varchar) as category,
+        cast(null as varchar) as price_bucket
+    where false
+    {%- else %}
     select
         i.tenant,
         lower(trim(i.sku)) as sku,
@@ -21,6 +30,7 @@ catalogue as (
     inner join {{ ref('stg_events__current_loads') }} as l
         on i.tenant = l.tenant and i.etl_id = l.etl_id
     group by i.tenant, lower(trim(i.sku))
+    {%- endif %}
 )
 
 select

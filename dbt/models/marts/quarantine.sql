@@ -16,7 +16,7 @@ with row_rejects as (
         event_type_raw,
         product_action_raw,
         ts_raw
-    from {{ ref('stg_events__raw_events') }}
+    from {{ ref('int_events__checked') }}
     where reject_reason is not null
 )
 
@@ -31,6 +31,8 @@ select
     ts_raw,
     1 as n_rows
 from row_rejects
+
+{%- if var('raw_mode', 'ingest') == 'ingest' %}
 
 union all
 
@@ -47,6 +49,8 @@ select
 from {{ source('recframe_raw', 'rejects') }} as r
 inner join {{ ref('stg_events__current_loads') }} as l
     on r.tenant = l.tenant and r.etl_id = l.etl_id
+
+{%- endif %}
 
 union all
 

@@ -1,6 +1,15 @@
 {{ config(materialized="table") }}
-{#- The load each tenant is built from: its latest (by etl_timestamp), restricted to var('tenant')
-    when set. Every model reads raw rows through this, which is what makes re-ingesting idempotent. -#}
+{#- The load each tenant is built from. Ingest: its latest (by etl_timestamp) in recframe's raw
+    loads table, restricted to var('tenant') when set; every model reads raw rows through this, which
+    is what makes re-ingesting idempotent. In place: the one tenant of var('tenant'), under the
+    var('etl_id') recframe derived from the source's fingerprint (nothing is written to the raw
+    tables). -#}
+{%- if var('raw_mode', 'ingest') == 'in_place' %}
+select
+    cast('{{ var("tenant") | replace("'", "''") }}' as varchar) as tenant,
+    cast('{{ var("etl_id", "in_place") | replace("'", "''") }}' as varchar) as etl_id,
+    {{ epoch_ms_to_timestamp(var('load_epoch_ms', 0) | int) }} as etl_timestamp
+{%- else %}
 select tenant, etl_id, etl_timestamp
 from (
     select
@@ -12,3 +21,4 @@ from (
     {% if var('tenant') %}where tenant = '{{ var("tenant") }}'{% endif %}
 ) as ranked
 where load_rank = 1
+{%- endif %}

@@ -1,78 +1,72 @@
-{#- The latest load of each tenant (or only var('tenant')), normalised, with a row-level reject reason
-    (null = accepted). A view: it is a projection of the raw table, read once by the intermediate
-    model (accepted rows) and once by quarantine (rejected rows). Exact duplicates are collapsed
-    downstream with a GROUP BY, which is much cheaper than a window over every column. -#}
-{%- set start_ms = date_var_ms('start_date') -%}
-{%- set end_ms = date_var_ms('end_date') -%}
+{#- The events of the current build, renamed onto recframe's canonical columns and cast; nothing is
+    filtered, mapped or rejected here (int_events__checked does that). One source, two layouts:
+
+    - var('raw_mode') = 'ingest': recframe's append-only raw table (already canonical), restricted to
+      each tenant's latest load;
+    - var('raw_mode') = 'in_place': a table, view or Parquet lake recframe does not own, read where it
+      is through the vars source_database / source_schema / source_table; var('source_columns') maps
+      each canonical column to a source column, var('source_ts_unit') says how its timestamps are
+      written, var('tenant') (or the mapped `tenant` column) scopes it.
+
+    A view: it is a projection of the source, read once for the accepted rows and once for quarantine. -#}
+{%- set cols = var('source_columns', {}) or {} -%}
+
+{%- if var('raw_mode', 'ingest') == 'in_place' %}
+{%- set text = {} -%}
+{%- for c in ['session_key', 'user_key', 'event_type', 'product_action', 'sku', 'ts_raw', 'url'] -%}
+  {%- do text.update({c: ('cast(' ~ adapter.quote(cols[c]) ~ ' as varchar)') if cols.get(c) else 'cast(null as varchar)'}) -%}
+{%- endfor %}
 
 with source as (
-    select e.*
-    from {{ source('recframe_raw', 'events') }} as e
-    inner join {{ ref('stg_events__current_loads') }} as l
-        on e.tenant = l.tenant and e.etl_id = l.etl_id
-),
-
-renamed as (
     select
-        -- ids
-        tenant,
-        etl_id,
-        nullif({{ trim_spaces('session_key') }}, '') as session_key,
-        nullif({{ trim_spaces('user_key') }}, '') as user_key,
-        {{ normalized_sku('sku') }} as sku,
-        -- as stored: the DuckDB roll-up looks keys up by it (int_item_keys), and the checks below
-        -- use it, so that lower() never runs per row where only emptiness or U+FFFD matters
-        sku as sku_raw,
-        -- event kind as read
-        {{ trim_spaces('lower(event_type)') }} as event_type_raw,
-        nullif({{ trim_spaces('lower(product_action)') }}, '') as product_action_raw,
-        -- timestamps
-        ts_raw,
-        ts_ms,
-        etl_epoch_ms,
-        url
-    from source
-),
-
-mapped as (
-    -- the action is the product action when the source has one (Coveo), else the event type
-    select
-        *,
-        case
-            when event_type_raw = 'pageview' then 'pageview'
-            when coalesce(product_action_raw, event_type_raw) in ('detail', 'view', 'pv', 'click') then 'detail'
-            when coalesce(product_action_raw, event_type_raw) in ('add', 'cart', 'add_to_cart') then 'add'
-            when coalesce(product_action_raw, event_type_raw) in ('purchase', 'buy') then 'purchase'
-            when coalesce(product_action_raw, event_type_raw) in ('remove', 'remove_from_cart') then 'remove'
-            when coalesce(product_action_raw, event_type_raw) in ('fav', 'wishlist') then 'fav'
-        end as action
-    from renamed
+        {% if cols.get('tenant') -%}
+        cast({{ adapter.quote(cols['tenant']) }} as varchar)
+        {%- else -%}
+        '{{ var("tenant") | replace("'", "''") }}'
+        {%- endif %} as tenant,
+        {{ text['session_key'] }} as session_key,
+        {{ text['user_key'] }} as user_key,
+        {{ text['event_type'] }} as event_type,
+        {{ text['product_action'] }} as product_action,
+        {{ text['sku'] }} as sku,
+        {{ text['ts_raw'] }} as ts_raw,
+        {{ text['url'] }} as url
+    from {{ source('recframe_events', 'events') }}
+    {%- if cols.get('tenant') and var('tenant') %}
+    where cast({{ adapter.quote(cols['tenant']) }} as varchar) = '{{ var("tenant") | replace("'", "''") }}'
+    {%- endif %}
 )
 
 select
-    tenant,
-    etl_id,
-    session_key,
-    user_key,
-    sku,
-    sku_raw,
-    event_type_raw,
-    product_action_raw,
-    action,
-    ts_raw,
-    ts_ms,
-    url,
-    case
-        when session_key is null and user_key is null then 'null_session'
-        -- a blank ts_raw never parses, so only unparsed rows need the (per-row) trim
-        when ts_ms is null and (ts_raw is null or trim(ts_raw) = '') then 'null_timestamp'
-        when ts_ms is null then 'malformed_timestamp'
-        when ts_ms > etl_epoch_ms + {{ var('future_tolerance_hours') | int }} * 3600000 then 'future_timestamp'
-        when action is null then 'unknown_action'
-        when action <> 'pageview' and nullif({{ trim_spaces('sku_raw') }}, '') is null then 'null_item'
-        when {{ contains_replacement_char('session_key') }} or {{ contains_replacement_char('user_key') }}
-            or {{ contains_replacement_char('sku_raw') }} then 'invalid_encoding'
-        {% if start_ms is not none %}when ts_ms < {{ start_ms }} then 'outside_date_window'{% endif %}
-        {% if end_ms is not none %}when ts_ms >= {{ end_ms }} then 'outside_date_window'{% endif %}
-    end as reject_reason
-from mapped
+    s.tenant,
+    l.etl_id,
+    cast({{ var('load_epoch_ms', 0) | int }} as bigint) as etl_epoch_ms,
+    s.session_key,
+    s.user_key,
+    s.event_type,
+    s.product_action,
+    s.sku,
+    s.ts_raw,
+    {{ ts_ms_from_text('s.ts_raw', var('source_ts_unit', 'ms')) }} as ts_ms,
+    s.url
+from source as s
+inner join {{ ref('stg_events__current_loads') }} as l
+    on s.tenant = l.tenant
+{%- else %}
+
+select
+    e.tenant,
+    e.etl_id,
+    e.etl_epoch_ms,
+    e.session_key,
+    e.user_key,
+    e.event_type,
+    e.product_action,
+    e.sku,
+    e.ts_raw,
+    e.ts_ms,
+    e.url
+from {{ source('recframe_events', 'events') }} as e
+inner join {{ ref('stg_events__current_loads') }} as l
+    on e.tenant = l.tenant and e.etl_id = l.etl_id
+{%- endif %}

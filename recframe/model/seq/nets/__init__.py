@@ -1,2 +1,5 @@
-"""The plain ``nn.Module`` networks of the sequence models, one per option, and what they share
-(all-item scoring, sampled losses)."""
+"""The sequence models' plain ``nn.Module`` networks, one per option, and the parts they share.
+
+``gru``, ``lstm`` and ``sasrec`` hold the networks; ``item_scores`` scores every item from a state
+and ``sampled_losses`` holds the losses over sampled items.
+"""

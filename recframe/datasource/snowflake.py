@@ -1,8 +1,8 @@
 """Snowflake data source: raw events -> Snowflake -> the packaged dbt project (dbt-snowflake) -> split.
 
-The same four steps as :mod:`recframe.datasource.duckdb_source`, with Snowflake as the warehouse:
+The same four steps as :mod:`recframe.datasource.duckdb`, with Snowflake as the warehouse:
 
-1. **ingest**: the raw input is parsed exactly as the DuckDB path parses it (same formats, same
+1. **ingest** (``raw.mode=ingest``): the raw input is parsed exactly as the DuckDB path parses it (same formats, same
    reader, same reject accounting) into a scratch in-memory DuckDB, then shipped to Snowflake's
    append-only raw tables with ``PUT`` + ``COPY INTO`` (parquet, matched by column name). The
    ``loads`` row is copied last, so an interrupted load never becomes the tenant's current one; a
@@ -11,9 +11,11 @@ The same four steps as :mod:`recframe.datasource.duckdb_source`, with Snowflake 
    through ``dbtRunner``) or as a dbt Cloud job (``dbt.runner=cloud``, :mod:`recframe.datasource.dbt_cloud`).
    Credentials reach dbt as environment variables of this process for the duration of the call:
    the project's ``profiles.yml`` only holds ``env_var()`` references, so nothing secret is written.
-3. **query** ``session_sequences`` for the tenant (values as bound parameters), and
-4. **split** with the DuckDB path's own SQL split, run over the fetched sessions in a local DuckDB,
-   so both sources cut sessions identically by construction; ``lineage.json`` is written the same way.
+   With ``raw.mode=in_place`` there is no ingest: an existing table or view is checked, fingerprinted
+   and read by dbt where it is (:mod:`recframe.datasource.in_place`); nothing is written to it.
+3. **query** and 4. **split** in Snowflake (:mod:`recframe.datasource.snowflake_split`): the date
+   window, length bound and time split run there, and only the labelled sessions of the three splits
+   are fetched, as Arrow batches; ``lineage.json`` is written as on DuckDB.
 
 Identifiers from config (database, schemas) must be plain Snowflake identifiers; they are upper-cased
 and quoted, which names the same objects dbt creates with its default (unquoted) relations.
@@ -30,10 +32,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from recframe import validation as v
-from recframe.datasource import snowflake_auth
-from recframe.datasource.duckdb_source import DuckDBSource, _as_dict, row_accounting
-from recframe.datasource.session_query import query_split
+from recframe.datasource import in_place, snowflake_auth, snowflake_split
+from recframe.datasource.duckdb import DuckDBSource, as_dict, row_accounting
+from recframe.datasource.schema import raw_ddl
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -41,16 +45,6 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 RUNNERS = ("local", "cloud")
 PROTOCOLS = ("https", "http")
 
-#: Snowflake DDL of the raw layer: the same columns as the DuckDB raw tables (recframe.datasource.warehouse).
-_RAW_TABLES = {
-    "EVENTS": """tenant varchar not null, etl_id varchar not null, etl_timestamp timestamp_ntz not null,
-        etl_epoch_ms bigint not null, event_date date, session_key varchar, user_key varchar,
-        event_type varchar, product_action varchar, sku varchar, ts_raw varchar, ts_ms bigint, url varchar""",
-    "REJECTS": "tenant varchar not null, etl_id varchar not null, line bigint, error_type varchar, raw_line varchar",
-    "ITEMS": "tenant varchar not null, etl_id varchar not null, sku varchar, category varchar, price_bucket varchar",
-    "LOADS": """tenant varchar not null, etl_id varchar not null, etl_timestamp timestamp_ntz not null,
-        fingerprint varchar not null, source varchar, n_rows bigint, n_items bigint""",
-}
 #: Order of the copy: ``LOADS`` last, because dbt builds from the latest row there.
 _COPY_ORDER = ("EVENTS", "REJECTS", "ITEMS", "LOADS")
 
@@ -84,7 +78,7 @@ class SnowflakeSource(DataSource):
         host, port, protocol: endpoint override (e.g. a fakesnow server on 127.0.0.1 over http);
             null for Snowflake's own ``<account>.snowflakecomputing.com``.
         login_timeout, network_timeout: seconds; short values make ``check()`` fail fast.
-        tenant, raw, synthetic, split: as for :class:`~recframe.datasource.duckdb_source.DuckDBSource`.
+        tenant, raw, synthetic, split: as for :class:`~recframe.datasource.duckdb.DuckDBSource`.
         dbt: ``runner`` (``local``: dbt-snowflake in-process; ``cloud``: a dbt Cloud job, see the
             ``cloud`` block), ``vars``, ``project_dir``, ``cloud`` (base_url, account_id, job_id,
             token, timeout_s, poll_s, steps_override).
@@ -148,14 +142,23 @@ class SnowflakeSource(DataSource):
         self.tenant = tenant
         self.state_dir = Path(str(state_dir)) if state_dir else None
 
-        dbt_cfg = _as_dict(dbt, "datasource.dbt")
+        dbt_cfg = as_dict(dbt, "datasource.dbt")
         self.dbt_runner = v.choice("datasource.dbt.runner", dbt_cfg.pop("runner", "local"), RUNNERS)
-        cloud_cfg = _as_dict(dbt_cfg.pop("cloud", None), "datasource.dbt.cloud")
+        cloud_cfg = as_dict(dbt_cfg.pop("cloud", None), "datasource.dbt.cloud")
         self.cloud = None
         if self.dbt_runner == "cloud":
             from recframe.datasource.dbt_cloud import DbtCloudJob
 
             self.cloud = DbtCloudJob.from_config(cloud_cfg)
+        raw_cfg = as_dict(raw, "datasource.raw")
+        self.mode = in_place.mode_of(raw_cfg)
+        self.in_place = in_place.resolve(dict(raw_cfg), "snowflake") if self.mode == "in_place" else None
+        if self.in_place is not None:
+            for key, value in (("database", self.in_place.database), ("schema", self.in_place.schema)):
+                if value is not None:
+                    identifier(f"datasource.raw.table ({key})", value)
+        self._in_place_vars: dict[str, Any] = {}
+        self.source_fingerprint: dict[str, Any] | None = None
         # raw/synthetic/dbt vars/split are validated, and later parsed and split, by the DuckDB source's
         # own code: one set of rules for both warehouses
         self._local = DuckDBSource(
@@ -297,11 +300,12 @@ class SnowflakeSource(DataSource):
         self._require_settings()
         self._local.check()
         self.timings = {}
+        self._in_place_vars = {}
 
         t0, c0 = time.perf_counter(), time.process_time()
         con = self.connect()
         try:
-            load = self.ingest(con)
+            load = self.ingest(con) if self.in_place is None else self._check_in_place(con)
         finally:
             con.close()
         self.timings["ingest_s"] = round(time.perf_counter() - t0, 3)
@@ -326,7 +330,14 @@ class SnowflakeSource(DataSource):
 
         state = self.state_dir or (work_dir / "dbt_state")
         project = transform.prepare_project(state, self._local.dbt_project_dir)
-        dbt_vars = {**self._local.project_vars(), "tenant": self.tenant, "raw_schema": self.raw_schema.upper()}
+        dbt_vars = {
+            **self._local.project_vars(),
+            **self._in_place_vars,
+            "tenant": self.tenant,
+            "raw_schema": self.raw_schema.upper(),
+        }
+        if self._local.full_refresh and args[:1] == ["build"]:
+            args = [*args, "--full-refresh"]
         with self.dbt_environment():
             try:
                 transform.run_dbt(
@@ -335,6 +346,43 @@ class SnowflakeSource(DataSource):
             finally:
                 transform.collect_artifacts(state / "target", work_dir)
         return state / "target"
+
+    def _check_in_place(self, con: Any) -> Any:
+        """Check the in-place source (table, columns) and fingerprint it; nothing is written or copied.
+
+        Existence is read from the database's ``information_schema`` first, so a missing table is one
+        :class:`DataError` line naming it, not a failed statement.
+        """
+        from recframe.datasource.warehouse import LoadInfo
+
+        assert self.in_place is not None
+        cfg = self.in_place
+        database = (cfg.database or self.database or "").upper()
+        schema, table = (cfg.schema or "").upper(), (cfg.table or "").upper()
+        name = cfg.name()
+        cur = con.cursor()
+        found = cur.execute(
+            f"select count(*) from {identifier('datasource.raw.table', database)}.information_schema.tables "
+            "where upper(table_schema) = ? and upper(table_name) = ?",
+            [schema, table],
+        ).fetchall()[0][0]
+        if not found:
+            raise DataError(f"datasource.raw.table: no table or view {name} in Snowflake database {database}")
+        relation = f'"{database}"."{schema}"."{table}"'
+        available = [d[0] for d in cur.execute(f"select * from {relation} limit 0").description]
+        columns = in_place.map_columns(self._local.format, cfg.tenant_column, available, f"source {name}")
+        quote = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731 - exact-case column names
+        sql, params = in_place.fingerprint_sql(relation, columns, quote, self.tenant)
+        rows, latest = cur.execute(sql, params).fetchall()[0]
+        fp = in_place.Fingerprint(int(rows), None if latest is None else str(latest))
+        if fp.rows == 0:
+            raise DataError(f"source {name} has no rows for tenant {self.tenant!r}: nothing to build")
+        etl_id = fp.etl_id(name, self.tenant)
+        self.source_fingerprint = {"source": name, **fp.as_dict()}
+        settings = {"tenant": self.tenant, **self._local.dbt_vars}
+        location = (database, schema, table)
+        self._in_place_vars = in_place.dbt_vars(cfg, location, columns, self._local.format, etl_id, settings)
+        return LoadInfo(self.tenant, etl_id, fp.rows, 0, skipped=False)
 
     def ingest(self, con: Any) -> Any:
         """Parse the raw input with the DuckDB path's reader, then append it to Snowflake's raw tables.
@@ -353,8 +401,8 @@ class SnowflakeSource(DataSource):
             scratch.execute("set enable_progress_bar = false")
             scratch.execute(f"set memory_limit = '{os.environ.get('RECFRAME_DUCKDB_MEMORY', '2GB')}'")
             scratch.execute("set preserve_insertion_order = false")
-            fp = self._local._fingerprint()
-            local = self._local._ingest(scratch, ingest, fp)
+            fp = self._local.input_fingerprint()
+            local = self._local.ingest_input(scratch, ingest, fp)
             current = cur.execute(
                 f"select etl_id, fingerprint, n_rows, n_items from {self._raw('LOADS')} where tenant = ? "
                 "order by etl_timestamp desc, etl_id desc limit 1",
@@ -372,9 +420,8 @@ class SnowflakeSource(DataSource):
 
     def _ensure_raw_tables(self, cur: Any) -> None:
         db, raw = identifier("datasource.database", self.database), identifier("datasource.raw_schema", self.raw_schema)
-        cur.execute(f"create schema if not exists {db}.{raw}")
-        for table, cols in _RAW_TABLES.items():
-            cur.execute(f"create table if not exists {db}.{raw}.{table} ({' '.join(cols.split())})")
+        for statement in raw_ddl("snowflake", f"{db}.{raw}", upper=True):
+            cur.execute(statement)
 
     def _copy_table(self, scratch: Any, cur: Any, table: str, tmp: Path, etl_id: str) -> None:
         """One raw table of this load: DuckDB -> parquet files -> ``PUT`` to a temporary stage -> ``COPY INTO``."""
@@ -409,18 +456,15 @@ class SnowflakeSource(DataSource):
         con = self.connect()
         try:
             cur = con.cursor()
-            quality = self._quality(cur, load.etl_id)
-            local = self._fetch(cur)
+            source_rows = None if self.in_place is None else load.n_rows
+            quality = self._quality(cur, load.etl_id, source_rows)
+            train, valid, test, split_stats = snowflake_split.query_split(
+                cur, self._mart("SESSION_SEQUENCES"), self.tenant, self.split
+            )
+            items = self._items(cur)
         finally:
             con.close()
-        timings["query_s"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        try:
-            train, valid, test, split_stats = query_split(local, self._local.tenant, self._local.split)
-            items = self._local._items(local)
-        finally:
-            local.close()
-        timings["split_s"] = round(time.perf_counter() - t0, 3)
+        timings["query_split_s"] = round(time.perf_counter() - t0, 3)
         timings["query_split_cpu_s"] = round(time.process_time() - c0, 3)
         stats: dict[str, Any] = {
             "source": "snowflake",
@@ -429,6 +473,7 @@ class SnowflakeSource(DataSource):
             "schema": self.schema,
             "tenant": self.tenant,
             "format": self._local.format.name,
+            "raw_mode": self.mode,
             "dbt_runner": self.dbt_runner,
             "etl_id": load.etl_id,
             "ingest_skipped": load.skipped,
@@ -436,63 +481,39 @@ class SnowflakeSource(DataSource):
             **split_stats,
             "timings": timings,
         }
+        if self.source_fingerprint is not None:
+            stats["source_fingerprint"] = self.source_fingerprint
         if getattr(self, "cloud_run", None) is not None:
             stats["dbt_cloud_run"] = self.cloud_run
         return Dataset(train=train, valid=valid, test=test, stats=stats, items=items)
 
-    def _fetch(self, cur: Any) -> Any:
-        """The tenant's ``session_sequences`` and ``items`` marts, copied into a local DuckDB.
-
-        Snowflake returns ARRAY columns as JSON text; they are parsed back into typed lists here, so
-        the DuckDB split code runs on exactly the rows Snowflake built.
-        """
-        import duckdb
-
-        local = duckdb.connect()
-        local.execute("set enable_progress_bar = false")
-        local.execute("set preserve_insertion_order = true")
-        local.execute(
-            """create table main.session_sequences (tenant varchar, session_id varchar, session_start_ms bigint,
-            session_end_ms bigint, session_start timestamp, length bigint, items varchar[], timestamps bigint[],
-            actions varchar[])"""
-        )
-        local.execute(
-            "create table main.items (tenant varchar, sku varchar, category varchar, price_bucket varchar, "
-            "n_events bigint)"
-        )
+    def _items(self, cur: Any) -> pd.DataFrame:
+        """The tenant's item table (the ``items`` model), fetched as Arrow."""
         cur.execute(
-            f"""select tenant, session_id, session_start_ms, session_end_ms, session_start, length,
-                   items, timestamps, actions
-            from {self._mart("SESSION_SEQUENCES")} where tenant = ? and length >= ?""",
-            [self.tenant, self.split["min_length"]],
-        )
-        for batch in cur.fetch_arrow_batches():
-            local.register("_sf_batch", batch)
-            local.execute(
-                """insert into main.session_sequences
-                select tenant, session_id, session_start_ms, session_end_ms, session_start, length,
-                       from_json(items, '["VARCHAR"]'), from_json(timestamps, '["BIGINT"]'),
-                       from_json(actions, '["VARCHAR"]')
-                from _sf_batch"""
-            )
-            local.unregister("_sf_batch")
-        cur.execute(
-            f"select tenant, sku, category, price_bucket, n_events from {self._mart('ITEMS')} where tenant = ?",
+            f"select sku as item_id, category, price_bucket, n_events from {self._mart('ITEMS')} "
+            "where tenant = ? order by n_events desc, sku",
             [self.tenant],
         )
-        for batch in cur.fetch_arrow_batches():
-            local.register("_sf_batch", batch)
-            local.execute("insert into main.items select * from _sf_batch")
-            local.unregister("_sf_batch")
-        return local
+        frame = cur.fetch_arrow_all()
+        if frame is None:
+            return pd.DataFrame({"item_id": [], "category": [], "price_bucket": [], "n_events": []})
+        out = frame.to_pandas()
+        out.columns = [c.lower() for c in out.columns]
+        return out
 
-    def _quality(self, cur: Any, etl_id: str) -> dict[str, Any]:
-        """Row accounting of the current load, as in the DuckDB path: rows in = accepted + quarantined."""
-        raw_rows = cur.execute(
-            f"select (select count(*) from {self._raw('EVENTS')} where etl_id = ?) + "
-            f"(select count(*) from {self._raw('REJECTS')} where etl_id = ?)",
-            [etl_id, etl_id],
-        ).fetchall()[0][0]
+    def _quality(self, cur: Any, etl_id: str, source_rows: int | None = None) -> dict[str, Any]:
+        """Row accounting of the current load, as in the DuckDB path: rows in = accepted + quarantined.
+
+        ``source_rows``: an in-place source's row count (its fingerprint), else the ingested load's.
+        """
+        if source_rows is not None:
+            raw_rows = source_rows
+        else:
+            raw_rows = cur.execute(
+                f"select (select count(*) from {self._raw('EVENTS')} where etl_id = ?) + "
+                f"(select count(*) from {self._raw('REJECTS')} where etl_id = ?)",
+                [etl_id, etl_id],
+            ).fetchall()[0][0]
         accepted = cur.execute(
             f"select coalesce(sum(n_events), 0) from {self._mart('INT_SESSIONS')} "
             "where tenant = ? and reject_reason is null",

@@ -4,6 +4,9 @@
 
 1. **ingest** raw events (generated, or a file in a known/custom format) into the append-only raw
    tables of a persistent DuckDB file (skipped when the same input is already the current load);
+   with ``raw.mode=in_place`` nothing is ingested: a table (in the warehouse, or in a file attached
+   read-only) or a Parquet lake is checked and fingerprinted, and dbt reads it where it is
+   (:mod:`recframe.datasource.in_place`);
 2. **dbt build** the packaged project in-process (models and tests; a failing test raises
    :class:`~recframe.interfaces.DataError` naming it, so the pipeline stops before training);
 3. **query** the ``session_sequences`` mart once for the date window and minimum length, and
@@ -24,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from recframe import validation as v
+from recframe.datasource import in_place
 from recframe.datasource.formats import FORMAT_NAMES, RawFormat, resolve_format
 from recframe.datasource.session_query import query_split
 from recframe.datasource.split import TARGET_MODES
@@ -34,7 +38,7 @@ KNOWN_ACTIONS = ("detail", "add", "purchase", "remove", "fav")
 _DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 
 
-def _as_dict(value: Any, key: str) -> dict[str, Any]:
+def as_dict(value: Any, key: str) -> dict[str, Any]:
     """A config block (dict or OmegaConf node) as a plain dict."""
     if value is None:
         return {}
@@ -139,16 +143,26 @@ class DuckDBSource(DataSource):
             raise ConfigError("datasource.tenant", tenant, "must be a non-empty name without quotes or '/'")
         self.tenant = tenant
 
-        self.raw = _as_dict(raw, "datasource.raw")
+        self.raw = as_dict(raw, "datasource.raw")
         v.choice("datasource.raw.format", self.raw.get("format", "synthetic"), FORMAT_NAMES)
+        self.mode = in_place.mode_of(self.raw)
+        self.in_place: in_place.InPlaceConfig | None = None
+        if self.mode == "in_place":
+            self.in_place = in_place.resolve(self.raw, "duckdb")  # pops raw.columns.tenant
+        else:
+            for k in ("table", "attach"):
+                if self.raw.get(k) is not None:
+                    raise ConfigError(f"datasource.raw.{k}", self.raw[k], "is read only with raw.mode=in_place")
         self.format: RawFormat = resolve_format(self.raw)
-        if self.format.name != "synthetic" and not self.raw.get("path"):
+        if self.mode == "ingest" and self.format.name != "synthetic" and not self.raw.get("path"):
             raise ConfigError("datasource.raw.path", self.raw.get("path"), f"is required for format {self.format.name}")
+        self._in_place_vars: dict[str, Any] = {}
+        self.source_fingerprint: dict[str, Any] | None = None
 
-        syn = _as_dict(synthetic, "datasource.synthetic")
+        syn = as_dict(synthetic, "datasource.synthetic")
         self.synthetic = {
-            "n_sessions": v.integer("datasource.synthetic.n_sessions", syn.get("n_sessions", 25_000), 10),
-            "n_items": v.integer("datasource.synthetic.n_items", syn.get("n_items", 1_500), 10),
+            "n_sessions": v.integer("datasource.synthetic.n_sessions", syn.get("n_sessions", 35_000), 10),
+            "n_items": v.integer("datasource.synthetic.n_items", syn.get("n_items", 10_000), 10),
             "n_days": v.integer("datasource.synthetic.n_days", syn.get("n_days", 28), 2),
             "seed": v.integer("datasource.synthetic.seed", syn.get("seed", 42)),
         }
@@ -156,15 +170,19 @@ class DuckDBSource(DataSource):
         for k in extra:  # the generator's other knobs (follow_prob, mean_length, ...) pass through
             self.synthetic[k] = syn[k]
 
-        dbt_cfg = _as_dict(dbt, "datasource.dbt")
+        dbt_cfg = as_dict(dbt, "datasource.dbt")
         self.dbt_runner = v.choice("datasource.dbt.runner", dbt_cfg.get("runner", "local"), ["local"])
-        self.dbt_vars = validate_dbt_vars(_as_dict(dbt_cfg.get("vars"), "datasource.dbt.vars"))
+        self.full_refresh = v.boolean("datasource.dbt.full_refresh", dbt_cfg.get("full_refresh", False))
+        self.dbt_vars = validate_dbt_vars(as_dict(dbt_cfg.get("vars"), "datasource.dbt.vars"))
         self.dbt_project_dir = Path(dbt_cfg["project_dir"]) if dbt_cfg.get("project_dir") else None
-        self.split = validate_split(_as_dict(split, "datasource.split"))
+        self.split = validate_split(as_dict(split, "datasource.split"))
 
     # ------------------------------------------------------------------------------------------------
     def check(self) -> None:
         """Fail fast when an input file is missing (the warehouse itself is created on demand)."""
+        if self.in_place is not None:
+            in_place.check_duckdb(self.in_place)
+            return
         for key in ("path", "items_path"):
             p = self.raw.get(key)
             if p and not Path(p).exists():
@@ -185,6 +203,8 @@ class DuckDBSource(DataSource):
         self.check()
         self.warehouse.parent.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
+        if self.in_place is not None:
+            return self._build_in_place(work_dir)
 
         t0, c0 = time.perf_counter(), time.process_time()
         # dbt's import and project parse (~8 s of single-threaded Python on a fresh warehouse) need
@@ -194,15 +214,15 @@ class DuckDBSource(DataSource):
         parse = threading.Thread(target=self._parse_quietly, args=(work_dir,), name="recframe-dbt-parse", daemon=True)
         con = _connect(self.warehouse)
         try:
-            fingerprint: str | Callable[[], str] = self._fingerprint
+            fingerprint: str | Callable[[], str] = self.input_fingerprint
             if _current_fingerprint(con, self.tenant) is not None:
                 # The input's fingerprint decides whether it is already loaded: computed first,
                 # alone, since hashing releases the GIL only chunk by chunk and beside the parse
                 # thread each chunk waited for it (2 GB: 5.6 s, not 1.7). With no current load
                 # nothing can be skipped, and ingest hashes while DuckDB writes.
-                fingerprint = self._fingerprint()
+                fingerprint = self.input_fingerprint()
             parse.start()
-            load = self._ingest(con, ingest, fingerprint)
+            load = self.ingest_input(con, ingest, fingerprint)
         finally:
             con.close()
         self.timings["ingest_s"] = round(time.perf_counter() - t0, 3)
@@ -219,6 +239,40 @@ class DuckDBSource(DataSource):
         self.timings["dbt_s"] = round(time.perf_counter() - t0, 3)
         self.timings["dbt_cpu_s"] = round(time.process_time() - c0, 3)
         return load
+
+    def _build_in_place(self, work_dir: Path) -> Any:
+        """Check the in-place source, fingerprint it and ``dbt build`` over it (nothing is ingested)."""
+        from recframe.datasource import transform
+        from recframe.datasource.warehouse import LoadInfo, ensure_raw_tables
+
+        assert self.in_place is not None
+        t0, c0 = time.perf_counter(), time.process_time()
+        con = _connect(self.warehouse)
+        try:
+            # recframe's own raw tables exist (dbt's source tests read them) and stay empty
+            ensure_raw_tables(con)
+            rel = in_place.prepare_duckdb(con, self.in_place)
+            where = f"source {self.in_place.name()}"
+            columns = in_place.map_columns(self.format, self.in_place.tenant_column, list(rel.columns), where)
+            fp = in_place.duckdb_fingerprint(con, rel, columns, self.tenant)
+        finally:
+            con.close()
+        if fp.rows == 0:
+            raise DataError(f"source {self.in_place.name()} has no rows for tenant {self.tenant!r}: nothing to build")
+        etl_id = fp.etl_id(self.in_place.name(), self.tenant)
+        self.source_fingerprint = {"source": self.in_place.name(), **fp.as_dict()}
+        self._in_place_vars = in_place.dbt_vars(
+            self.in_place, rel.location, columns, self.format, etl_id, {"tenant": self.tenant, **self.dbt_vars}
+        )
+        self.timings["check_source_s"] = round(time.perf_counter() - t0, 3)
+        self.timings["check_source_cpu_s"] = round(time.process_time() - c0, 3)
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        self._dbt(["build"], work_dir)
+        transform.write_lineage(work_dir / "target", work_dir / "lineage.json")
+        self.timings["dbt_s"] = round(time.perf_counter() - t0, 3)
+        self.timings["dbt_cpu_s"] = round(time.process_time() - c0, 3)
+        return LoadInfo(self.tenant, etl_id, fp.rows, 0, skipped=False)
 
     def generate_docs(self, work_dir: Path) -> Path:
         """``dbt docs generate`` against the warehouse; returns the folder holding ``index.html``."""
@@ -239,7 +293,7 @@ class DuckDBSource(DataSource):
         ``sessionize_by_user`` is false when the format maps no user column: the gap-based
         sessionisation could only see an empty set, so dbt leaves that pass out (same sessions).
         """
-        return {"sessionize_by_user": bool(self.format.mapping.get("user_key")), **self.dbt_vars}
+        return {"sessionize_by_user": bool(self.format.mapping.get("user_key")), **self.dbt_vars, **self._in_place_vars}
 
     def _parse_quietly(self, work_dir: Path) -> None:
         """``dbt parse`` ahead of the build, keeping its manifest in ``self._parsed`` for the build.
@@ -267,9 +321,16 @@ class DuckDBSource(DataSource):
         state = self._state_dir()
         project = transform.prepare_project(state, self.dbt_project_dir)
         dbt_vars = {**self.project_vars(), "tenant": self.tenant, "duckdb_path": str(self.warehouse.resolve())}
+        target = "duckdb"
+        if self.in_place is not None and self.in_place.attach:
+            target = "duckdb_attached"  # the source file attached read-only in dbt's connection too
+            dbt_vars["duckdb_attach"] = str(Path(self.in_place.attach).resolve())
+            dbt_vars["duckdb_attach_alias"] = self.in_place.database
+        if self.full_refresh and args[:1] in (["build"], ["run"]):
+            args = [*args, "--full-refresh"]
         try:
             return transform.run_dbt(
-                args, project, work_dir, vars=dbt_vars, target="duckdb", target_dir=state / "target", manifest=manifest
+                args, project, work_dir, vars=dbt_vars, target=target, target_dir=state / "target", manifest=manifest
             )
         finally:
             if collect:
@@ -284,7 +345,7 @@ class DuckDBSource(DataSource):
         t0, c0 = time.perf_counter(), time.process_time()
         con = _connect(self.warehouse, preserve_order=True)
         try:
-            quality = self._quality(con, load.etl_id)
+            quality = self._quality(con, load.etl_id, None if self.in_place is None else load.n_rows)
             train, valid, test, split_stats = query_split(con, self.tenant, self.split)
             items = self._items(con)
         finally:
@@ -296,28 +357,34 @@ class DuckDBSource(DataSource):
             "warehouse": str(self.warehouse),
             "tenant": self.tenant,
             "format": self.format.name,
+            "raw_mode": self.mode,
             "etl_id": load.etl_id,
             "ingest_skipped": load.skipped,
             **quality,
             **split_stats,
             "timings": timings,
         }
+        if self.source_fingerprint is not None:
+            stats["source_fingerprint"] = self.source_fingerprint
         return Dataset(train=train, valid=valid, test=test, stats=stats, items=items)
 
     # ------------------------------------------------------------------------------------------------
-    def _fingerprint(self) -> str:
+    def input_fingerprint(self) -> str:
         """The input's fingerprint: of the generator's parameters, or of the raw files' bytes."""
+        from recframe.datasource.synthetic import GENERATOR_VERSION
         from recframe.datasource.warehouse import fingerprint_files, fingerprint_params
 
         if self.format.name == "synthetic":
-            return fingerprint_params({"synthetic": self.synthetic, "generator": 1})
+            return fingerprint_params({"synthetic": self.synthetic, "generator": GENERATOR_VERSION})
         return fingerprint_files(
             self.raw["path"], self.raw.get("items_path"), extra={"format": self.format.name, "raw": self.raw}
         )
 
-    def _ingest(self, con: Any, ingest: Any, fp: str | Callable[[], str]) -> Any:
-        """Ingest the raw input under fingerprint ``fp`` (or the function computing it, see
-        :func:`~recframe.datasource.warehouse.ingest`)."""
+    def ingest_input(self, con: Any, ingest: Any, fp: str | Callable[[], str]) -> Any:
+        """Ingest the raw input into the DuckDB connection ``con`` under fingerprint ``fp`` (or the
+        function computing it, see :func:`~recframe.datasource.warehouse.ingest`). Public: the
+        Snowflake source parses a file with it into a scratch DuckDB before uploading, so both
+        warehouses read files by one set of rules."""
         from recframe.datasource.warehouse import relation_sql
 
         if self.format.name == "synthetic":
@@ -349,13 +416,19 @@ class DuckDBSource(DataSource):
             [self.tenant],
         ).df()
 
-    def _quality(self, con: Any, etl_id: str) -> dict[str, Any]:
-        """Row accounting of the current load: rows in = accepted + quarantined (by reason)."""
-        raw_rows = con.execute(
-            "select (select count(*) from raw.events where etl_id = $1) + (select count(*) from raw.rejects "
-            "where etl_id = $1)",
-            [etl_id],
-        ).fetchall()[0][0]
+    def _quality(self, con: Any, etl_id: str, source_rows: int | None = None) -> dict[str, Any]:
+        """Row accounting of the current load: rows in = accepted + quarantined (by reason).
+
+        ``source_rows``: an in-place source's row count (its fingerprint), else the ingested load's.
+        """
+        if source_rows is not None:
+            raw_rows = source_rows
+        else:
+            raw_rows = con.execute(
+                "select (select count(*) from raw.events where etl_id = $1) + (select count(*) from raw.rejects "
+                "where etl_id = $1)",
+                [etl_id],
+            ).fetchall()[0][0]
         accepted = con.execute(
             "select coalesce(sum(n_events), 0) from main.int_sessions where tenant = ? and reject_reason is null",
             [self.tenant],

@@ -1,0 +1,90 @@
+{#- Incremental session builds (in-place sources).
+
+    A source read in place grows by appends (a loader adds each day's events). A re-build then
+    re-reads only the tail: per tenant, the sessions that a new event could still extend are those
+    whose last event is within one session gap (var('session_gap_minutes')) of the last built event;
+    the cutoff is the first event of the earliest of them. Sessions starting at or after the cutoff
+    are deleted (int_sessions' pre-hook) and rebuilt whole from the events at or after it; the
+    sessions before it are kept as built. So a session spanning the boundary is rebuilt whole, and
+    an incremental build gives exactly the sessions of a full one as long as new events are later
+    than the last built event minus one gap.
+
+    A tenant is rebuilt in full when its sessions were built from another source or with other
+    settings (var('build_source'), a hash recframe computes over the source and the vars that shape
+    sessions), in ingest mode (each load is a complete file), and with --full-refresh. -#}
+
+{#- int_sessions as it stands before this build (looked up, not ref()'d: the per-event models that
+    read it are upstream of it), or none when it does not exist yet. -#}
+{% macro built_sessions_relation() -%}
+  {%- if not execute -%}{{ return(none) }}{%- endif -%}
+  {{ return(adapter.get_relation(database=target.database, schema=target.schema, identifier='int_sessions')) }}
+{%- endmacro %}
+
+
+{#- tenant -> cutoff (epoch ms) for each tenant whose build is incremental; {} when everything is
+    rebuilt. Computed when a model is compiled, that is before int_sessions' pre-hook deletes. -#}
+{% macro session_cutoffs() -%}
+  {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
+  {%- set rel = built_sessions_relation() -%}
+  {%- if rel is none -%}{{ return({}) }}{%- endif -%}
+  {%- set names = adapter.get_columns_in_relation(rel) | map(attribute='name') | map('lower') | list -%}
+  {%- if 'build_source' not in names -%}{{ return({}) }}{%- endif -%}
+  {%- set gap_ms = (var('session_gap_minutes') | float * 60000) | int -%}
+  {%- set source_id = var('build_source', 'ingest') | replace("'", "''") -%}
+  {%- set sql -%}
+    with ends as (
+        select tenant, max(last_ms) as t_end
+        from {{ rel }}
+        group by tenant
+        having min(build_source) = '{{ source_id }}' and max(build_source) = '{{ source_id }}'
+            and count(*) = count(last_ms)
+    )
+    select s.tenant, min(s.first_ms) as cut_ms
+    from {{ rel }} as s
+    inner join ends as e on s.tenant = e.tenant
+    where s.last_ms >= e.t_end - {{ gap_ms }}
+    group by s.tenant
+  {%- endset -%}
+  {%- set cuts = {} -%}
+  {%- for row in run_query(sql) -%}
+    {%- do cuts.update({row[0]: row[1] | int}) -%}
+  {%- endfor -%}
+  {{ return(cuts) }}
+{%- endmacro %}
+
+
+{#- A SQL condition on `tenant_col`/`ts_col`: the rows an incremental build re-reads (true for the
+    tenants rebuilt in full). -#}
+{% macro after_cutoff(cuts, tenant_col='tenant', ts_col='ts_ms') -%}
+  {%- if cuts -%}
+  case {{ tenant_col }}
+    {%- for t, c in cuts.items() %} when '{{ t | replace("'", "''") }}' then {{ ts_col }} >= {{ c }}{% endfor %}
+    else true end
+  {%- else -%}
+  true
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- int_sessions' pre-hook: delete the sessions this build rebuilds (all of a tenant's in scope, or
+    those starting at or after its cutoff). Empty when the table is created from scratch. -#}
+{% macro delete_rebuilt_sessions(cuts) -%}
+  {%- if is_incremental() -%}
+  delete from {{ this }}
+  where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
+    and ({{ after_cutoff(cuts, 'tenant', 'first_ms') }})
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- int_item_keys' pre-hook: delete the keys of the tenants rebuilt in full (an incremental tenant
+    keeps its keys and only adds the SKUs it had not seen). -#}
+{% macro delete_rebuilt_item_keys(cuts) -%}
+  {%- if is_incremental() -%}
+  delete from {{ this }}
+  where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
+  {%- if cuts %}
+    and tenant not in ({% for t in cuts %}'{{ t | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %})
+  {%- endif %}
+  {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,105 @@
+"""Incremental builds of an in-place source: after a day of events is appended, the incremental build
+re-reads only the tail and gives exactly the sessions of a full refresh (real dbt, real DuckDB file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from recframe.datasource.duckdb import DuckDBSource
+from recframe.datasource.synthetic import generate_events
+
+SPLIT = {"test_days": 2, "valid_days": 1}
+DAY_MS = 86_400_000
+#: the same events as a source keyed by session, and as one keyed by user only (cut by the gap)
+LAYOUTS = {
+    "session_keyed": {"format": "coveo"},
+    "user_keyed": {
+        "format": "custom",
+        "columns": {"user_key": "user_id", "event_type": "event_type", "product_action": "product_action",
+                    "sku": "product_sku_hash", "ts_raw": "server_timestamp_epoch_ms"},
+        "ts_unit": "ms",
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def events() -> pa.Table:
+    table = generate_events(n_sessions=500, n_items=80, n_days=8, seed=11).events
+    return table.cast(pa.schema([pa.field(f.name, pa.int64() if f.name.endswith("_ms") else pa.string())
+                                 for f in table.schema]))  # fmt: skip
+
+
+def _source_table(wh: Path, events: pa.Table, where: str) -> None:
+    con = duckdb.connect(str(wh))
+    try:
+        con.register("_ev", events)
+        con.execute("create schema if not exists shop")
+        # 40 users, each with many sessions: the user-keyed layout sessionises them by the gap
+        select = f"select *, 'u' || cast(hash(session_id_hash) % 40 as varchar) as user_id from _ev where {where}"
+        if con.execute("select count(*) from duckdb_tables() where table_name = 'clicks'").fetchall()[0][0]:
+            con.execute(f"insert into shop.clicks {select}")
+        else:
+            con.execute(f"create table shop.clicks as {select}")
+    finally:
+        con.close()
+
+
+def _sessions(wh: Path) -> pd.DataFrame:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(
+            "select session_uid, length, items, actions, timestamps from main.session_sequences order by session_uid"
+        ).df()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp_path, layout):
+    wh = tmp_path / "wh.duckdb"
+    t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
+    cut = t_max - DAY_MS
+    _source_table(wh, events, f"server_timestamp_epoch_ms < {cut}")
+    raw = {**LAYOUTS[layout], "mode": "in_place", "table": "shop.clicks"}
+    first = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT)
+    first.build(tmp_path / "first")
+    before = _sessions(wh)
+
+    _source_table(wh, events, f"server_timestamp_epoch_ms >= {cut}")  # the loader appends a day
+    inc = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).load(tmp_path / "incremental")
+    incremental = _sessions(wh)
+    log = (tmp_path / "incremental" / "logs" / "dbt.log").read_text()
+    # the incremental build re-read from a cutoff and deleted only the sessions from it on
+    assert "then first_ms >=" in log and "then ts_ms >=" in log
+    assert len(incremental) > len(before)
+    kept = before.merge(incremental, on="session_uid", suffixes=("", "_after"))
+    assert len(kept) >= len(before) // 2  # most earlier sessions were kept as built
+
+    full = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={"full_refresh": True}).load(tmp_path / "full")
+    assert "then first_ms >=" not in (tmp_path / "full" / "logs" / "dbt.log").read_text()
+    rebuilt = _sessions(wh)
+    pd.testing.assert_frame_equal(incremental, rebuilt)
+    for name in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(getattr(inc, name), getattr(full, name), obj=name)
+    for key in ("raw_rows", "accepted", "quarantined", "quarantine_reasons", "rows_accounted"):
+        assert inc.stats[key] == full.stats[key], key
+    assert inc.stats["rows_accounted"] and inc.stats["source_fingerprint"]["rows"] == events.num_rows
+
+
+def test_changed_settings_rebuild_everything(events, tmp_path):
+    """Another session gap shapes other sessions: the next build is a full one, not a continuation."""
+    wh = tmp_path / "wh.duckdb"
+    _source_table(wh, events, "true")
+    raw = {**LAYOUTS["user_keyed"], "mode": "in_place", "table": "shop.clicks"}
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "a")
+    other = {"vars": {"session_gap_minutes": 10}}
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt=other).load(tmp_path / "b")
+    assert "then first_ms >=" not in (tmp_path / "b" / "logs" / "dbt.log").read_text()
+    changed = _sessions(wh)
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={**other, "full_refresh": True}).load(tmp_path / "c")
+    pd.testing.assert_frame_equal(changed, _sessions(wh))
