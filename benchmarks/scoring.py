@@ -12,7 +12,10 @@ in sessions per second (multiply-adds per second divided by items x hidden units
 ``gru_share_of_bound`` is the measured rate over it.
 
 Data: ``--data DIR`` with session-rec ``train.tsv.gz``/``test.tsv.gz`` (Diginetica); without it a
-synthetic split of the same shape. The last line of output is one JSON object.
+synthetic split of the same shape. The last line of output is one JSON object in the benchmarks'
+common schema (``benchmarks/_common.py``): ``sides`` per model, each with ``wall_s``, ``cpu_s`` and
+``peak_rss_mb`` of ranking and writing, ``output_hash`` (of the ``session_key, rank, sku`` rows
+written) and the figures above.
 
     python benchmarks/scoring.py --data /path/to/diginetica
     python benchmarks/scoring.py --quick
@@ -33,6 +36,7 @@ import pandas as pd
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, measure, output_hash, side, summary  # noqa: E402
 
 
 def synthetic_split(n_sessions: int, n_items: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -109,18 +113,20 @@ def run_one(model_name: str, train: pd.DataFrame, sessions: pd.DataFrame, tmp: P
     model = load_model(art)
     load_s = time.perf_counter() - t0
     settings = ScoreSettings(k=args.k, batch_size=args.batch_size)
-    with DuckDBWriter(tmp / f"{model_name}.duckdb") as writer:
+    with DuckDBWriter(tmp / f"{model_name}.duckdb") as writer, measure() as m:
         t0 = time.perf_counter()
         frame = recommend(model, sessions, settings, "default", model_name, "bench")
         t1 = time.perf_counter()
         rows = writer.replace_rows(RECOMMENDATIONS, RECOMMENDATIONS_DDL, frame, "run_id = ?", ["bench"])
         t2 = time.perf_counter()
     total = t2 - t0
-    return {
-        "model": model_name, "sessions": len(sessions), "rows": rows, "n_items": len(model.vocab),
-        "sessions_per_s": round(len(sessions) / total, 1), "rank_s": round(t1 - t0, 3), "write_s": round(t2 - t1, 3),
-        "load_s": round(load_s, 3), "build_s": round(fit_s, 3), "startup_share": round(load_s / (load_s + total), 3),
-    }  # fmt: skip
+    written = frame[["session_key", "rank", "sku"]].reset_index(drop=True)
+    return side(
+        m, output_hash(written),
+        sessions=len(sessions), rows=rows, n_items=len(model.vocab),
+        sessions_per_s=round(len(sessions) / total, 1), rank_s=round(t1 - t0, 3), write_s=round(t2 - t1, 3),
+        load_s=round(load_s, 3), build_s=round(fit_s, 3), startup_share=round(load_s / (load_s + total), 3),
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -145,17 +151,17 @@ def main() -> None:
     sessions = sessions_frame(test)
     if args.max_sessions:
         sessions = sessions.head(args.max_sessions)
-    out: dict = {"data": source, "k": args.k, "batch_size": args.batch_size, "cpus": os.cpu_count(), "models": []}
+    sides: dict = {}
+    extra: dict = {}
     with tempfile.TemporaryDirectory(prefix="recframe-bench-scoring-") as tmp:
-        for name in args.models.split(","):
-            res = run_one(name.strip(), train, sessions, Path(tmp), args)
-            print(json.dumps(res), file=sys.stderr)
-            out["models"].append(res)
-            if name.strip() == "gru":
-                bound = matmul_bound(res["n_items"], args.hidden, 0.5 if args.quick else 2.0)
-                out["gru_matmul_bound"] = {k: round(v, 1) for k, v in bound.items()}
-                out["gru_share_of_bound"] = round(res["sessions_per_s"] / bound["sessions_per_s"], 3)
-    print(json.dumps(out))
+        for name in (n.strip() for n in args.models.split(",")):
+            sides[name] = run_one(name, train, sessions, Path(tmp), args)
+            print(json.dumps({"model": name, **sides[name]}), file=sys.stderr)
+            if name == "gru":
+                bound = matmul_bound(sides[name]["n_items"], args.hidden, 0.5 if args.quick else 2.0)
+                extra["gru_matmul_bound"] = {k: round(v, 1) for k, v in bound.items()}
+                extra["gru_share_of_bound"] = round(sides[name]["sessions_per_s"] / bound["sessions_per_s"], 3)
+    emit(summary("scoring", sides, data=source, k=args.k, batch_size=args.batch_size, **extra))
 
 
 if __name__ == "__main__":
