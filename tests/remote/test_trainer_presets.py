@@ -130,8 +130,8 @@ def test_a_job_with_a_bad_model_class_fails_in_one_line_and_writes_nothing(tmp_p
 
 def test_ddp_with_two_cpu_processes_trains_and_rank_zero_saves_one_artifact(tmp_path):
     # recframe's loaders build their own batches: every rank reads all of them (no sampler to inject)
-    trainer = trainer_preset("ddp", devices=2, use_distributed_sampler=False)
-    assert trainer["strategy"] == "ddp"
+    trainer = trainer_preset("ddp", devices=2)
+    assert trainer["strategy"] == "ddp" and trainer["use_distributed_sampler"] is False
     env = container_layout(tmp_path, toy_dataset(), job_spec(small_sasrec(), trainer), seed=5)
     proc = run_entry_point(env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
