@@ -91,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     except RecframeError as e:
         print(f"error: {e}", file=sys.stderr)
+        # SageMaker shows this file's text as the job's FailureReason, which the client prints
+        failure = Path(env.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"
+        try:
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(str(e))
+        except OSError:
+            pass
         return 1
     if saved is not None:
         print(f"model artifact written to {saved}", file=sys.stderr)

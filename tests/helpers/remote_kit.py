@@ -86,6 +86,7 @@ def container_layout(root: Path, dataset: Dataset, job: dict[str, Any], seed: in
         "SM_CHANNEL_CONFIG": str(config),
         "SM_MODEL_DIR": str(ml / "model"),
         "SM_INPUT_CONFIG_DIR": str(input_config),
+        "SM_OUTPUT_DIR": str(ml / "output"),
         "SM_OUTPUT_DATA_DIR": str(ml / "output" / "data"),
         "SM_HPS": json.dumps({"seed": seed}),
         "RECFRAME_CHECKPOINT_DIR": str(root / "opt" / "ml" / "checkpoints"),

@@ -126,6 +126,7 @@ def test_a_job_with_a_bad_model_class_fails_in_one_line_and_writes_nothing(tmp_p
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: job.json names 'os.path.join'")
     assert list(Path(env["SM_MODEL_DIR"]).iterdir()) == []
+    assert "os.path.join" in (Path(env["SM_OUTPUT_DIR"]) / "failure").read_text()  # the job's FailureReason
 
 
 def test_ddp_with_two_cpu_processes_trains_and_rank_zero_saves_one_artifact(tmp_path):
