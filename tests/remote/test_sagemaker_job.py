@@ -200,3 +200,14 @@ def test_a_tampered_model_tarball_leaves_no_model_folder(aws, tmp_path):
         SageMakerTrainer(settings())._fetch_model(aws, describe("Completed"), tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert ROOT.exists()
+
+
+def test_the_cli_without_role_or_bucket_stops_at_the_train_step_in_one_line(tmp_path):
+    from tests.test_sweeps import fast_overrides, run_cli
+
+    args = ["model=gru", "trainer=sagemaker", *fast_overrides(tmp_path / "data"), f"hydra.run.dir={tmp_path}/run"]
+    proc = run_cli(args, tmp_path / "home", timeout=200, extra_env={"SAGEMAKER_ROLE_ARN": "", "RECFRAME_S3_BUCKET": ""})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "trainer.sagemaker.role_arn and trainer.sagemaker.bucket" in errors[0]
+    assert not (tmp_path / "run" / "model").exists()
