@@ -183,6 +183,15 @@ class Pipeline:
         return warehouse_lock(wh)
 
     def step_train(self) -> None:
+        if self.trainer.get("sagemaker") is not None:  # trainer=sagemaker: the fit runs as a training job
+            from recframe.remote.sagemaker_job import SageMakerTrainer
+
+            self.dataset()  # the splits must exist before anything is uploaded
+            SageMakerTrainer(self.trainer["sagemaker"]).train(
+                self.model, self._source("data"), self.trainer, self.run_dir, self.seed
+            )
+            self._model = Model.load(self.run_dir / "model")
+            return
         ds = self.dataset()
         ctx = FitContext(
             trainer=self.trainer,
