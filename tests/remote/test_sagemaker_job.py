@@ -203,7 +203,7 @@ def test_a_tampered_model_tarball_leaves_no_model_folder(aws, tmp_path):
 
 
 def test_the_cli_without_role_or_bucket_stops_at_the_train_step_in_one_line(tmp_path):
-    from tests.test_sweeps import fast_overrides, run_cli
+    from tests.helpers.cli import fast_overrides, run_cli
 
     args = ["model=gru", "trainer=sagemaker", *fast_overrides(tmp_path / "data"), f"hydra.run.dir={tmp_path}/run"]
     proc = run_cli(args, tmp_path / "home", timeout=200, extra_env={"SAGEMAKER_ROLE_ARN": "", "RECFRAME_S3_BUCKET": ""})

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_sweeps import compose_fast, fast_overrides, read_leaderboard, run_cli
+from tests.helpers.cli import fast_overrides, run_cli
+from tests.test_sweeps import read_leaderboard
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason='needs pip install "recframe[cluster]"')
 
@@ -28,9 +29,9 @@ def test_submitit_local_sweep_runs_two_processes_and_writes_the_leaderboard(tmp_
     assert "best: job" in proc.stderr
 
 
-def test_the_slurm_preset_composes_onto_the_submitit_slurm_launcher():
-    launcher = compose_fast(["hydra/launcher=slurm", "hydra.launcher.partition=gpu"]).hydra.launcher
+def test_the_slurm_preset_composes_onto_the_submitit_slurm_launcher(compose_config):
+    launcher = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.timeout_min == 240
-    plain = compose_fast(["hydra/launcher=submitit_slurm"]).hydra.launcher
+    plain = compose_config("hydra/launcher=submitit_slurm").hydra.launcher
     assert plain._target_ == launcher._target_
