@@ -20,13 +20,22 @@ MODELS = [GRU4RecModel, LSTMModel, SASRecModel]
 def test_constructor_defaults_reach_the_settings_and_hyperparameters_stay_flat(cls):
     model = cls()
     params = inspect.signature(cls.__init__).parameters
+    explicit = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
     settings = dataclasses.asdict(model.training_settings)
     for name, value in settings.items():
-        assert params[name].default == value, name  # every settings field is a constructor key, same default
+        if name in params:  # a key the constructor names keeps its default in the settings
+            assert params[name].default == value, name
     hp = model.hyperparameters()
-    assert list(hp) == [n for n in params if n != "self"]  # the artifact's keys, in signature order
+    # the artifact's keys: the constructor's own, then every training key, each once
+    assert list(hp) == explicit + [n for n in settings if n not in explicit]
     rebuilt = cls(**hp)
     assert rebuilt.training_settings == model.training_settings
+
+
+@pytest.mark.parametrize("cls", [LSTMModel, SASRecModel])
+def test_an_unknown_training_key_is_one_config_error(cls):
+    with pytest.raises(ConfigError, match="model.n_epochs"):
+        cls(n_epochs=3)
 
 
 @pytest.mark.parametrize("cls", MODELS)

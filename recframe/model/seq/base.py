@@ -53,8 +53,11 @@ class SequenceModel(Model):
 
         The artifact rebuilds the model from them, and the resume fingerprint hashes them.
         """
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        params = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in params if p.name != "self" and p.kind is not p.VAR_KEYWORD]
         settings = dataclasses.asdict(self.training_settings)
+        if any(p.kind is p.VAR_KEYWORD for p in params):  # training keys passed through **training
+            names += [n for n in settings if n not in names]
         return {n: settings[n] if n in settings else getattr(self, n) for n in names}
 
     def build_net(self, n_items: int) -> nn.Module:

@@ -6,6 +6,8 @@ Kept as the comparison point the case study started from; trained and scored lik
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from recframe import validation as V
@@ -27,34 +29,11 @@ class LSTMModel(PaddedSequenceModel):
         n_layers: int = 1,
         dropout: float = 0.2,
         max_len: int = 20,
-        loss: str = "auto",
-        n_sample: int = 1024,
-        sample_alpha: float = 0.5,
-        logq: float = 1.0,
-        full_softmax_max_items: int = 10_000,
         learning_rate: float = 0.002,
-        weight_decay: float = 0.0,
-        batch_size: int = 128,
-        patience: int = 3,
-        resume: bool = True,
-        eval_batch_size: int = 1024,
+        **training: Any,
     ) -> None:
-        super().__init__(
-            max_len,
-            PaddedTrainingSettings(
-                learning_rate=learning_rate,
-                batch_size=batch_size,
-                patience=patience,
-                resume=resume,
-                eval_batch_size=eval_batch_size,
-                loss=loss,
-                n_sample=n_sample,
-                sample_alpha=sample_alpha,
-                logq=logq,
-                full_softmax_max_items=full_softmax_max_items,
-                weight_decay=weight_decay,
-            ),
-        )
+        # the shared training keys (batch_size, loss, n_sample, ...): PaddedTrainingSettings
+        super().__init__(max_len, PaddedTrainingSettings.from_keys(learning_rate=learning_rate, **training))
         self.embedding_size = V.integer("model.embedding_size", embedding_size, 1)
         self.hidden_size = V.integer("model.hidden_size", hidden_size, 1)
         self.n_layers = V.integer("model.n_layers", n_layers, 1)

@@ -7,6 +7,8 @@ serving reads the state at a session's last position.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from recframe import validation as V
@@ -29,34 +31,11 @@ class SASRecModel(PaddedSequenceModel):
         n_heads: int = 2,
         dropout: float = 0.2,
         max_len: int = 50,
-        loss: str = "auto",
-        n_sample: int = 1024,
-        sample_alpha: float = 0.5,
-        logq: float = 1.0,
-        full_softmax_max_items: int = 10_000,
         learning_rate: float = 0.001,
-        weight_decay: float = 0.0,
-        batch_size: int = 128,
-        patience: int = 3,
-        resume: bool = True,
-        eval_batch_size: int = 1024,
+        **training: Any,
     ) -> None:
-        super().__init__(
-            max_len,
-            PaddedTrainingSettings(
-                learning_rate=learning_rate,
-                batch_size=batch_size,
-                patience=patience,
-                resume=resume,
-                eval_batch_size=eval_batch_size,
-                loss=loss,
-                n_sample=n_sample,
-                sample_alpha=sample_alpha,
-                logq=logq,
-                full_softmax_max_items=full_softmax_max_items,
-                weight_decay=weight_decay,
-            ),
-        )
+        # the shared training keys (batch_size, loss, n_sample, ...): PaddedTrainingSettings
+        super().__init__(max_len, PaddedTrainingSettings.from_keys(learning_rate=learning_rate, **training))
         self.hidden_size = V.integer("model.hidden_size", hidden_size, 1)
         self.n_layers = V.integer("model.n_layers", n_layers, 1)
         self.n_heads = V.integer("model.n_heads", n_heads, 1)

@@ -8,11 +8,13 @@ of strings, and the checks and their error messages (``model.<key>``) live in on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from recframe import validation as V
+from recframe.interfaces import ConfigError
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,15 @@ class TrainingSettings:
         self._check("patience", V.integer, 0)
         self._check("resume", V.boolean)
         self._check("eval_batch_size", V.integer, 1)
+
+    @classmethod
+    def from_keys(cls, **keys: Any) -> TrainingSettings:
+        """Build from flat config keys; an unknown key is a :class:`ConfigError` naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in keys:
+            if key not in known:
+                raise ConfigError(f"model.{key}", keys[key], "not a key of this model (see its yaml in conf/model/)")
+        return cls(**keys)
 
     def _check(self, name: str, rule: Callable[..., Any], *bounds: Any) -> None:
         """Validate one field under its config key and keep the normalised value (the object is frozen)."""
