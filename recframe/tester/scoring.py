@@ -23,6 +23,7 @@ import pandas as pd
 from recframe.evaluation import marked_targets, metrics_from_ranks
 from recframe.interfaces import DataError, Model
 from recframe.model.pop import PopModel
+from recframe.tester.served import SeenIndex
 from recframe.vocab import ItemVocab
 
 
@@ -154,13 +155,41 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     return ranks.cpu().numpy().astype(np.int64), top.cpu().numpy().astype(np.int32), n_bad
 
 
-def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: int = 512) -> ScoredTargets:
-    """Score every prefix of every session once; keep the ranks and the top-``k`` items."""
+def _served_rank_and_topk(scores, targets: np.ndarray, k: int, seen: SeenIndex, start: int):
+    """Ranks and top-``k`` as the endpoint ranks with ``exclude_seen``: the prefix's items score -inf.
+
+    Works on a copy of the batch the headline ranking used (the model may own that array), so the
+    served figures cost one extra ranking, not a second model pass. A target that repeats an item of
+    its prefix can never be returned: it is a miss at every cut-off. Top-k slots the endpoint would
+    drop (only -inf left, in catalogues smaller than k plus the session) hold -1.
+    """
+    import torch
+
+    s = torch.as_tensor(scores).to(torch.float32).clone()
+    stop = start + s.shape[0]
+    rows, cols = seen.batch(start, stop)
+    if len(rows):
+        s[torch.from_numpy(rows).to(s.device), torch.from_numpy(cols).to(s.device)] = float("-inf")
+    ranks, top, _ = _rank_and_topk(s, targets, k)
+    ranks[seen.repeat[start:stop]] = k + 1
+    dropped = torch.isneginf(s.gather(1, torch.from_numpy(top.astype(np.int64)).to(s.device))).cpu().numpy()
+    top[dropped] = -1
+    return ranks, top
+
+
+def score_model(
+    model: Model, sessions: list[np.ndarray], k: int, batch_size: int = 512, seen: SeenIndex | None = None
+) -> ScoredTargets:
+    """Score every prefix of every session once; keep the ranks and the top-``k`` items.
+
+    With ``seen`` (:func:`recframe.tester.served.seen_index` of ``sessions``) the same score batches
+    are ranked a second time with the session's items excluded; that ranking is ``extra["served"]``.
+    """
     import torch
 
     n_items = len(model.vocab)
-    ranks, tops, tgts = [], [], []
-    width, n_bad = n_items, 0
+    ranks, tops, tgts, s_ranks, s_tops = [], [], [], [], []
+    width, n_bad, start = n_items, 0, 0
     with torch.inference_mode():
         for scores, targets in model.score_prefixes(sessions, batch_size):
             targets = np.asarray(targets, dtype=np.int64)
@@ -170,9 +199,17 @@ def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: in
             tops.append(top)
             tgts.append(targets)
             n_bad += b
+            if seen is not None and width == n_items:
+                sr, st = _served_rank_and_topk(scores, targets, k, seen, start)
+                s_ranks.append(sr)
+                s_tops.append(st)
+            start += len(targets)
     if not ranks:
-        return ScoredTargets(np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros(0, np.int64), n_items, width)
-    return ScoredTargets(
+        empty = ScoredTargets(np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros(0, np.int64), n_items, width)
+        if seen is not None:
+            empty.extra["served"] = dataclasses.replace(empty)
+        return empty
+    out = ScoredTargets(
         ranks=np.concatenate(ranks),
         topk=np.concatenate(tops),
         targets=np.concatenate(tgts),
@@ -180,6 +217,10 @@ def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: in
         score_columns=width,
         nonfinite_rows=n_bad,
     )
+    if s_ranks and len(s_ranks) == len(ranks):
+        served = dataclasses.replace(out, ranks=np.concatenate(s_ranks), topk=np.concatenate(s_tops), extra={})
+        out.extra["served"] = served
+    return out
 
 
 def constant_ranking(scores: np.ndarray, targets: np.ndarray, k: int) -> ScoredTargets:
@@ -223,11 +264,20 @@ def score_baseline(pop: PopModel, test: pd.DataFrame, k: int) -> tuple[ScoredTar
     return constant_ranking(pop.vocab.popularity(), targets, k).select(enc.target_mask()), enc
 
 
-def score_any(model: Model, enc: EncodedTest, k: int, batch_size: int = 512) -> ScoredTargets:
-    """Use the closed form for popularity models, the batched pass for everything else."""
+def score_any(
+    model: Model, enc: EncodedTest, k: int, batch_size: int = 512, seen: SeenIndex | None = None
+) -> ScoredTargets:
+    """Use the closed form for popularity models, the batched pass for everything else.
+
+    With ``seen`` the result also holds the served ranking in ``extra["served"]`` (see
+    :func:`score_model`); popularity then needs the per-prefix pass for that ranking only.
+    """
     if type(model) is PopModel:
-        return constant_ranking(model.vocab.popularity(), flat_targets(enc.sessions), k)
-    return score_model(model, enc.sessions, k, batch_size)
+        out = constant_ranking(model.vocab.popularity(), flat_targets(enc.sessions), k)
+        if seen is not None:
+            out.extra["served"] = score_model(model, enc.sessions, k, batch_size, seen).extra["served"]
+        return out
+    return score_model(model, enc.sessions, k, batch_size, seen)
 
 
 def coverage_at_k(topk: np.ndarray, n_items: int, k: int) -> float:
@@ -259,6 +309,9 @@ def popularity_bias_at_k(topk: np.ndarray, popularity: np.ndarray, k: int) -> fl
     top = topk[:, :k]
     if top.size and top.max() >= len(norm):  # indices beyond the catalogue (padding) have no popularity
         norm = np.concatenate([norm, np.zeros(int(top.max()) + 1 - len(norm))])
+    if top.size and top.min() < 0:  # -1: a slot the endpoint leaves empty has no popularity
+        norm = np.concatenate([norm, [0.0]])
+        top = np.where(top < 0, len(norm) - 1, top)
     if top.strides[0] == 0:
         return float(norm[top[0]].mean())
     return float(norm[top].mean(axis=1).mean())
