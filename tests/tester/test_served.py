@@ -107,6 +107,8 @@ def test_served_block_matches_the_serving_predictor(tmp_path: Path, revisits: Da
     json.dumps(m)
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["metrics"]["served"]["hr@1"] == served["hr@1"]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "id='served'" in page and "exclude_seen=True" in page
 
 
 def test_gate_judges_the_served_ranking(tmp_path: Path, revisits: Dataset, repeat_model) -> None:
