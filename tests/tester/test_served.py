@@ -173,3 +173,19 @@ def test_encode_matches_index(revisits: Dataset, repeat_model) -> None:
     enc = encode_test(revisits.test, repeat_model.vocab)
     idx = seen_index(enc.sessions)
     assert len(idx.repeat) == sum(len(s) - 1 for s in enc.sessions)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (("deployer=local", "deployer.exclude_seen=false"), False),
+        (("deployer=local",), True),
+        (("deployer=none",), True),  # what `recframe serve` / `recframe score` use later
+        (("tester=metrics", "deployer=sagemaker"), True),
+    ],
+)
+def test_pipeline_passes_the_deployers_settings(compose_config, tmp_path: Path, overrides, expected) -> None:
+    from recframe.app import build_pipeline
+
+    pipeline = build_pipeline(compose_config(*overrides), run_dir=tmp_path, check=False)
+    assert pipeline.tester.serving == {"exclude_seen": expected}
