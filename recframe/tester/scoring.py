@@ -244,6 +244,38 @@ def constant_ranking(scores: np.ndarray, targets: np.ndarray, k: int) -> ScoredT
     )
 
 
+def constant_ranking_served(scores: np.ndarray, sessions: list[np.ndarray], k: int) -> ScoredTargets:
+    """:func:`constant_ranking` as the endpoint ranks it with ``exclude_seen``, still without a score matrix.
+
+    With the session's items removed, a target that is not one of them moves up by the number of
+    (distinct) session items scoring at least as high; a target that is one of them is a miss. The
+    top-K is the constant order with the session's items skipped.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    item_rank = n - np.searchsorted(np.sort(scores), scores, side="left")
+    order = np.argsort(-scores, kind="stable").astype(np.int32)
+    ranks, tops, targets = [], [], []
+    for sess in sessions:
+        sess = np.asarray(sess, dtype=np.int64)
+        for p in range(1, len(sess)):
+            seen = np.unique(sess[:p])
+            t = int(sess[p])
+            ranks.append(k + 1 if t in seen else int(item_rank[t] - np.count_nonzero(scores[seen] >= scores[t])))
+            head = order[: k + len(seen)]
+            top = head[~np.isin(head, seen)][:k]
+            tops.append(np.pad(top, (0, k - len(top)), constant_values=-1))
+            targets.append(t)
+    width = min(k, n)
+    return ScoredTargets(
+        ranks=np.asarray(ranks, dtype=np.int64),
+        topk=np.asarray(tops, dtype=np.int32).reshape(len(tops), k)[:, :width],
+        targets=np.asarray(targets, dtype=np.int64),
+        n_items=n,
+        score_columns=n,
+    )
+
+
 def flat_targets(sessions: list[np.ndarray]) -> np.ndarray:
     """The next-item targets of every prefix, in :meth:`Model.score_prefixes` order."""
     parts = [s[1:] for s in sessions if len(s) >= 2]
@@ -270,12 +302,12 @@ def score_any(
     """Use the closed form for popularity models, the batched pass for everything else.
 
     With ``seen`` the result also holds the served ranking in ``extra["served"]`` (see
-    :func:`score_model`); popularity then needs the per-prefix pass for that ranking only.
+    :func:`score_model`; popularity: :func:`constant_ranking_served`).
     """
     if type(model) is PopModel:
         out = constant_ranking(model.vocab.popularity(), flat_targets(enc.sessions), k)
         if seen is not None:
-            out.extra["served"] = score_model(model, enc.sessions, k, batch_size, seen).extra["served"]
+            out.extra["served"] = constant_ranking_served(model.vocab.popularity(), enc.sessions, k)
         return out
     return score_model(model, enc.sessions, k, batch_size, seen)
 

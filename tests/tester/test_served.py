@@ -189,3 +189,17 @@ def test_pipeline_passes_the_deployers_settings(compose_config, tmp_path: Path, 
 
     pipeline = build_pipeline(compose_config(*overrides), run_dir=tmp_path, check=False)
     assert pipeline.tester.serving == {"exclude_seen": expected}
+
+
+def test_popularity_closed_form_matches_the_batched_pass(revisits: Dataset) -> None:
+    from recframe.model.pop import PopModel
+    from recframe.tester.scoring import constant_ranking_served, score_model
+
+    pop = PopModel().fit(revisits.train)
+    enc = encode_test(revisits.test, pop.vocab)
+    closed = constant_ranking_served(pop.vocab.popularity(), enc.sessions, 5)
+    batched = score_model(pop, enc.sessions, 5, 64, seen_index(enc.sessions)).extra["served"]
+    np.testing.assert_array_equal(np.minimum(closed.ranks, 6), batched.ranks)
+    for key in ("hr@1", "hr@5", "mrr@5"):
+        assert closed.metrics((1, 5))[key] == pytest.approx(batched.metrics((1, 5))[key])
+    assert closed.ranks.min() >= 1
