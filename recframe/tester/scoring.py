@@ -158,22 +158,32 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
 def _served_rank_and_topk(scores, targets: np.ndarray, k: int, seen: SeenIndex, start: int):
     """Ranks and top-``k`` as the endpoint ranks with ``exclude_seen``: the prefix's items score -inf.
 
-    Works on a copy of the batch the headline ranking used (the model may own that array), so the
-    served figures cost one extra ranking, not a second model pass. A target that repeats an item of
-    its prefix can never be returned: it is a miss at every cut-off. Top-k slots the endpoint would
-    drop (only -inf left, in catalogues smaller than k plus the session) hold -1.
+    Works on the score batch the headline ranking used, so the served figures cost one extra ranking,
+    not a second model pass. The model may own that array: the masked entries are put back afterwards
+    (a read-only array is copied instead). A target that repeats an item of its prefix can never be
+    returned: it is a miss at every cut-off. Top-k slots the endpoint would drop (only -inf left, in
+    catalogues smaller than k plus the session) hold -1.
     """
     import torch
 
-    s = torch.as_tensor(scores).to(torch.float32).clone()
+    s = torch.as_tensor(scores)
+    if s.dtype != torch.float32:
+        s = s.float()  # already a copy
+    elif isinstance(scores, np.ndarray) and not scores.flags.writeable:
+        s = s.clone()
     stop = start + s.shape[0]
     rows, cols = seen.batch(start, stop)
-    if len(rows):
-        s[torch.from_numpy(rows).to(s.device), torch.from_numpy(cols).to(s.device)] = float("-inf")
-    ranks, top, _ = _rank_and_topk(s, targets, k)
+    r = torch.from_numpy(rows).to(s.device)
+    c = torch.from_numpy(cols).to(s.device)
+    saved = s[r, c].clone()
+    s[r, c] = float("-inf")
+    try:
+        ranks, top, _ = _rank_and_topk(s, targets, k)
+        picked = s.gather(1, torch.from_numpy(top.astype(np.int64)).to(s.device))
+        top[torch.isneginf(picked).cpu().numpy()] = -1
+    finally:
+        s[r, c] = saved  # duplicates of one item restore the same value
     ranks[seen.repeat[start:stop]] = k + 1
-    dropped = torch.isneginf(s.gather(1, torch.from_numpy(top.astype(np.int64)).to(s.device))).cpu().numpy()
-    top[dropped] = -1
     return ranks, top
 
 

@@ -203,3 +203,22 @@ def test_popularity_closed_form_matches_the_batched_pass(revisits: Dataset) -> N
     for key in ("hr@1", "hr@5", "mrr@5"):
         assert closed.metrics((1, 5))[key] == pytest.approx(batched.metrics((1, 5))[key])
     assert closed.ranks.min() >= 1
+
+
+def test_served_ranking_leaves_the_models_scores_intact(revisits: Dataset, repeat_model) -> None:
+    from recframe.tester.scoring import score_model
+
+    class Owning(RepeatModel):
+        """Hands out the same array every call, as a model caching its output might."""
+
+        def score_next(self, sessions):
+            out = super().score_next(sessions)
+            self.last = out
+            self.copy = out.copy()
+            return out
+
+    m = Owning()
+    m.vocab, m.nxt = repeat_model.vocab, repeat_model.nxt
+    enc = encode_test(revisits.test, m.vocab)
+    score_model(m, enc.sessions, 5, 16, seen_index(enc.sessions))
+    np.testing.assert_array_equal(m.last, m.copy)
