@@ -222,3 +222,16 @@ def test_served_ranking_leaves_the_models_scores_intact(revisits: Dataset, repea
     enc = encode_test(revisits.test, m.vocab)
     score_model(m, enc.sessions, 5, 16, seen_index(enc.sessions))
     np.testing.assert_array_equal(m.last, m.copy)
+
+
+def test_run_summary_shows_the_served_figures(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from recframe.console import print_summary
+    from recframe.pipeline import RunResult
+
+    metrics = {"model": "m", "hr@20": 0.5, "served": {"settings": {"exclude_seen": True}, "hr@20": 0.25}}
+    console = Console(record=True, width=200)
+    print_summary(console, RunResult(run_dir=tmp_path, steps=["test"], metrics=metrics))
+    text = console.export_text()
+    assert "as served" in text and "hr@20 0.25" in text and "exclude_seen=True" in text
