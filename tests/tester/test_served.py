@@ -235,3 +235,12 @@ def test_run_summary_shows_the_served_figures(tmp_path: Path) -> None:
     print_summary(console, RunResult(run_dir=tmp_path, steps=["test"], metrics=metrics))
     text = console.export_text()
     assert "as served" in text and "hr@20 0.25" in text and "exclude_seen=True" in text
+
+
+def test_champion_gate_scores_the_served_ranking(tmp_path: Path, revisits: Dataset, repeat_model) -> None:
+    from recframe.champion_gate import served_metrics
+
+    served = MetricsTester(ks=(5,), k=5, serving={"exclude_seen": True}).run(repeat_model, revisits, tmp_path)
+    got = served_metrics(repeat_model, revisits.test, 5)
+    assert got["hr@5"] == pytest.approx(served.metrics["served"]["hr@5"])
+    assert got["mrr@5"] == pytest.approx(served.metrics["served"]["mrr@5"]) and got["targets"] > 0
