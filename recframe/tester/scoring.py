@@ -166,11 +166,14 @@ def _served_rank_and_topk(scores, targets: np.ndarray, k: int, seen: SeenIndex, 
     """
     import torch
 
-    s = torch.as_tensor(scores)
+    if isinstance(scores, np.ndarray) and not scores.flags.writeable:
+        s = torch.from_numpy(np.array(scores, dtype=np.float32))  # a read-only array: work on a copy
+    else:
+        s = torch.as_tensor(scores)
     if s.dtype != torch.float32:
         s = s.float()  # already a copy
-    elif isinstance(scores, np.ndarray) and not scores.flags.writeable:
-        s = s.clone()
+    elif isinstance(scores, torch.Tensor) and (not s.is_contiguous() or s.requires_grad):
+        s = s.clone()  # a broadcast view (one row for all) cannot be written row by row
     stop = start + s.shape[0]
     rows, cols = seen.batch(start, stop)
     r = torch.from_numpy(rows).to(s.device)

@@ -244,3 +244,28 @@ def test_champion_gate_scores_the_served_ranking(tmp_path: Path, revisits: Datas
     got = served_metrics(repeat_model, revisits.test, 5)
     assert got["hr@5"] == pytest.approx(served.metrics["served"]["hr@5"])
     assert got["mrr@5"] == pytest.approx(served.metrics["served"]["mrr@5"]) and got["targets"] > 0
+
+
+def test_broadcast_and_read_only_score_batches(revisits: Dataset, repeat_model) -> None:
+    """A model may hand out one row for all prefixes (a view) or a read-only array."""
+    import torch
+
+    from recframe.tester.scoring import score_model
+
+    class Broadcast(RepeatModel):
+        def __init__(self, as_tensor: bool) -> None:
+            self.as_tensor = as_tensor
+
+        def score_next(self, sessions):
+            row = self.vocab.popularity().astype(np.float32)
+            if self.as_tensor:
+                return torch.from_numpy(row).expand(len(sessions), -1)
+            return np.broadcast_to(row, (len(sessions), len(row)))
+
+    enc = encode_test(revisits.test, repeat_model.vocab)
+    results = []
+    for as_tensor in (True, False):
+        m = Broadcast(as_tensor)
+        m.vocab = repeat_model.vocab
+        results.append(score_model(m, enc.sessions, 5, 16, seen_index(enc.sessions)).extra["served"].ranks)
+    np.testing.assert_array_equal(results[0], results[1])
