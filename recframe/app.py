@@ -197,6 +197,10 @@ def build_pipeline(
         check = False
     if parts["tester"] is not None and hasattr(parts["tester"], "tracker") and parts["tracker"] is not None:
         parts["tester"].tracker = parts["tracker"]  # e.g. RecList's Comet logger writes to the run's experiment
+    if parts["tester"] is not None and hasattr(parts["tester"], "serving"):
+        from recframe.tester.served import serving_settings
+
+        parts["tester"].serving = serving_settings(cfg.get("deployer"))  # gates judge what the endpoint serves
     name = choices(cfg).get("model")
     if parts["model"] is not None and name and "/" not in name:
         parts["model"].name = name

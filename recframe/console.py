@@ -106,6 +106,11 @@ def print_summary(console: Console, result: RunResult) -> None:
                 b = base.get(key)
                 lift = f"  (pop {_fmt(b)}, x{m[key] / b:.1f})" if isinstance(b, (int, float)) and b > 0 else ""
                 table.add_row(f"{m.get('model', 'model')} {key}", _fmt(m[key]) + lift)
+        served = m.get("served")
+        if isinstance(served, dict):  # what the endpoint ranks (exclude_seen...): the figures the gates judge
+            figs = ", ".join(f"{key} {_fmt(served[key])}" for key in ("hr@20", "mrr@20") if key in served)
+            settings = ", ".join(f"{k}={v}" for k, v in (served.get("settings") or {}).items())
+            table.add_row("as served", f"{figs}  ({settings})")
     if result.gates is not None:
         verdict = "passed" if result.gates.get("passed") else "FAILED: " + "; ".join(result.gates.get("failures", []))
         table.add_row("gates", verdict)

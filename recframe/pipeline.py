@@ -11,7 +11,7 @@ Run directory::
     train/           checkpoints and per-epoch metrics of neural models
     model/           the artifact: model.json, vocab.json, weights.pt, checksums.json
     report/          report.json, index.html
-    metrics.json     headline metrics (model, hr@20, mrr@20, ndcg@20, baseline_pop)
+    metrics.json     headline metrics (model, hr@20, mrr@20, ndcg@20, baseline_pop) and ``served``
     gates.json       the tester's deployment verdict
     deploy.json      endpoint url and smoke-test result
 """

@@ -146,7 +146,9 @@ def _champion_gate(pipeline: Any, writer: Any, tenant: str, model_dir: Path, set
     if current is None or champ_dir is None or not (champ_dir / "checksums.json").exists():
         log.warning("champion gate: the champion's artifact is gone (%s); not promoting", champ_dir)
         return {"wins": False, "reason": f"the champion's artifact is missing: {champ_dir}"}
-    out = challenge(champ_dir, model_dir, pipeline.dataset().test, settings.metric, settings.margin)
+    serving = getattr(pipeline.tester, "serving", None) or {}  # judge what the endpoint serves
+    test = pipeline.dataset().test
+    out = challenge(champ_dir, model_dir, test, settings.metric, settings.margin, bool(serving.get("exclude_seen")))
     out["champion_version"] = current.model_version
     verdict = "promoted" if out["wins"] else "kept the champion"
     log.info("champion gate on %s: challenger %.4f vs champion %.4f: %s", settings.metric,

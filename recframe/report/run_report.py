@@ -112,15 +112,36 @@ def _summary(metrics: Mapping[str, Any], report: Mapping[str, Any], k: int, pass
 def _gates(report: Mapping[str, Any], failures: list[str], warnings: list[str]) -> dict[str, Any]:
     gates = report.get("gates") or []
     rows = [
-        (g.get("metric"), g.get("expr"), g.get("value"), g.get("threshold"), Badge(g.get("passed")), g.get("reason"))
+        (
+            g.get("metric"),
+            g.get("expr"),
+            g.get("on", "headline"),
+            g.get("value"),
+            g.get("threshold"),
+            Badge(g.get("passed")),
+            g.get("reason"),
+        )
         for g in gates
     ]
-    header = ["metric", "gate", "value", "threshold", "verdict", "note"]
+    header = ["metric", "gate", "judged on", "value", "threshold", "verdict", "note"]
     return {
         "table": table(header, rows) if gates else None,
         "failures": [str(f) for f in failures],
         "warnings": [str(w) for w in warnings],
     }
+
+
+def _served(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Headline vs served (the endpoint's ranking settings), side by side, for every accuracy metric."""
+    served = metrics.get("served")
+    if not isinstance(served, Mapping):
+        return None
+    base = served.get("baseline_pop") or {}
+    names = [m for m in served if "@" in m and m.split("@")[0] in FAMILIES and isinstance(metrics.get(m), (int, float))]
+    names.sort(key=lambda m: (FAMILIES.index(m.split("@")[0]), int(m.split("@")[1])))
+    rows = [(m, metrics[m], served[m], base.get(m)) for m in names]
+    settings = ", ".join(f"{key}={val}" for key, val in (served.get("settings") or {}).items())
+    return {"settings": settings, "table": table(["metric", "headline", "served", "pop, served"], rows)}
 
 
 def _metrics(metrics: Mapping[str, Any], k: int) -> dict[str, Any] | None:
@@ -346,6 +367,7 @@ def render_report(run_dir: str | Path, result: TestResult | None = None) -> str:
         ("summary", "Summary", _summary(metrics, report, k, None if report.get("skipped") else passed)),
         ("gates", "Gate verdicts", _gates(report, failures, warnings)),
         ("metrics", "Metrics vs baselines", _metrics(metrics, k)),
+        ("served", "As served", _served(metrics)),
         ("slices", "Slices", _slices(tests.get("slices"), k)),
         ("perturbations", "Perturbations", _perturbations(tests.get("perturbations"), k)),
         ("less-wrong", "Less wrong", _less_wrong(tests.get("less_wrong"))),

@@ -31,6 +31,7 @@ from recframe.tester.scoring import (
     score_any,
     score_baseline,
 )
+from recframe.tester.served import check_serving, gate_dicts, gate_view, seen_index, served_block
 from recframe.vocab import ItemVocab
 
 METRIC_FAMILIES = ("hr", "mrr", "ndcg", "coverage", "popbias")
@@ -85,14 +86,29 @@ class Headline:
     model_items: np.ndarray  # the model's SKUs, by index
     pop_ranks: np.ndarray  # the baseline's rank of each of the model's targets (aligned with scored)
     seconds: float
+    #: the metrics under the endpoint's ranking settings (:mod:`recframe.tester.served`); None = not asked
+    served: dict[str, Any] | None = None
 
     def to_metrics_json(self) -> dict[str, Any]:
-        """The layout of ``metrics.json``: model name, the model's metrics, ``baseline_pop``."""
-        return {"model": self.model_name, **self.metrics, "baseline_pop": dict(self.baseline)}
+        """The layout of ``metrics.json``: model name, the model's metrics, ``baseline_pop``, ``served``."""
+        out = {"model": self.model_name, **self.metrics, "baseline_pop": dict(self.baseline)}
+        if self.served is not None:
+            out["served"] = self.served
+        return out
 
 
-def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 512) -> Headline:
-    """Score ``model`` and the popularity baseline on ``data.test`` with identical protocol."""
+def headline(
+    model: Model,
+    data: Dataset,
+    ks: Iterable[int],
+    batch_size: int = 512,
+    serving: Mapping[str, Any] | None = None,
+) -> Headline:
+    """Score ``model`` and the popularity baseline on ``data.test`` with identical protocol.
+
+    With ``serving`` (the endpoint's settings, :func:`recframe.tester.served.serving_settings`) both
+    are also ranked as the endpoint ranks them, into :attr:`Headline.served`.
+    """
     if getattr(model, "vocab", None) is None:
         raise DataError("the model has no item vocabulary: it was not fitted (run the 'train' step first)")
     ks = sorted(set(ks))
@@ -101,7 +117,8 @@ def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 5
     enc = encode_test(data.test, model.vocab)
     if not enc.sessions:
         raise DataError("the test split has no session with two items known to the model: nothing to evaluate")
-    scored = score_any(model, enc, kmax, batch_size)
+    exclude = bool(serving and serving.get("exclude_seen"))
+    scored = score_any(model, enc, kmax, batch_size, seen_index(enc.sessions) if exclude else None)
     expected = flat_targets(enc.sessions)
     if len(scored.targets) != len(expected) or not np.array_equal(scored.targets, expected):
         raise DataError(
@@ -113,12 +130,18 @@ def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 5
     pop_scored, pop_enc = score_baseline(pop, data.test, kmax)
     lookup = vocab_lookup(model.vocab, pop.vocab)
     popularity = popularity_for(lookup, pop.vocab)
-    metrics = {**scored.metrics(ks), **beyond_accuracy(scored, popularity, ks), "targets": int(len(scored.ranks))}
-    base = {
-        **pop_scored.metrics(ks),
-        **beyond_accuracy(pop_scored, pop.vocab.popularity(), ks),
-        "targets": int(len(pop_scored.ranks)),
-    }
+    metrics = _accuracy(scored, popularity, ks)
+    base = _accuracy(pop_scored, pop.vocab.popularity(), ks)
+    served = None
+    if serving is not None:
+        served = {**metrics, "baseline_pop": dict(base)}  # exclude_seen off: the endpoint ranks as the protocol
+        if exclude:
+            pop_served = score_any(pop, pop_enc, kmax, batch_size, seen_index(pop_enc.sessions)).extra["served"]
+            served = {
+                **_accuracy(scored.extra["served"].select(enc.target_mask()), popularity, ks),
+                "baseline_pop": _accuracy(pop_served.select(pop_enc.target_mask()), pop.vocab.popularity(), ks),
+            }
+        served = served_block(served, serving)
     return Headline(
         model_name=str(getattr(model, "name", type(model).__name__)),
         metrics=metrics,
@@ -132,7 +155,12 @@ def headline(model: Model, data: Dataset, ks: Iterable[int], batch_size: int = 5
         model_items=np.asarray(model.vocab.items, dtype=object),
         pop_ranks=pop_ranks_for(scored.targets, lookup, pop.vocab),
         seconds=time.perf_counter() - t0,
+        served=served,
     )
+
+
+def _accuracy(scored: ScoredTargets, popularity: np.ndarray, ks: Iterable[int]) -> dict[str, Any]:
+    return {**scored.metrics(ks), **beyond_accuracy(scored, popularity, ks), "targets": int(len(scored.ranks))}
 
 
 def validate_common(k: Any, ks: Any, batch_size: Any) -> tuple[int, list[int], int]:
@@ -152,6 +180,9 @@ class MetricsTester(Tester):
         gates: ``{metric: "OP NUMBER [* baseline_pop]"}``; see :mod:`recframe.tester.gates`.
         batch_size: prefixes scored per batch (memory is ``batch_size x n_items`` floats).
         html: also write ``report/index.html`` (the run report).
+        serving: the endpoint's ranking settings (``{"exclude_seen": bool}``); the pipeline sets it
+            from the deployer group. When given, ``metrics.json`` gets a ``served`` block and the
+            gates judge it (:mod:`recframe.tester.served`); None = headline only.
     """
 
     name = "metrics"
@@ -163,21 +194,23 @@ class MetricsTester(Tester):
         gates: Mapping[str, str] | None = None,
         batch_size: int = 512,
         html: bool = True,
+        serving: Mapping[str, Any] | None = None,
     ) -> None:
         self.k, self.ks, self.batch_size = validate_common(k, ks, batch_size)
         self.gates = gates_mod.parse_gates(gates, "tester.gates", known_metrics(self.ks))
         self.html = v.boolean("tester.html", html)
+        self.serving = check_serving(serving)
 
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        h = headline(model, data, self.ks, self.batch_size)
+        h = headline(model, data, self.ks, self.batch_size, self.serving)
         metrics = h.to_metrics_json()
-        verdicts, failures = gates_mod.check_gates(self.gates, metrics)
+        verdicts, failures = gates_mod.check_gates(self.gates, gate_view(metrics))
         report = {
             "metadata": {"tester": self.name, "model_name": h.model_name, "k": self.k, "ks": self.ks},
             "metrics": metrics,
-            "gates": [g.to_dict() for g in verdicts],
+            "gates": gate_dicts(verdicts, metrics),
             "passed": not failures,
             "timings": {"metrics_s": round(h.seconds, 3)},
         }

@@ -24,6 +24,7 @@ def reclist_or_metrics(
     gates: Mapping[str, str] | None = None,
     batch_size: int = 512,
     html: bool = True,
+    serving: Mapping[str, Any] | None = None,
     **suite_options: Any,
 ) -> Tester:
     """A :class:`ReclistTester` if ``reclist`` imports, else a :class:`MetricsTester` (logged)."""
@@ -37,5 +38,5 @@ def reclist_or_metrics(
             "install it with `pip install --no-deps reclist==2.1.0`",
             e,
         )
-        return MetricsTester(k=k, ks=ks, gates=gates, batch_size=batch_size, html=html)
-    return ReclistTester(k=k, ks=ks, gates=gates, batch_size=batch_size, html=html, **suite_options)
+        return MetricsTester(k=k, ks=ks, gates=gates, batch_size=batch_size, html=html, serving=serving)
+    return ReclistTester(k=k, ks=ks, gates=gates, batch_size=batch_size, html=html, serving=serving, **suite_options)

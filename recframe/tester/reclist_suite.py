@@ -34,6 +34,7 @@ from recframe.report.svg import bar_chart
 from recframe.tester import behaviour
 from recframe.tester import gates as gates_mod
 from recframe.tester.metrics import Headline, headline, known_metrics, validate_common
+from recframe.tester.served import check_serving, gate_dicts, gate_view
 
 log = logging.getLogger("recframe.tester")
 
@@ -138,7 +139,9 @@ class RecframeSuite(RecList):
         exclude_seen: bool = False,
         logger_service: RecLogger | None = None,
         verbose: bool = False,
+        serving: Mapping[str, Any] | None = None,
     ) -> None:
+        self._serving = serving
         self._model, self._data, self._out_dir = model, data, Path(out_dir)
         self._ks, self._k, self._n_samples, self._seed = ks, k, n_samples, seed
         self._batch_size, self._exclude_seen, self._verbose = batch_size, exclude_seen, verbose
@@ -213,7 +216,7 @@ class RecframeSuite(RecList):
     def prepare(self) -> Headline:
         """Score the model and the popularity baseline once (the cost of the whole suite)."""
         if self._h is None:
-            self._h = headline(self._model, self._data, self._ks, self._batch_size)
+            self._h = headline(self._model, self._data, self._ks, self._batch_size, self._serving)
             self.timings["metrics_s"] = round(self._h.seconds, 3)
         return self._h
 
@@ -401,6 +404,9 @@ class ReclistTester(Tester):
         tracker: the run's tracker (the pipeline passes it); only used for the Comet logger.
         html: write ``report/index.html``.
         verbose: print a compact result table at the end.
+        serving: the endpoint's ranking settings (the pipeline sets them from the deployer group);
+            when given, ``metrics.json`` gets a ``served`` block and the accuracy gates judge it
+            (:mod:`recframe.tester.served`). Behavioural gates read the headline suite.
     """
 
     name = "reclist"
@@ -419,7 +425,9 @@ class ReclistTester(Tester):
         tracker: Any = None,
         html: bool = True,
         verbose: bool = False,
+        serving: Mapping[str, Any] | None = None,
     ) -> None:
+        self.serving = check_serving(serving)
         self.k, self.ks, self.batch_size = validate_common(k, ks, batch_size)
         known = known_metrics(self.ks) | behavioural_metric_names(self.k)
         self.gates = gates_mod.parse_gates(gates, "tester.gates", known)
@@ -455,6 +463,7 @@ class ReclistTester(Tester):
             exclude_seen=exclude,
             logger_service=self._logger_service(),
             verbose=self.verbose,
+            serving=self.serving,
         )
 
     def run(self, model: Model, data: Dataset, out_dir: Path) -> TestResult:
@@ -466,7 +475,7 @@ class ReclistTester(Tester):
         suite()  # RecList runs every @rec_test, logs, writes report.json and the plots
         metrics = h.to_metrics_json()
         metrics.update(behavioural_metrics(suite, self.k))
-        verdicts, failures = gates_mod.check_gates(self.gates, metrics)
+        verdicts, failures = gates_mod.check_gates(self.gates, gate_view(metrics))
         inv = suite.result_of("invariants") or {}
         failed_inv = [n for n, r in inv.items() if isinstance(r, Mapping) and not r.get("passed", True)]
         if self.fail_on_invariants:
@@ -474,7 +483,7 @@ class ReclistTester(Tester):
         suite.timings["suite_s"] = round(time.perf_counter() - t0, 3)
         extra = {
             "metrics": metrics,
-            "gates": [g.to_dict() for g in verdicts],
+            "gates": gate_dicts(verdicts, metrics),
             "invariants_failed": failed_inv,
             "passed": not failures,
             "failures": failures,

@@ -23,6 +23,7 @@ import pandas as pd
 from recframe.evaluation import marked_targets, metrics_from_ranks
 from recframe.interfaces import DataError, Model
 from recframe.model.pop import PopModel
+from recframe.tester.served import SeenIndex
 from recframe.vocab import ItemVocab
 
 
@@ -154,13 +155,54 @@ def _rank_and_topk(scores, targets: np.ndarray, k: int):
     return ranks.cpu().numpy().astype(np.int64), top.cpu().numpy().astype(np.int32), n_bad
 
 
-def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: int = 512) -> ScoredTargets:
-    """Score every prefix of every session once; keep the ranks and the top-``k`` items."""
+def _served_rank_and_topk(scores, targets: np.ndarray, k: int, seen: SeenIndex, start: int):
+    """Ranks and top-``k`` as the endpoint ranks with ``exclude_seen``: the prefix's items score -inf.
+
+    Works on the score batch the headline ranking used, so the served figures cost one extra ranking,
+    not a second model pass. The model may own that array: the masked entries are put back afterwards
+    (a read-only array is copied instead). A target that repeats an item of its prefix can never be
+    returned: it is a miss at every cut-off. Top-k slots the endpoint would drop (only -inf left, in
+    catalogues smaller than k plus the session) hold -1.
+    """
+    import torch
+
+    if isinstance(scores, np.ndarray) and not scores.flags.writeable:
+        s = torch.from_numpy(np.array(scores, dtype=np.float32))  # a read-only array: work on a copy
+    else:
+        s = torch.as_tensor(scores)
+    if s.dtype != torch.float32:
+        s = s.float()  # already a copy
+    elif isinstance(scores, torch.Tensor) and (not s.is_contiguous() or s.requires_grad):
+        s = s.clone()  # a broadcast view (one row for all) cannot be written row by row
+    stop = start + s.shape[0]
+    rows, cols = seen.batch(start, stop)
+    r = torch.from_numpy(rows).to(s.device)
+    c = torch.from_numpy(cols).to(s.device)
+    saved = s[r, c].clone()
+    s[r, c] = float("-inf")
+    try:
+        ranks, top, _ = _rank_and_topk(s, targets, k)
+        picked = s.gather(1, torch.from_numpy(top.astype(np.int64)).to(s.device))
+        top[torch.isneginf(picked).cpu().numpy()] = -1
+    finally:
+        s[r, c] = saved  # duplicates of one item restore the same value
+    ranks[seen.repeat[start:stop]] = k + 1
+    return ranks, top
+
+
+def score_model(
+    model: Model, sessions: list[np.ndarray], k: int, batch_size: int = 512, seen: SeenIndex | None = None
+) -> ScoredTargets:
+    """Score every prefix of every session once; keep the ranks and the top-``k`` items.
+
+    With ``seen`` (:func:`recframe.tester.served.seen_index` of ``sessions``) the same score batches
+    are ranked a second time with the session's items excluded; that ranking is ``extra["served"]``.
+    """
     import torch
 
     n_items = len(model.vocab)
-    ranks, tops, tgts = [], [], []
-    width, n_bad = n_items, 0
+    ranks, tops, tgts, s_ranks, s_tops = [], [], [], [], []
+    width, n_bad, start = n_items, 0, 0
     with torch.inference_mode():
         for scores, targets in model.score_prefixes(sessions, batch_size):
             targets = np.asarray(targets, dtype=np.int64)
@@ -170,9 +212,17 @@ def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: in
             tops.append(top)
             tgts.append(targets)
             n_bad += b
+            if seen is not None and width == n_items:
+                sr, st = _served_rank_and_topk(scores, targets, k, seen, start)
+                s_ranks.append(sr)
+                s_tops.append(st)
+            start += len(targets)
     if not ranks:
-        return ScoredTargets(np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros(0, np.int64), n_items, width)
-    return ScoredTargets(
+        empty = ScoredTargets(np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros(0, np.int64), n_items, width)
+        if seen is not None:
+            empty.extra["served"] = dataclasses.replace(empty)
+        return empty
+    out = ScoredTargets(
         ranks=np.concatenate(ranks),
         topk=np.concatenate(tops),
         targets=np.concatenate(tgts),
@@ -180,6 +230,10 @@ def score_model(model: Model, sessions: list[np.ndarray], k: int, batch_size: in
         score_columns=width,
         nonfinite_rows=n_bad,
     )
+    if s_ranks and len(s_ranks) == len(ranks):
+        served = dataclasses.replace(out, ranks=np.concatenate(s_ranks), topk=np.concatenate(s_tops), extra={})
+        out.extra["served"] = served
+    return out
 
 
 def constant_ranking(scores: np.ndarray, targets: np.ndarray, k: int) -> ScoredTargets:
@@ -198,6 +252,38 @@ def constant_ranking(scores: np.ndarray, targets: np.ndarray, k: int) -> ScoredT
         ranks=item_rank[targets].astype(np.int64),
         topk=np.broadcast_to(order, (len(targets), len(order))),
         targets=targets,
+        n_items=n,
+        score_columns=n,
+    )
+
+
+def constant_ranking_served(scores: np.ndarray, sessions: list[np.ndarray], k: int) -> ScoredTargets:
+    """:func:`constant_ranking` as the endpoint ranks it with ``exclude_seen``, still without a score matrix.
+
+    With the session's items removed, a target that is not one of them moves up by the number of
+    (distinct) session items scoring at least as high; a target that is one of them is a miss. The
+    top-K is the constant order with the session's items skipped.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    item_rank = n - np.searchsorted(np.sort(scores), scores, side="left")
+    order = np.argsort(-scores, kind="stable").astype(np.int32)
+    ranks, tops, targets = [], [], []
+    for sess in sessions:
+        sess = np.asarray(sess, dtype=np.int64)
+        for p in range(1, len(sess)):
+            seen = np.unique(sess[:p])
+            t = int(sess[p])
+            ranks.append(k + 1 if t in seen else int(item_rank[t] - np.count_nonzero(scores[seen] >= scores[t])))
+            head = order[: k + len(seen)]
+            top = head[~np.isin(head, seen)][:k]
+            tops.append(np.pad(top, (0, k - len(top)), constant_values=-1))
+            targets.append(t)
+    width = min(k, n)
+    return ScoredTargets(
+        ranks=np.asarray(ranks, dtype=np.int64),
+        topk=np.asarray(tops, dtype=np.int32).reshape(len(tops), k)[:, :width],
+        targets=np.asarray(targets, dtype=np.int64),
         n_items=n,
         score_columns=n,
     )
@@ -223,11 +309,20 @@ def score_baseline(pop: PopModel, test: pd.DataFrame, k: int) -> tuple[ScoredTar
     return constant_ranking(pop.vocab.popularity(), targets, k).select(enc.target_mask()), enc
 
 
-def score_any(model: Model, enc: EncodedTest, k: int, batch_size: int = 512) -> ScoredTargets:
-    """Use the closed form for popularity models, the batched pass for everything else."""
+def score_any(
+    model: Model, enc: EncodedTest, k: int, batch_size: int = 512, seen: SeenIndex | None = None
+) -> ScoredTargets:
+    """Use the closed form for popularity models, the batched pass for everything else.
+
+    With ``seen`` the result also holds the served ranking in ``extra["served"]`` (see
+    :func:`score_model`; popularity: :func:`constant_ranking_served`).
+    """
     if type(model) is PopModel:
-        return constant_ranking(model.vocab.popularity(), flat_targets(enc.sessions), k)
-    return score_model(model, enc.sessions, k, batch_size)
+        out = constant_ranking(model.vocab.popularity(), flat_targets(enc.sessions), k)
+        if seen is not None:
+            out.extra["served"] = constant_ranking_served(model.vocab.popularity(), enc.sessions, k)
+        return out
+    return score_model(model, enc.sessions, k, batch_size, seen)
 
 
 def coverage_at_k(topk: np.ndarray, n_items: int, k: int) -> float:
@@ -259,6 +354,9 @@ def popularity_bias_at_k(topk: np.ndarray, popularity: np.ndarray, k: int) -> fl
     top = topk[:, :k]
     if top.size and top.max() >= len(norm):  # indices beyond the catalogue (padding) have no popularity
         norm = np.concatenate([norm, np.zeros(int(top.max()) + 1 - len(norm))])
+    if top.size and top.min() < 0:  # -1: a slot the endpoint leaves empty has no popularity
+        norm = np.concatenate([norm, [0.0]])
+        top = np.where(top < 0, len(norm) - 1, top)
     if top.strides[0] == 0:
         return float(norm[top[0]].mean())
     return float(norm[top].mean(axis=1).mean())

@@ -297,6 +297,9 @@ def test_champion_gate_promotes_only_a_better_challenger(first, tmp_path):
     gate = won["champion_gate"]
     assert won["champion"] and gate["wins"] and gate["challenger"]["mrr@20"] > gate["champion"]["mrr@20"] > 0
     assert gate["champion"]["targets"] == gate["challenger"]["targets"] > 0  # same test split for both
+    assert gate["served"] == {"exclude_seen": True}  # deployer=none: ranked as the local endpoint serves
+    served = json.loads((tmp_path / "knn" / "metrics.json").read_text())["served"]
+    assert served["settings"] == {"exclude_seen": True} and served["targets"] > 0
     # pop against the vsknn champion: scored side by side, refused, champion unchanged
     run(["model=pop", *common], run_dir=tmp_path / "pop-again")
     lost = json.loads((tmp_path / "pop-again" / "registry.json").read_text())
