@@ -185,10 +185,14 @@ labels as (
 labelled as (
     select k.*, l.split from kept as k join labels as l using (session_id) where l.split is not null
 ),
-known as (select distinct item_id from labelled where split = 0)
-select split, session_id, item_id, ts from labelled
-where split = 0 or item_id in (select item_id from known)
-qualify split = 0 or count(*) over (partition by session_id) >= {MIN_LENGTH}
+known as (select distinct item_id from labelled where split = 0),
+later as (select * from labelled where split > 0 and item_id in (select item_id from known)),
+long_enough as (select session_id from later group by session_id having count(*) >= {MIN_LENGTH})
+select split, session_id, item_id, ts from (
+    select * from labelled where split = 0
+    union all
+    select * from later where session_id in (select session_id from long_enough)
+)
 order by split, session_id, ts, rank, item_id
 """
 

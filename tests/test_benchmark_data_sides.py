@@ -110,8 +110,11 @@ RULES = {  # rule: what a side that skips it would write instead (old -> new, in
     ),
     "bots are dropped": lambda s: (f"between {s.MIN_LENGTH} and {s.MAX_LENGTH}", f"between {s.MIN_LENGTH} and 100000"),
     "pageviews are not kept": lambda s: ("= 'pageview' then 0", "= 'pageview' then 1"),
-    "unseen items leave valid and test": lambda s: ("or item_id in (select item_id from known)", "or true"),
-    "short sessions go after the unseen items": lambda s: ("qualify split = 0 or", "qualify true or"),
+    "unseen items leave valid and test": lambda s: ("and item_id in (select item_id from known)", ""),
+    "short sessions go after the unseen items": lambda s: (
+        "from later where session_id in (select session_id from long_enough)",
+        "from later",
+    ),
 }
 
 
