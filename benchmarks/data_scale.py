@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict[str, Any]]] = {}
         for r in range(max(1, a.repeat)):
             for name in [n for n in names if n not in skipped]:
+                progress(f"[round {r + 1}] {name}: running")
                 out = run_side(name, inp, work / name, a.memory_limit)
                 if "skipped" in out:
                     skipped[name] = out["skipped"]
@@ -273,7 +274,7 @@ def report(
     for line in problems:
         progress(f"MISMATCH: {line}")
     if not problems and len(runs) > 1:
-        progress(f"all {len(runs)} sides produced the same sessions (hash {next(iter(hashes.values())).pop()})")
+        progress(f"all {len(runs)} sides produced the same sessions (hash {min(next(iter(hashes.values())))})")
     context: dict[str, Any] = {
         "mode": "in_place" if inp.kind == "lake" else "ingest",
         "events": info["rows"],
