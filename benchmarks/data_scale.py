@@ -20,10 +20,11 @@ Every DuckDB side runs under the same ``--memory-limit``. Each side's output is 
 (every session's id, ordered items and timestamps, per split; ``data_sides.session_digest``); a side
 whose hash differs from the others fails the run (exit status 1, naming the sides).
 
-Per side: ``wall_s`` (from the process's start to the end of its work: start-up and imports count),
-``cpu_s`` and ``peak_rss_mb`` (the process's own rusage, user + system CPU and ``ru_maxrss``, read
-when its work ends, before the hashing), ``output_hash``; ``work_s`` is the work alone (after the
-imports) and ``process_*`` the whole process as its parent's ``wait4`` saw it (hashing included).
+Per side, read when its work ends (before the hashing): ``wall_s`` (from the process's start, so
+start-up and imports count), ``cpu_s`` (the process's rusage, user + system, all threads) and
+``peak_rss_mb`` (its resident high-water mark), and ``output_hash``; ``work_s`` is the work alone
+(after the imports) and ``process_*`` the whole process as its parent's ``wait4`` saw it (hashing
+included; ``process_peak_rss_mb`` is ``ru_maxrss``, which starts from the parent's own peak).
 ``--repeat K`` runs K rounds: wall and CPU are medians, the peak the largest. Progress goes to
 stderr; the last line of stdout is the JSON of ``benchmarks/_common.py``'s schema.
 
@@ -135,6 +136,20 @@ def run_side(name: str, inp: data_sides.Input, work: Path, memory_limit: str) ->
     return out
 
 
+def own_peak_rss_mb() -> float | None:
+    """This process's own resident high-water mark (``VmHWM``), None where unreadable.
+
+    ``ru_maxrss`` is not used for it: a child started with ``vfork`` (as ``subprocess`` does)
+    inherits its parent's peak in ``ru_maxrss`` (measured: 811 MB in a child whose own peak was
+    11 MB), which would charge the test runner's memory to a side.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+
+
 def child(a: argparse.Namespace) -> int:
     """A side's process: the work, measured, then the digest of what it produced."""
     import resource
@@ -149,11 +164,12 @@ def child(a: argparse.Namespace) -> int:
     work_s = time.perf_counter() - t0
     wall_s = time.time() - a._spawned
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = own_peak_rss_mb() or usage.ru_maxrss / 1024
     digest, counts = data_sides.session_digest(output)
     figures = {
         "wall_s": round(wall_s, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_mb, 1),
         "output_hash": digest,
         "work_s": round(work_s, 3),
         "splits": counts,
