@@ -17,7 +17,7 @@ the same input and producing the same train/valid/test sessions (the rules are i
   events would not fit in memory).
 
 Every DuckDB side runs under the same ``--memory-limit``. Each side's output is hashed in full
-(every session's id, ordered items and timestamps, per split; ``data_sides.session_digest``); a side
+(every session's id, ordered items and timestamps, per split; ``data_digest.session_digest``); a side
 whose hash differs from the others fails the run (exit status 1, naming the sides).
 
 Per side, read when its work ends (before the hashing): ``wall_s`` (from the process's start, so
@@ -51,7 +51,8 @@ ROOT = HERE.parent
 for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
-import data_sides  # noqa: E402  (stdlib only at import: the parent stays small)
+import data_digest  # noqa: E402  (both: stdlib only at import, so the parent stays small)
+import data_sides  # noqa: E402
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
@@ -165,7 +166,7 @@ def child(a: argparse.Namespace) -> int:
     wall_s = time.time() - a._spawned
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak_mb = own_peak_rss_mb() or usage.ru_maxrss / 1024
-    digest, counts = data_sides.session_digest(output)
+    digest, counts = data_digest.session_digest(output)
     figures = {
         "wall_s": round(wall_s, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
