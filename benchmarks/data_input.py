@@ -3,7 +3,8 @@
 The clean events come from recframe's generator (:mod:`recframe.datasource.synthetic`); :func:`dirty`
 then gives a share of the rows each kind of dirt the data step's rules deal with, so that every
 rule of ``benchmarks/data_sides.py`` changes the output and a side that skips one gets another
-hash. Run as a script (by ``data_scale.py``) it writes one input and a JSON note of its size:
+hash. Run as a script (by ``data_scale.py``, which caches inputs under a key that includes a hash
+of this file and of the generator's) it writes one input and a JSON note of its size:
 
     python benchmarks/data_input.py csv|lake PATH NOTE EVENTS ITEMS DAYS SEED DIRT
 """

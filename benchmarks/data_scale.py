@@ -82,11 +82,22 @@ def spawn(cmd: list[str]) -> tuple[int, Any]:
 # ------------------------------------------------------------------------------------------ the input
 
 
+def recipe() -> str:
+    """A short hash of the code that makes the input (the generator and its dirt): a cached input
+    made by other code is made again."""
+    import hashlib
+
+    h = hashlib.sha1(usedforsecurity=False)
+    for source in (HERE / "data_input.py", ROOT / "recframe" / "datasource" / "synthetic.py"):
+        h.update(source.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def prepare_input(a: argparse.Namespace, root: Path) -> tuple[data_sides.Input, dict[str, Any]]:
     """The cached (or freshly generated) CSV file or Parquet lake, made by a child process so that
     this process never holds the events (a child's ``ru_maxrss`` starts from its parent's peak)."""
     kind = "lake" if a.in_place else "csv"
-    key = f"coveo-e{a.events}-i{a.items}-d{a.days}-s{a.seed}-x{a.dirt:g}"
+    key = f"coveo-{recipe()}-e{a.events}-i{a.items}-d{a.days}-s{a.seed}-x{a.dirt:g}"
     folder = root / key
     path = folder / ("lake" if kind == "lake" else "browsing_train.csv")
     done = folder / f"{kind}.json"
