@@ -1,25 +1,34 @@
-"""Data-layer scale benchmark: recframe (DuckDB ingest + dbt build + query/split) vs a pandas baseline.
+"""Data benchmark: recframe's data step beside Polars, tuned pandas and one hand-written DuckDB query.
 
-Generates ``--events`` raw events in the Coveo SIGIR eCom 2021 ``browsing_train.csv`` schema, writes
-them once as CSV (the format the real data set ships in), then times, each in a fresh subprocess so
-that timings and peak memory do not contaminate each other:
+Generates ``--events`` raw events in the Coveo SIGIR eCom 2021 ``browsing_train.csv`` schema, with
+the dirt real clickstreams carry (exact duplicates, upper-case and padded SKUs and ids, blank SKUs,
+unknown and aliased actions, missing and future timestamps, bad decodes, bots), and writes them
+once: as a CSV file (the ingest case, default) or, with ``--in-place``, as a hive-partitioned
+Parquet lake (cached in ``--cache-dir`` when given). Then runs each side in a fresh process, all on
+the same input and producing the same train/valid/test sessions (the rules are in
+``benchmarks/data_sides.py``):
 
-* **recframe**: ``DuckDBSource(raw.format=coveo).load()``: ingest into a new DuckDB warehouse, the
-  full ``dbt build`` (models + tests, quarantine, items) and the query + time split into
-  train/valid/test frames;
-* **pandas**: the same sessionisation done the usual way in pandas (``read_csv`` with the pyarrow
-  engine, filter product events and kept actions, drop nulls and exact duplicates, sort, drop
-  single-event and bot sessions, build each session's item list).
+* **recframe**: its data step composed from its public config (ingest: ``datasource.raw.format=coveo
+  datasource.raw.path=FILE``; in place: ``datasource.raw.mode=in_place datasource.raw.path=GLOB``),
+  i.e. the dbt build, the query and the time split;
+* **duckdb_sql**: one hand-written DuckDB query doing the same work (the lower bound);
+* **polars**: lazy, collected once on the streaming engine (skipped when polars is missing);
+* **pandas**: categorical ids, Arrow-backed reading, integer codes (skipped, and said so, where the
+  events would not fit in memory).
 
-The last line of output is one JSON object in the benchmarks' common schema
-(``benchmarks/_common.py``): ``{"benchmark": "data_scale", "sides": {"recframe": {...}, "pandas":
-{...}}, "events", "sessions", "speedup", ...}``, each side with ``wall_s``, ``cpu_s``, ``peak_rss_mb``
-(the child process's own) and ``output_hash`` (here a hash of the session count only). ``--repeat K``
-runs K rounds of both on the same CSV (this machine's speed drifts by ~20 % within minutes): a side's
-``wall_s`` is then the median, ``speedup`` the ratio of the medians, and every round is listed under
-``rounds``; the CPU seconds and steps are the last round's.
+Every DuckDB side runs under the same ``--memory-limit``. Each side's output is hashed in full
+(every session's id, ordered items and timestamps, per split; ``data_digest.session_digest``); a side
+whose hash differs from the others fails the run (exit status 1, naming the sides).
 
-    python benchmarks/data_scale.py --events 10000000 [--repeat 3]
+Per side, read when its work ends (before the hashing): ``wall_s`` (from the process's start, so
+start-up and imports count), ``cpu_s`` (the process's rusage, user + system, all threads) and
+``peak_rss_mb`` (its resident high-water mark), and ``output_hash``; ``work_s`` is the work alone
+(after the imports) and ``process_*`` the whole process as its parent's ``wait4`` saw it (hashing
+included; ``process_peak_rss_mb`` is ``ru_maxrss``, which starts from the parent's own peak).
+``--repeat K`` runs K rounds: wall and CPU are medians, the peak the largest. Progress goes to
+stderr; the last line of stdout is the JSON of ``benchmarks/_common.py``'s schema.
+
+    python benchmarks/data_scale.py --events 10000000 [--in-place] [--cache-dir DIR] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -35,114 +43,184 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-# this checkout's recframe (and its dbt project), not whichever one is installed: an A/B against a
-# `git worktree` of older code must run the older code
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, output_hash, peak_rss_mb, side, summary  # noqa: E402
+HERE = Path(__file__).resolve().parent
+# this checkout's recframe (and its dbt project), not whichever one is installed
+ROOT = HERE.parent
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+import data_digest  # noqa: E402  (both: stdlib only at import, so the parent stays small)
+import data_sides  # noqa: E402
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-KEPT = ("detail", "add", "purchase")
-MAX_LEN = 200
+#: pandas' peak resident memory per raw event and its base (measured: 156-170 MB at 21k events,
+#: 456-491 MB at 1M, CSV and lake), with some margin
+PANDAS_BYTES_PER_EVENT = 350
+PANDAS_BASE_MB = 200
+SKIPPED = 3  # a side's exit status when it cannot run here
 
 
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def generate(events: int, items: int, days: int, seed: int, path: Path) -> dict:
-    """Write ``events`` synthetic raw rows to ``path`` (CSV, Coveo columns); return counts."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+def spawn(cmd: list[str]) -> tuple[int, Any]:
+    """Run ``cmd``, passing its output on to stderr; its exit status and its own resource usage."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stderr.write(line)
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage
 
-    from recframe.datasource.synthetic import generate_events, sessions_for_events
 
-    t0 = time.perf_counter()
-    data = generate_events(n_sessions=sessions_for_events(events), n_items=items, n_days=days, seed=seed)
-    gen_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    table = data.events
-    # plain strings for the writer; no quoting needed (hashes and names have no commas)
-    table = pa.table(
-        {
-            name: (col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col)
-            for name, col in zip(table.column_names, table.columns, strict=True)
-        }
+# ------------------------------------------------------------------------------------------ the input
+
+
+def recipe() -> str:
+    """A short hash of the code that makes the input (the generator and its dirt): a cached input
+    made by other code is made again."""
+    import hashlib
+
+    h = hashlib.sha1(usedforsecurity=False)
+    for source in (HERE / "data_input.py", ROOT / "recframe" / "datasource" / "synthetic.py"):
+        h.update(source.read_bytes())
+    return h.hexdigest()[:8]
+
+
+def prepare_input(a: argparse.Namespace, root: Path) -> tuple[data_sides.Input, dict[str, Any]]:
+    """The cached (or freshly generated) CSV file or Parquet lake, made by a child process so that
+    this process never holds the events (a child's ``ru_maxrss`` starts from its parent's peak)."""
+    kind = "lake" if a.in_place else "csv"
+    key = f"coveo-{recipe()}-e{a.events}-i{a.items}-d{a.days}-s{a.seed}-x{a.dirt:g}"
+    folder = root / key
+    path = folder / ("lake" if kind == "lake" else "browsing_train.csv")
+    done = folder / f"{kind}.json"
+    if done.exists() and path.exists():
+        info = json.loads(done.read_text())
+        progress(f"input: cached {kind} {path} ({info['rows']:,} raw events)")
+        return data_sides.Input(kind, path), info
+    if kind == "lake":
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    progress(f"input: generating {a.events:,} raw events as {kind} under {folder}")
+    cmd = [sys.executable, str(HERE / "data_input.py"), kind, str(path), str(done)]
+    cmd += [str(a.events), str(a.items), str(a.days), str(a.seed), str(a.dirt)]
+    code, _ = spawn(cmd)
+    if code:
+        raise SystemExit(f"generating the input failed (exit status {code}); its output is above")
+    info = json.loads(done.read_text())
+    progress(f"input: {info['rows']:,} raw events, {info['mb']} MB, in {info['seconds']} s")
+    # the file's dirty pages would otherwise be written back in the middle of the first timed side
+    os.sync()
+    return data_sides.Input(kind, path), info
+
+
+# ------------------------------------------------------------------------------------------ one side
+
+
+def run_side(name: str, inp: data_sides.Input, work: Path, memory_limit: str) -> dict[str, Any]:
+    """Run side ``name`` in a fresh process; its figures, or ``{"skipped": reason}``."""
+    shutil.rmtree(work, ignore_errors=True)  # a cold start: a warehouse left behind would skip work
+    work.mkdir(parents=True)
+    result = work.parent / f"{work.name}.json"
+    result.unlink(missing_ok=True)
+    spawned = time.time()
+    cmd = [sys.executable, __file__, "--_side", name, "--_kind", inp.kind, "--_input", str(inp.path)]
+    cmd += ["--_work", str(work), "--_result", str(result), "--_spawned", repr(spawned)]
+    cmd += ["--memory-limit", memory_limit]
+    code, usage = spawn(cmd)
+    if code not in (0, SKIPPED) or not result.exists():
+        raise SystemExit(f"side {name} failed (exit status {code}); its output is above")
+    out = json.loads(result.read_text())
+    out.update(
+        process_wall_s=round(time.time() - spawned, 3),
+        process_cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
+        process_peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
     )
-    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
-    n_rows, n_sessions = table.num_rows, data.n_sessions
-    del table, data  # the parent must not hold gigabytes while the timed children run
-    pa.default_memory_pool().release_unused()
-    return {
-        "rows": n_rows,
-        "generated_sessions": n_sessions,
-        "generate_s": round(gen_s, 2),
-        "write_csv_s": round(time.perf_counter() - t0, 2),
-        "csv_mb": round(path.stat().st_size / 2**20, 1),
+    return out
+
+
+def own_peak_rss_mb() -> float | None:
+    """This process's own resident high-water mark (``VmHWM``), None where unreadable.
+
+    ``ru_maxrss`` is not used for it: a child started with ``vfork`` (as ``subprocess`` does)
+    inherits its parent's peak in ``ru_maxrss`` (measured: 811 MB in a child whose own peak was
+    11 MB), which would charge the test runner's memory to a side.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def child(a: argparse.Namespace) -> int:
+    """A side's process: the work, measured, then the digest of what it produced."""
+    import resource
+
+    inp = data_sides.Input(a._kind, Path(a._input))
+    t0 = time.perf_counter()
+    try:
+        output, extras = data_sides.SIDES[a._side](inp, Path(a._work), a.memory_limit)
+    except data_sides.SideSkipped as e:
+        Path(a._result).write_text(json.dumps({"skipped": str(e)}))
+        return SKIPPED
+    work_s = time.perf_counter() - t0
+    wall_s = time.time() - a._spawned
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = own_peak_rss_mb() or usage.ru_maxrss / 1024
+    digest, counts = data_digest.session_digest(output)
+    figures = {
+        "wall_s": round(wall_s, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mb": round(peak_mb, 1),
+        "output_hash": digest,
+        "work_s": round(work_s, 3),
+        "splits": counts,
+        **{k: v for k, v in extras.items() if v is not None},
     }
+    Path(a._result).write_text(json.dumps(figures))
+    return 0
 
 
-def child_recframe(csv: Path, work: Path) -> dict:
-    from recframe.datasource.duckdb import DuckDBSource
-
-    t0 = time.perf_counter()
-    src = DuckDBSource(
-        warehouse=work / "warehouse.duckdb",
-        raw={"format": "coveo", "path": str(csv)},
-        dbt={"vars": {"actions": list(KEPT), "max_session_length": MAX_LEN}},
-        split={"test_days": 7, "valid_days": 3, "min_length": 2},
-    )
-    ds = src.load(work / "data")
-    seconds = time.perf_counter() - t0
-    sessions = sum(ds.stats[k]["sessions"] for k in ("train", "valid", "test"))
-    return {
-        "seconds": seconds,
-        "sessions": ds.stats["query"]["sessions"],
-        "split_sessions": sessions,
-        "timings": ds.stats["timings"],
-        "quarantined": ds.stats["quarantined"],
-        "rows_accounted": ds.stats["rows_accounted"],
-        "cpu_s": _cpu_s(),
-        "peak_rss_mb": peak_rss_mb(),
-    }
+# ------------------------------------------------------------------------------------------ the run
 
 
-def child_pandas(csv: Path) -> dict:
-    import pandas as pd
-
-    t0 = time.perf_counter()
-    df = pd.read_csv(
-        csv,
-        engine="pyarrow",
-        usecols=["session_id_hash", "event_type", "product_action", "product_sku_hash", "server_timestamp_epoch_ms"],
-    )
-    df = df.dropna(subset=["session_id_hash", "server_timestamp_epoch_ms"])
-    df = df[(df["event_type"] == "event_product") & df["product_action"].isin(KEPT) & df["product_sku_hash"].notna()]
-    df = df.drop_duplicates(["session_id_hash", "product_sku_hash", "product_action", "server_timestamp_epoch_ms"])
-    df = df.sort_values(["session_id_hash", "server_timestamp_epoch_ms"], kind="stable")
-    size = df.groupby("session_id_hash", sort=False)["product_sku_hash"].transform("size")
-    df = df[(size >= 2) & (size <= MAX_LEN)]
-    seqs = df.groupby("session_id_hash", sort=False).agg(
-        items=("product_sku_hash", list), timestamps=("server_timestamp_epoch_ms", list)
-    )
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "sessions": len(seqs), "cpu_s": _cpu_s(), "peak_rss_mb": peak_rss_mb()}
+def pandas_fits(events: int) -> str | None:
+    """None when pandas' estimated peak fits in 80 % of the available memory, else why not."""
+    need_mb = PANDAS_BASE_MB + events * PANDAS_BYTES_PER_EVENT / 2**20
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            avail_mb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024
+    except (OSError, StopIteration):
+        return None
+    if need_mb <= 0.8 * avail_mb:
+        return None
+    return f"pandas would need about {need_mb / 1024:.1f} GB for {events:,} events; {avail_mb / 1024:.1f} GB available"
 
 
-def _run_child(kind: str, csv: Path, work: Path) -> dict:
-    cmd = [sys.executable, __file__, "--_child", kind, "--_csv", str(csv), "--_work", str(work)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def mismatches(hashes: dict[str, set[str]]) -> list[str]:
+    """Lines naming the sides whose outputs differ (from each other, or between their own rounds)."""
+    lines = [
+        f"{name} gave different outputs in different rounds: {sorted(h)}" for name, h in hashes.items() if len(h) > 1
+    ]
+    groups: dict[str, list[str]] = {}
+    for name, h in hashes.items():
+        groups.setdefault(min(h), []).append(name)
+    if len(groups) > 1:
+        lines.append("sides differ: " + "; ".join(f"{', '.join(s)} -> {h}" for h, s in groups.items()))
+    return lines
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -150,92 +228,95 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--items", type=int, default=50_000, help="catalogue size (default 50,000)")
     p.add_argument("--days", type=int, default=60, help="days the sessions span (default 60)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--dirt", type=float, default=0.01, help="share of rows given each kind of dirt (default 0.01)")
+    p.add_argument("--in-place", action="store_true", help="read a Parquet lake in place instead of ingesting a CSV")
+    p.add_argument("--cache-dir", type=Path, default=None, help="keep the generated input here between runs")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
-    p.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="rounds of (recframe, pandas) on the same CSV; the JSON reports medians and every round (default 1)",
-    )
-    p.add_argument("--_child", choices=["recframe", "pandas"], help=argparse.SUPPRESS)
-    p.add_argument("--_csv", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--_work", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit of every DuckDB side (default 2GB)")
+    p.add_argument("--sides", default=",".join(data_sides.SIDES), help="comma-separated sides to run (default: all)")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of every side; wall and CPU are medians (default 1)")
+    for hidden in ("--_side", "--_kind", "--_input", "--_work", "--_result"):
+        p.add_argument(hidden, help=argparse.SUPPRESS)
+    p.add_argument("--_spawned", type=float, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a._side:
+        return child(a)
 
-    if a._child == "recframe":
-        print(json.dumps(child_recframe(a._csv, a._work)))
-        return
-    if a._child == "pandas":
-        print(json.dumps(child_pandas(a._csv)))
-        return
-
-    work = a.workdir or Path(tempfile.mkdtemp(prefix="recframe-bench-"))
+    names = [s for s in a.sides.split(",") if s]
+    unknown = sorted(set(names) - set(data_sides.SIDES))
+    if unknown:
+        p.error(f"unknown side(s) {', '.join(unknown)}; known: {', '.join(data_sides.SIDES)}")
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="recframe-data-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        csv = work / "browsing_train.csv"
-        gen = generate(a.events, a.items, a.days, a.seed, csv)
-        print(f"generated {gen['rows']:,} raw events ({gen['csv_mb']} MB CSV) in {gen['generate_s']} s", flush=True)
-        # the CSV's ~2 GB of dirty pages would otherwise be written back ~30 s later (the kernel's
-        # dirty_expire), in the middle of the first timed child: flush them before timing anything
-        os.sync()
-        rounds = []
-        for _ in range(max(1, a.repeat)):
-            # a cold start every time: a warehouse left by an earlier run (or round) would make the
-            # ingest a no-op (same input fingerprint) and the dbt build incremental
-            shutil.rmtree(work / "recframe", ignore_errors=True)
-            rf = _run_child("recframe", csv, work / "recframe")
-            print(f"recframe: {rf['seconds']:.1f} s {rf['timings']}, peak {rf['peak_rss_mb']:.0f} MB", flush=True)
-            pdr = _run_child("pandas", csv, work)
-            print(f"pandas:   {pdr['seconds']:.1f} s, peak {pdr['peak_rss_mb']:.0f} MB", flush=True)
-            if rf["sessions"] != pdr["sessions"]:
-                print(f"note: session counts differ: recframe {rf['sessions']} vs pandas {pdr['sessions']}", flush=True)
-            rounds.append((rf, pdr))
-        rf_s = statistics.median(rf["seconds"] for rf, _ in rounds)
-        pd_s = statistics.median(pdr["seconds"] for _, pdr in rounds)
-        rf, pdr = rounds[-1]
-        sides = {
-            "recframe": side(
-                None,
-                output_hash({"sessions": rf["sessions"]}),
-                wall_s=rf_s,
-                cpu_s=rf["cpu_s"],
-                peak_rss_mb=round(max(r["peak_rss_mb"] for r, _ in rounds), 1),
-                sessions=rf["sessions"],
-                steps=rf["timings"],
-            ),
-            "pandas": side(
-                None,
-                output_hash({"sessions": pdr["sessions"]}),
-                wall_s=pd_s,
-                cpu_s=pdr["cpu_s"],
-                peak_rss_mb=round(max(r["peak_rss_mb"] for _, r in rounds), 1),
-                sessions=pdr["sessions"],
-            ),
-        }
-        extra = {}
-        if len(rounds) > 1:
-            extra["rounds"] = [
-                {
-                    "recframe_s": round(rf["seconds"], 2),
-                    "pandas_s": round(pdr["seconds"], 2),
-                    "speedup": round(pdr["seconds"] / rf["seconds"], 2),
-                }
-                for rf, pdr in rounds
-            ]
-        # the speedup is of the medians; each round's own ratio is in "rounds"
-        result = summary(
-            "data_scale",
-            sides,
-            events=gen["rows"],
-            sessions=rf["sessions"],
-            speedup=round(pd_s / rf_s, 2),
-            **extra,
-        )
-        emit(result)
+        inp, info = prepare_input(a, a.cache_dir or work / "input")
+        skipped: dict[str, str] = {}
+        if "pandas" in names and (reason := pandas_fits(info["rows"])):
+            skipped["pandas"] = reason
+            progress(f"pandas: skipped: {reason}")
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for r in range(max(1, a.repeat)):
+            for name in [n for n in names if n not in skipped]:
+                progress(f"[round {r + 1}] {name}: running")
+                out = run_side(name, inp, work / name, a.memory_limit)
+                if "skipped" in out:
+                    skipped[name] = out["skipped"]
+                    progress(f"{name}: skipped: {out['skipped']}")
+                    continue
+                runs.setdefault(name, []).append(out)
+                progress(
+                    f"[round {r + 1}] {name}: wall {out['wall_s']:.1f} s (work {out['work_s']:.1f} s), "
+                    f"cpu {out['cpu_s']:.1f} s, peak {out['peak_rss_mb']:.0f} MB, hash {out['output_hash']}"
+                )
+        return report(a, info, inp, runs, skipped)
     finally:
         if a.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def report(
+    a: argparse.Namespace,
+    info: dict[str, Any],
+    inp: data_sides.Input,
+    runs: dict[str, list[dict[str, Any]]],
+    skipped: dict[str, str],
+) -> int:
+    """Emit the last-line JSON; 1 when the sides' outputs differ."""
+    from _common import emit, side, summary
+
+    sides = {}
+    for name, rounds in runs.items():
+        last = rounds[-1]
+        extra = {k: v for k, v in last.items() if k not in ("wall_s", "cpu_s", "peak_rss_mb", "output_hash")}
+        extra["process_peak_rss_mb"] = max(r["process_peak_rss_mb"] for r in rounds)
+        sides[name] = side(
+            None,
+            last["output_hash"],
+            wall_s=statistics.median(r["wall_s"] for r in rounds),
+            cpu_s=statistics.median(r["cpu_s"] for r in rounds),
+            peak_rss_mb=max(r["peak_rss_mb"] for r in rounds),
+            **extra,
+        )
+    hashes = {name: {r["output_hash"] for r in rounds} for name, rounds in runs.items()}
+    problems = mismatches(hashes)
+    for line in problems:
+        progress(f"MISMATCH: {line}")
+    if not problems and len(runs) > 1:
+        progress(f"all {len(runs)} sides produced the same sessions (hash {min(next(iter(hashes.values())))})")
+    context: dict[str, Any] = {
+        "mode": "in_place" if inp.kind == "lake" else "ingest",
+        "events": info["rows"],
+        "input_mb": info["mb"],
+        "memory_limit": a.memory_limit,
+        "match": not problems,
+        "splits": next(iter(runs.values()))[-1]["splits"] if runs else None,
+        "skipped": skipped,
+    }
+    if a.repeat > 1:
+        context["rounds"] = {name: [r["wall_s"] for r in rounds] for name, rounds in runs.items()}
+    emit(summary("data_scale", sides, **context))
+    return 1 if problems else 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
