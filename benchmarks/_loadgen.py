@@ -17,6 +17,7 @@ contains the side's ``ok`` marker; a refused or dropped connection is an error t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import select
 import subprocess
@@ -173,7 +174,8 @@ class LoadGenerator:
 
     def level(self, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Run one level; raises ``RuntimeError`` if the generator fails or overruns ``timeout``."""
-        self.channel.send(cfg)
+        with contextlib.suppress(OSError):  # a stopped generator's last message is still on the pipe
+            self.channel.send(cfg)
         if not self.channel.poll(timeout):
             raise RuntimeError(f"the load generator did not finish a level within {timeout:g} s")
         try:

@@ -28,7 +28,7 @@ The last line is one JSON object in the benchmarks' common schema (``benchmarks/
 the highest throughput whose p99 is within ``--p99-target-ms`` and had no errors; where no level
 meets the bound, ``within_p99: false`` marks the highest-throughput level, at its own p99.
 
-    python benchmarks/serving.py                         # full run (~5 minutes)
+    python benchmarks/serving.py                         # full run (~6 minutes on 2 cores)
     python benchmarks/serving.py --quick                 # short levels, one MLServer setting
     python benchmarks/serving.py --sides recframe,fastapi --levels 4 --seconds 1
 """
@@ -56,7 +56,9 @@ from _serving_sides import Server, start_local, start_mlserver, tree_cpu_s, tree
 os.environ.setdefault("DO_NOT_TRACK", "true")
 SIDES = ("recframe", "mlserver", "fastapi")
 PROBES = 16  # sessions whose answers every side's output_hash covers
-DEFAULT_MLSERVER = "0:32:2,1:16:2,1:32:5,1:64:10,2:16:2,2:32:5,2:64:10"
+# parallel_workers 1 or 2 on a 2-core machine; with 0 the model runs on MLServer's event loop, which
+# then stops reading requests while it scores (add e.g. 0:32:2 to see it).
+DEFAULT_MLSERVER = "1:16:2,1:32:5,1:64:10,2:16:2,2:32:5,2:64:10"
 
 
 def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str:
@@ -203,6 +205,19 @@ def run_mlserver(artifact: Path, tmp: Path, sessions, probes, args) -> tuple[dic
     return chosen[0], chosen[1], sweep
 
 
+def table(levels: dict[str, list[dict]], best: dict[str, dict | None]) -> str:
+    """The levels side by side as text, the best level of each side marked with ``*``."""
+    lines = ["side        clients    req/s   p50 ms   p99 ms  errors  loadgen CPU share"]
+    for name, rows in levels.items():
+        for lv in rows:
+            mark = "*" if best.get(name) and best[name]["concurrency"] == lv["concurrency"] else " "
+            lines.append(
+                f"{name:<10} {mark}{lv['concurrency']:>7} {lv['rps']:>8.0f} {lv['p50_ms'] or 0:>8.2f} "
+                f"{lv['p99_ms'] or 0:>8.2f} {lv['errors']:>7} {lv['loadgen_cpu_share'] or 0:>18.2f}"
+            )
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--artifact", type=Path, help="serve this artifact instead of building one")
@@ -286,6 +301,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
             sides[name], levels[name] = measure_side(server, sessions, probes, args)
     best = {name: best_level(rows, args.p99_target_ms) for name, rows in levels.items()}
 
+    progress(table(levels, best))
     mismatched = sorted(name for name, entry in sides.items() if entry["output_hash"] != reference)
     for name in mismatched:
         progress(f"!!! OUTPUT MISMATCH: {name} served different rankings for the probe sessions "

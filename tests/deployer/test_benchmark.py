@@ -73,3 +73,46 @@ def test_mlserver_side_with_adaptive_batching(probe_artifact: Path) -> None:
     winner = max(sweep, key=lambda c: (c["best"]["within_p99"], c["best"]["rps"]))
     assert summary["sides"]["mlserver"]["max_batch_size"] == winner["max_batch_size"]
     assert summary["levels"]["mlserver"] == winner["levels"]
+
+
+def load_generator_module():
+    path = SCRIPT.with_name("_loadgen.py")
+    spec = importlib.util.spec_from_file_location("recframe_bench_loadgen", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_load_generator_stops_at_its_request_bound(endpoint) -> None:
+    lg = load_generator_module()
+    port = int(endpoint.details["port"])
+    body = lg.request_bytes("127.0.0.1", port, "/invocations", json.dumps({"session": ["sku1"], "k": 3}).encode())
+    gen = lg.LoadGenerator("127.0.0.1", port, [body], b'"items"')
+    try:
+        res = gen.level({"concurrency": 4, "warmup": 0.0, "seconds": 30.0, "max_requests": 40}, timeout=60)
+    finally:
+        gen.close()
+    assert res["sent"] == 40 and res["errors"] == 0
+    assert len(res["latencies"]) == 40 and res["client_wall_s"] < 30  # the request bound ended it, not the clock
+
+
+def test_load_generator_counts_wrong_answers_as_errors(endpoint) -> None:
+    lg = load_generator_module()
+    port = int(endpoint.details["port"])
+    bad = lg.request_bytes("127.0.0.1", port, "/invocations", b'{"session": "not a list"}')
+    gen = lg.LoadGenerator("127.0.0.1", port, [bad], b'"items"')
+    try:
+        res = gen.level({"concurrency": 2, "warmup": 0.0, "seconds": 30.0, "max_requests": 10}, timeout=60)
+    finally:
+        gen.close()
+    assert res["errors"] == 10 and res["error_kinds"] == {"http 422": 10} and not res["latencies"]
+
+
+def test_load_generator_drives_loopback_only() -> None:
+    lg = load_generator_module()
+    gen = lg.LoadGenerator("192.0.2.1", 80, [b""], b"ok")
+    try:
+        with pytest.raises(RuntimeError, match="only drives loopback"):
+            gen.level({"concurrency": 1, "warmup": 0.0, "seconds": 1.0, "max_requests": 1}, timeout=30)
+    finally:
+        gen.close()
