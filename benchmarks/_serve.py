@@ -26,11 +26,17 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def serve_recframe(artifact: Path, max_batch: int, torch_threads: int) -> None:
+def serve_recframe(args: argparse.Namespace) -> None:
     from recframe.deployer.local import LocalDeployer
 
-    deployer = LocalDeployer(max_batch=max_batch, torch_threads=torch_threads, log_level="error")
-    dep = deployer.deploy(artifact, artifact.parent / "serve-recframe")
+    deployer = LocalDeployer(
+        max_batch=args.max_batch,
+        torch_threads=args.torch_threads,
+        workers=args.workers,
+        fast_path=not args.no_fast_path,
+        log_level="error",
+    )
+    dep = deployer.deploy(args.artifact, args.run_dir or args.artifact.parent / "serve-recframe")
     print(json.dumps({"port": int(dep.details["port"])}), flush=True)
     deployer.wait()
 
@@ -71,11 +77,14 @@ def main() -> None:
     ap.add_argument("artifact", type=Path)
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="recframe: uvicorn worker processes")
+    ap.add_argument("--no-fast-path", action="store_true", help="recframe: every request through FastAPI routing")
+    ap.add_argument("--run-dir", type=Path, default=None, help="recframe: where a multi-worker server logs")
     args = ap.parse_args()
     _stop_on_sigterm()
     try:
         if args.side == "recframe":
-            serve_recframe(args.artifact, args.max_batch, args.torch_threads)
+            serve_recframe(args)
         else:
             serve_fastapi(args.artifact, args.torch_threads)
     except KeyboardInterrupt:

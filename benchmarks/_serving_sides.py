@@ -113,10 +113,21 @@ class Server:
             self._stop = None
 
 
-def start_local(side: str, artifact: Path, torch_threads: int, max_batch: int, timeout_s: float = 120) -> Server:
-    """``recframe`` or ``fastapi`` via ``_serve.py``; returns once the server has printed its port."""
+def start_local(
+    side: str,
+    artifact: Path,
+    run_dir: Path,
+    torch_threads: int,
+    max_batch: int = 256,
+    workers: int = 1,
+    fast_path: bool = True,
+    timeout_s: float = 120,
+) -> Server:
+    """``recframe`` or ``fastapi`` via ``_serve.py``; returns once the server has printed its port.
+    ``max_batch``, ``workers`` and ``fast_path`` are recframe's ``deployer.*`` settings."""
     cmd = [sys.executable, str(HERE / "_serve.py"), side, str(artifact), "--torch-threads", str(torch_threads)]
-    cmd += ["--max-batch", str(max_batch)]
+    cmd += ["--max-batch", str(max_batch), "--workers", str(workers), "--run-dir", str(run_dir)]
+    cmd += [] if fast_path else ["--no-fast-path"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
 
     def stop() -> None:
@@ -137,9 +148,9 @@ def start_local(side: str, artifact: Path, torch_threads: int, max_batch: int, t
     if not line:
         stop()
         raise RuntimeError(f"the {side} server did not start (exit code {proc.poll()}); see its output above")
-    config = {"torch_threads": torch_threads, "max_batch": max_batch} if side == "recframe" else {}
-    if side == "fastapi":
-        config = {"torch_threads": torch_threads, "uvicorn_workers": 1}
+    config: dict[str, Any] = {"torch_threads": torch_threads, "uvicorn_workers": 1}
+    if side == "recframe":
+        config.update(uvicorn_workers=workers, max_batch=max_batch, fast_path=fast_path)
     return Server(side, json.loads(line)["port"], proc.pid, "/invocations", b'"items"', config, stop)
 
 

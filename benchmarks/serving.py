@@ -232,6 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
     ap.add_argument("--max-requests", type=int, default=200_000, help="request bound per level")
     ap.add_argument("--max-batch", type=int, default=256, help="recframe's micro-batch bound (deployer.max_batch)")
+    ap.add_argument("--workers", type=int, default=1, help="recframe's uvicorn worker processes (deployer.workers)")
+    ap.add_argument("--no-fast-path", action="store_true", help="recframe: route every request through FastAPI")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch threads per serving process, every side")
     ap.add_argument("--mlserver-configs", default=DEFAULT_MLSERVER,
                     help="MLServer settings, comma-separated WORKERS:MAX_BATCH_SIZE:MAX_BATCH_TIME_MS")  # fmt: skip
@@ -297,7 +299,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
         if name == "mlserver":
             sides[name], levels[name], sweep = run_mlserver(artifact, tmp, sessions, probes, args)
         else:
-            server = start_local(name, artifact, args.torch_threads, args.max_batch)
+            settings = {"max_batch": args.max_batch, "workers": args.workers, "fast_path": not args.no_fast_path}
+            server = start_local(name, artifact, tmp / f"serve-{name}", args.torch_threads, **settings)
             sides[name], levels[name] = measure_side(server, sessions, probes, args)
     best = {name: best_level(rows, args.p99_target_ms) for name, rows in levels.items()}
 
