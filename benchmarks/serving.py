@@ -18,8 +18,9 @@ requests/s, p50 and p99 latency, errors and its own CPU share (``loadgen_cpu_sha
 seconds over its own plus the server's during the level; the two share the machine's cores).
 
 Sessions are 20 SKUs drawn with a popularity skew; k = 20. Before the load, every side answers a
-fixed set of probe sessions; ``output_hash`` hashes the ranked SKUs it returned, and all sides must
-equal the in-process Predictor's hash (``reference_hash``). A mismatch is printed loudly, recorded
+fixed set of probe sessions, one at a time and then all at once (batched together where the side
+batches); ``output_hash`` hashes the ranked SKUs it returned, and all sides must equal the
+in-process Predictor's hash (``reference_hash``). A mismatch is printed loudly, recorded
 as ``outputs_match: false`` and makes the script exit with status 1 after its JSON line.
 
 The last line is one JSON object in the benchmarks' common schema (``benchmarks/_common.py``):
@@ -94,31 +95,40 @@ def probe_sessions(sessions: list[list[str]]) -> list[list[str]]:
 
 
 def reference_hash(artifact: Path, probes: list[list[str]], k: int, torch_threads: int) -> str:
-    """The in-process Predictor's answers to the probes: what every side must serve."""
+    """The in-process Predictor's answers to the probes (twice, as :func:`probe_hash` asks them):
+    what every side must serve."""
     import torch
 
     from recframe.deployer.predictor import Predictor
 
     torch.set_num_threads(torch_threads)
     pred = Predictor.from_artifact(artifact)
-    return output_hash([pred.predict(s, k=k)["items"] for s in probes])
+    answers = [pred.predict(s, k=k)["items"] for s in probes]
+    return output_hash([answers, answers])
+
+
+def _ask(server: Server, session: list[str], k: int) -> list[str]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request("POST", server.path, body=server.body(session, k), headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        payload = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"{server.name} answered a probe with {resp.status}: {payload[:200]!r}")
+    return server.items(payload)
 
 
 def probe_hash(server: Server, probes: list[list[str]], k: int) -> str:
-    """One request per probe session, sequentially; the hash of the ranked SKUs returned."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    answers = []
-    try:
-        for s in probes:
-            conn.request("POST", server.path, body=server.body(s, k), headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            payload = resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"{server.name} answered a probe with {resp.status}: {payload[:200]!r}")
-            answers.append(server.items(payload))
-    finally:
-        conn.close()
-    return output_hash(answers)
+    """The hash of the ranked SKUs returned for the probes, asked one at a time and then all at once
+    (so a batching server merges them and must route each answer back to its own request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    one_by_one = [_ask(server, s, k) for s in probes]
+    with ThreadPoolExecutor(len(probes)) as pool:
+        together = list(pool.map(lambda s: _ask(server, s, k), probes))
+    return output_hash([one_by_one, together])
 
 
 def run_levels(server: Server, sessions: list[list[str]], args: argparse.Namespace) -> tuple[list[dict], dict]:
