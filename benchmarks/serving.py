@@ -1,365 +1,342 @@
-"""Serving benchmark: the local endpoint under load versus in-process ``predict`` calls.
+"""Serving benchmark: one artifact, three servers, one load generator, the same concurrency levels.
 
-Builds a Diginetica-size model (43k items; recframe's GRU4Rec with one 100-unit layer when it is
-importable, else the probe GRU of ``recframe.deployer.probe_model``), saves it as a real artifact,
-serves it with ``deployer=local`` on 127.0.0.1 and drives it from a separate load-generator process
-(keep-alive HTTP/1.1 over raw asyncio sockets, so the client costs little of the shared CPU) at
-rising concurrency: sessions of 20 known SKUs, k = 20.
+Builds a Diginetica-size model (43k items; recframe's GRU4Rec with one 100-unit layer, untrained:
+serving cost does not depend on training), saves it as a real artifact and serves it three ways,
+one after another, each in its own processes on 127.0.0.1:
 
-It also measures in-process ``Predictor.predict`` calls per second (one session per call, the way a
-notebook would use the model).
+* ``recframe``: recframe's endpoint (``deployer=local``, its micro-batching server);
+* ``mlserver``: MLServer (``deployer=seldon``) with adaptive batching on. Several
+  ``parallel_workers`` / ``max_batch_size`` / ``max_batch_time`` settings are tried
+  (``--mlserver-configs``); the one with the best ``best`` level is reported as the side, every
+  one of them under ``mlserver_sweep``;
+* ``fastapi``: a plain FastAPI app (one uvicorn worker) calling the same Predictor one request at a
+  time.
 
-The last line of output is one JSON object in the benchmarks' common schema
-(``benchmarks/_common.py``): ``sides`` (``recframe``, ``inprocess`` and, when compared, ``mlserver``,
-each with ``wall_s``, ``cpu_s``, ``peak_rss_mb`` and ``output_hash``, the hash of the top-k items it
-returns for a fixed set of probe sessions, equal across sides that answer alike), ``levels`` per
-served side and ``best`` per served side: the level with the highest throughput whose p99 meets
-``--p99-target-ms`` and that had no errors (``within_p99: false`` when none meets it).
+The load generator (``_loadgen.py``) is a separate process of closed-loop keep-alive clients,
+bounded in time and requests per level and limited to loopback. At each concurrency level it reports
+requests/s, p50 and p99 latency, errors and its own CPU share (``loadgen_cpu_share``: its CPU
+seconds over its own plus the server's during the level; the two share the machine's cores).
 
-    python benchmarks/serving.py                 # full run (~1 minute)
-    python benchmarks/serving.py --quick         # a few seconds, for CI smoke
+Sessions are 20 SKUs drawn with a popularity skew; k = 20. Before the load, every side answers a
+fixed set of probe sessions, one at a time and then all at once (batched together where the side
+batches); ``output_hash`` hashes the ranked SKUs it returned, and all sides must equal the
+in-process Predictor's hash (``reference_hash``). A mismatch is printed loudly, recorded
+as ``outputs_match: false`` and makes the script exit with status 1 after its JSON line.
+
+The last line is one JSON object in the benchmarks' common schema (``benchmarks/_common.py``):
+``sides`` (``wall_s``, ``cpu_s``, ``peak_rss_mb`` of the server's process tree during the load,
+``output_hash``, the side's settings), ``levels`` per side, and ``best`` per side: the level with
+the highest throughput whose p99 is within ``--p99-target-ms`` and had no errors; where no level
+meets the bound, ``within_p99: false`` marks the highest-throughput level, at its own p99.
+
+    python benchmarks/serving.py                         # full run (~6 minutes on 2 cores)
+    python benchmarks/serving.py --quick                 # short levels, one MLServer setting
+    python benchmarks/serving.py --sides recframe,fastapi --levels 4 --seconds 1
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import json
-import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Measurement, best_level, emit, measure, output_hash, peak_rss_mb, side, summary  # noqa: E402
+from _common import best_level, emit, output_hash, progress, side, summary  # noqa: E402
+from _loadgen import LoadGenerator, request_bytes  # noqa: E402
+from _serving_sides import Server, start_local, start_mlserver, tree_cpu_s, tree_peak_rss_mb  # noqa: E402
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
+SIDES = ("recframe", "mlserver", "fastapi")
 PROBES = 16  # sessions whose answers every side's output_hash covers
+# parallel_workers 1 or 2 on a 2-core machine; with 0 the model runs on MLServer's event loop, which
+# then stops reading requests while it scores (add e.g. 0:32:2 to see it).
+DEFAULT_MLSERVER = "1:16:2,1:32:5,1:64:10,2:16:2,2:32:5,2:64:10"
 
 
 def build_artifact(directory: Path, n_items: int, hidden: int, seed: int) -> str:
-    """Write an untrained Diginetica-size model (serving cost does not depend on training)."""
+    """Write an untrained Diginetica-size GRU4Rec artifact."""
     import torch
 
+    from recframe.model.seq.gru import GRU4RecModel
     from recframe.vocab import ItemVocab
 
     rng = np.random.default_rng(seed)
     counts = np.sort(rng.zipf(1.3, n_items).clip(max=100_000))[::-1]
     vocab = ItemVocab([f"sku{i}" for i in range(n_items)], counts.tolist())
     torch.manual_seed(seed)
-    try:
-        from recframe.model.seq.gru import GRU4RecModel
-
-        model = GRU4RecModel(layers=[hidden])
-        model.vocab = vocab
-        model.net = model.build_net(n_items).eval()
-        kind = f"GRU4RecModel(layers=[{hidden}], constrained_embedding=True)"
-    except ImportError:
-        from recframe.deployer.probe_model import ProbeGRUModel
-
-        model = ProbeGRUModel.with_vocab(vocab, dim=hidden, seed=seed)
-        kind = f"ProbeGRUModel(dim={hidden})"
+    model = GRU4RecModel(layers=[hidden])
+    model.vocab = vocab
+    model.net = model.build_net(n_items).eval()
     model.save(directory)
-    return kind
+    return f"GRU4RecModel(layers=[{hidden}])"
 
 
-def make_sessions(n: int, n_items: int, length: int, seed: int) -> list[list[str]]:
+def make_sessions(n: int, items: list[str], length: int, seed: int) -> list[list[str]]:
+    """Sessions of the artifact's SKUs; the first ones (the most popular in a built artifact) are
+    requested more often, as in real traffic."""
     rng = np.random.default_rng(seed + 1)
-    # Popular items are requested more often, as in real traffic.
-    p = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    p = 1.0 / np.arange(1, len(items) + 1) ** 0.8
     p /= p.sum()
-    return [[f"sku{i}" for i in rng.choice(n_items, size=length, p=p)] for _ in range(n)]
+    return [[items[i] for i in rng.choice(len(items), size=length, p=p)] for _ in range(n)]
 
 
-def inprocess_rate(artifact: str, sessions: list[list[str]], k: int, seconds: float) -> dict:
-    """Sequential single-session ``predict`` calls per second, in this process: the ``inprocess`` side."""
+def probe_sessions(sessions: list[list[str]]) -> list[list[str]]:
+    """The fixed probe set: load-test sessions plus a cold one and one with unknown SKUs."""
+    return [*sessions[: PROBES - 2], ["no-such-sku"], [*sessions[0][:5], "no-such-sku"]]
+
+
+def reference_hash(artifact: Path, probes: list[list[str]], k: int, torch_threads: int) -> str:
+    """The in-process Predictor's answers to the probes (twice, as :func:`probe_hash` asks them):
+    what every side must serve."""
+    import torch
+
     from recframe.deployer.predictor import Predictor
 
+    torch.set_num_threads(torch_threads)
     pred = Predictor.from_artifact(artifact)
-    answers = [pred.predict(s, k=k)["items"] for s in sessions[:PROBES]]
-    for s in sessions[:50]:
-        pred.predict(s, k=k)
-    n, t0 = 0, time.perf_counter()
-    with measure() as m:
-        while time.perf_counter() - t0 < seconds:
-            pred.predict(sessions[n % len(sessions)], k=k)
-            n += 1
-    return side(m, output_hash(answers), calls_per_s=round(n / m.wall_s, 1), calls=n)
+    answers = [pred.predict(s, k=k)["items"] for s in probes]
+    return output_hash([answers, answers])
 
 
-def probe_answers(host: str, port: int, sessions: list[list[str]], k: int, v2_model: str | None = None) -> str:
-    """Hash of the top-k items a served side returns for the probe sessions (one request each)."""
-    import http.client
-
-    answers = []
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+def _ask(server: Server, session: list[str], k: int) -> list[str]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
-        for s in sessions[:PROBES]:
-            raw = request_bytes(host, port, s, k, v2_model)
-            head, body = raw.split(b"\r\n\r\n", 1)
-            path = head.split(b" ")[1].decode()
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-            payload = json.loads(conn.getresponse().read())
-            if v2_model is None:
-                answers.append(payload["items"])
-            else:
-                answers.append(next(o["data"] for o in payload["outputs"] if o["name"] == "items"))
+        conn.request("POST", server.path, body=server.body(session, k), headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        payload = resp.read()
     finally:
         conn.close()
-    return output_hash(answers)
+    if resp.status != 200:
+        raise RuntimeError(f"{server.name} answered a probe with {resp.status}: {payload[:200]!r}")
+    return server.items(payload)
 
 
-# ---------------------------------------------------------------------------- load generator
+def probe_hash(server: Server, probes: list[list[str]], k: int) -> str:
+    """The hash of the ranked SKUs returned for the probes, asked one at a time and then all at once
+    (so a batching server merges them and must route each answer back to its own request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    one_by_one = [_ask(server, s, k) for s in probes]
+    with ThreadPoolExecutor(len(probes)) as pool:
+        together = list(pool.map(lambda s: _ask(server, s, k), probes))
+    return output_hash([one_by_one, together])
 
 
-async def _connection(
-    host: str, port: int, bodies: list[bytes], stop_at: float, start_at: float, out: dict, ok: bytes
-) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    i = hash(id(out)) % len(bodies)
-    lat, errors = out["lat"], 0
+def run_levels(server: Server, sessions: list[list[str]], args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """Drive ``server`` at each level from a fresh load-generator process; the levels and the side's
+    CPU, memory and wall figures over the whole load."""
+    bodies = [request_bytes("127.0.0.1", server.port, server.path, server.body(s, args.k)) for s in sessions]
+    gen = LoadGenerator("127.0.0.1", server.port, bodies, server.ok)
+    levels: list[dict] = []
+    t0, cpu0 = time.perf_counter(), tree_cpu_s(server.pid)
     try:
-        while True:
-            now = time.perf_counter()
-            if now >= stop_at:
-                break
-            body = bodies[i % len(bodies)]
-            i += 7
-            writer.write(body)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            payload = await reader.readexactly(length)
-            done = time.perf_counter()
-            if now >= start_at:  # requests begun during warm-up are not counted
-                if status != 200 or ok not in payload:
-                    errors += 1
-                lat.append(done - now)
-    except (OSError, asyncio.IncompleteReadError, ValueError):
-        errors += 1
+        for c in args.level_list:
+            cfg = {"concurrency": c, "warmup": args.warmup, "seconds": args.seconds, "max_requests": args.max_requests}
+            s0 = tree_cpu_s(server.pid)
+            res = gen.level(cfg, timeout=args.warmup + args.seconds + 60)
+            levels.append(_level(c, res, tree_cpu_s(server.pid) - s0))
+            progress(f"  {server.name} {json.dumps(levels[-1])}")
     finally:
-        out["errors"] += errors
-        writer.close()
+        gen.close()
+    m = {"wall_s": time.perf_counter() - t0, "cpu_s": tree_cpu_s(server.pid) - cpu0}
+    m["peak_rss_mb"] = tree_peak_rss_mb(server.pid)
+    return levels, m
 
 
-async def _drive(
-    host: str, port: int, bodies: list[bytes], concurrency: int, warmup: float, seconds: float, ok: bytes
-) -> dict:
-    out = {"lat": [], "errors": 0}
-    t0 = time.perf_counter()
-    start_at, stop_at = t0 + warmup, t0 + warmup + seconds
-    await asyncio.gather(*(_connection(host, port, bodies, stop_at, start_at, out, ok) for _ in range(concurrency)))
-    lat = np.asarray(out["lat"]) * 1000
+def _level(c: int, res: dict[str, Any], server_cpu_s: float) -> dict[str, Any]:
+    lat = np.asarray(res["latencies"]) * 1000
+    n = len(lat)
+    client = res["client_cpu_s"]
     return {
-        "concurrency": concurrency,
-        "rps": round(len(lat) / seconds, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
-        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
-        "errors": out["errors"],
-        "requests": len(lat),
+        "concurrency": c,
+        "rps": round(n / res["window_s"], 1) if res["window_s"] > 0 else 0.0,
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if n else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if n else None,
+        "errors": res["errors"],
+        **({"error_kinds": res["error_kinds"]} if res["errors"] else {}),
+        "requests": n,
+        "server_cpu_s": round(server_cpu_s, 3),
+        "loadgen_cpu_s": round(client, 3),
+        "loadgen_cpu_share": round(client / (client + server_cpu_s), 3) if client + server_cpu_s > 0 else None,
+        "loadgen_cores": round(client / res["client_wall_s"], 3),
     }
 
 
-def load_generator(
-    host: str, port: int, bodies: list[bytes], levels: list[int], warmup: float, seconds: float, q, ok: bytes
-) -> None:
-    """Runs in its own process: one closed-loop client per connection, each level in turn. A response
-    counts as an error unless it is a 200 whose first bytes contain ``ok``."""
+def measure_side(
+    server: Server, sessions: list[list[str]], probes: list[list[str]], args: argparse.Namespace
+) -> tuple[dict, list[dict]]:
+    """Probe, then load, one running server; it is stopped afterwards whatever happens."""
     try:
-        import uvloop  # the client should cost as little CPU as possible
-
-        uvloop.install()
-    except ImportError:
-        pass
-    for c in levels:
-        cpu0 = time.process_time()
-        res = asyncio.run(_drive(host, port, bodies, c, warmup, seconds, ok))
-        res["client_cpu_ms_per_req"] = round((time.process_time() - cpu0) * 1000 / max(1, res["requests"]), 3)
-        q.put(res)
-    q.put(None)
-
-
-def request_bytes(host: str, port: int, session: list[str], k: int, v2_model: str | None = None) -> bytes:
-    """One raw HTTP/1.1 request: the recframe contract, or MLServer's native V2 form of the same query."""
-    path = "/invocations" if v2_model is None else f"/v2/models/{v2_model}/infer"
-    if v2_model is None:
-        body = json.dumps({"session": session, "k": k}).encode()
-    else:
-        inputs = [
-            {"name": "session", "shape": [len(session)], "datatype": "BYTES", "data": session},
-            {"name": "k", "shape": [1], "datatype": "INT64", "data": [k]},
-        ]
-        body = json.dumps({"inputs": inputs}).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    return head + body
-
-
-def compare_mlserver(artifact: str, tmp: Path, sessions: list[list[str]], args, concurrency: int) -> tuple[dict, dict]:
-    """The strongest off-the-shelf alternative in the same run: the same artifact behind MLServer
-    (our runtime over the same Predictor, native V2 requests), same load generator and concurrency.
-    Returns the ``mlserver`` side (MLServer runs in its own processes: no CPU or memory figures
-    from here) and its level."""
-    from recframe.deployer.seldon import SeldonDeployer
-
-    seldon = SeldonDeployer(torch_threads=args.torch_threads, parallel_workers=0, smoke_k=args.k)
-    dep = seldon.deploy(Path(artifact), tmp / "seldon-run")
-    try:
-        port = int(dep.details["http_port"])
-        digest = probe_answers("127.0.0.1", port, sessions, args.k, v2_model=seldon.model_name)
-        bodies = [request_bytes("127.0.0.1", port, s, args.k, v2_model=seldon.model_name) for s in sessions]
-        q = mp.get_context("spawn").Queue()
-        gen_args = ("127.0.0.1", port, bodies, [concurrency], args.warmup, args.seconds, q, b'"outputs"')
-        proc = mp.get_context("spawn").Process(target=load_generator, args=gen_args)
-        t0 = time.perf_counter()
-        proc.start()
-        res = q.get()
-        q.get()
-        proc.join()
-        wall = time.perf_counter() - t0
+        digest = probe_hash(server, probes, args.k)
+        levels, m = run_levels(server, sessions, args)
     finally:
-        seldon.teardown()
-    print(json.dumps({"mlserver": res}), file=sys.stderr)
-    return side(None, digest, wall_s=wall, cpu_s=None, peak_rss_mb=None), res
+        server.stop()
+    errors = sum(lv["errors"] for lv in levels)
+    return side(None, digest, **m, errors=errors, **server.config), levels
 
 
-def _capacity(level: dict) -> float | None:
-    per_req = (level.get("server_cpu_ms_per_req") or 0) + (level.get("client_cpu_ms_per_req") or 0)
-    return round((os.cpu_count() or 1) * 1000 / per_req, 1) if per_req else None
+def mlserver_configs(text: str) -> list[tuple[int, int, float]]:
+    """``"W:SIZE:MS,..."`` as (parallel_workers, max_batch_size, max_batch_time in seconds)."""
+    out = []
+    for part in filter(None, text.split(",")):
+        try:
+            w, size, ms = part.split(":")
+            out.append((int(w), int(size), float(ms) / 1000.0))
+        except ValueError:
+            raise SystemExit(f"--mlserver-configs: {part!r} is not WORKERS:MAX_BATCH_SIZE:MAX_BATCH_TIME_MS") from None
+    return out
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _rank(best: dict[str, Any] | None) -> tuple[bool, float]:
+    return (bool(best and best["within_p99"]), best["rps"] if best else 0.0)
+
+
+def run_mlserver(artifact: Path, tmp: Path, sessions, probes, args) -> tuple[dict, list[dict], list[dict]]:
+    """Every MLServer setting at every level; the best setting's side and levels, and the sweep."""
+    sweep, chosen = [], None
+    for i, (workers, size, seconds) in enumerate(mlserver_configs(args.mlserver_configs)):
+        server = start_mlserver(artifact, tmp / f"mlserver-{i}", args.torch_threads, workers, size, seconds)
+        progress(f"mlserver {json.dumps(server.config)}")
+        entry, levels = measure_side(server, sessions, probes, args)
+        best = best_level(levels, args.p99_target_ms)
+        sweep.append({**server.config, "best": best, "levels": levels})
+        if chosen is None or _rank(best) > _rank(chosen[2]):
+            chosen = (entry, levels, best)
+    assert chosen is not None, "no MLServer configuration given"
+    return chosen[0], chosen[1], sweep
+
+
+def table(levels: dict[str, list[dict]], best: dict[str, dict | None]) -> str:
+    """The levels side by side as text, the best level of each side marked with ``*``."""
+    lines = ["side        clients    req/s   p50 ms   p99 ms  errors  loadgen CPU share"]
+    for name, rows in levels.items():
+        for lv in rows:
+            mark = "*" if best.get(name) and best[name]["concurrency"] == lv["concurrency"] else " "
+            lines.append(
+                f"{name:<10} {mark}{lv['concurrency']:>7} {lv['rps']:>8.0f} {lv['p50_ms'] or 0:>8.2f} "
+                f"{lv['p99_ms'] or 0:>8.2f} {lv['errors']:>7} {lv['loadgen_cpu_share'] or 0:>18.2f}"
+            )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--artifact", help="serve this artifact instead of building one")
+    ap.add_argument("--artifact", type=Path, help="serve this artifact instead of building one")
     ap.add_argument("--n-items", type=int, default=43_000, help="catalogue size (Diginetica: ~43k)")
     ap.add_argument("--hidden", type=int, default=100, help="GRU width")
     ap.add_argument("--session-len", type=int, default=20)
     ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--levels", default="1,4,8,16,32,64", help="comma-separated client concurrency levels")
-    ap.add_argument("--seconds", type=float, default=6.0, help="measured seconds per level")
+    ap.add_argument("--sides", default=None, help=f"comma-separated, from {','.join(SIDES)} (default: all; "
+                    "mlserver only when installed)")  # fmt: skip
+    ap.add_argument("--levels", default="1,4,16,64", help="comma-separated client concurrency levels")
+    ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per level")
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
-    ap.add_argument("--inprocess-seconds", type=float, default=5.0)
-    ap.add_argument("--max-batch", type=int, default=64, help="micro-batch size of the server")
-    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads in the server")
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn workers (1 = server thread)")
-    ap.add_argument("--no-fast-path", action="store_true", help="route every request through FastAPI (for comparison)")
-    ap.add_argument(
-        "--compare-mlserver",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also drive MLServer (deployer=seldon, V2 protocol) at the best level's concurrency "
-        "(default: when mlserver is installed)",
-    )
+    ap.add_argument("--max-requests", type=int, default=200_000, help="request bound per level")
+    ap.add_argument("--max-batch", type=int, default=256, help="recframe's micro-batch bound (deployer.max_batch)")
+    ap.add_argument("--workers", type=int, default=1, help="recframe's uvicorn worker processes (deployer.workers)")
+    ap.add_argument("--no-fast-path", action="store_true", help="recframe: route every request through FastAPI")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads per serving process, every side")
+    ap.add_argument("--mlserver-configs", default=DEFAULT_MLSERVER,
+                    help="MLServer settings, comma-separated WORKERS:MAX_BATCH_SIZE:MAX_BATCH_TIME_MS")  # fmt: skip
     ap.add_argument("--p99-target-ms", type=float, default=25.0)
-    ap.add_argument("--quick", action="store_true", help="small levels and short runs (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="levels 1,16 of 2 s and one MLServer setting (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.compare_mlserver is None:
-        import importlib.util
-
-        args.compare_mlserver = importlib.util.find_spec("mlserver") is not None
     if args.quick:  # shorter defaults; options given explicitly still win
-        quick = {"levels": "4,16", "seconds": 2.0, "warmup": 0.5, "inprocess_seconds": 1.5}
+        quick = {"levels": "1,16", "seconds": 2.0, "warmup": 0.5, "mlserver_configs": "1:16:2"}
         for name, value in quick.items():
             if getattr(args, name) == ap.get_default(name):
                 setattr(args, name, value)
+    if args.sides is None:
+        import importlib.util
 
-    import torch
-
-    from recframe.deployer.local import LocalDeployer
-
-    tmp = Path(tempfile.mkdtemp(prefix="recframe-bench-"))
-    artifact = args.artifact
-    kind = "given artifact"
-    if artifact is None:
-        artifact = str(tmp / "model")
-        t0 = time.perf_counter()
-        kind = build_artifact(Path(artifact), args.n_items, args.hidden, args.seed)
-        print(f"built {kind} with {args.n_items} items in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    n_items = len(json.loads((Path(artifact) / "vocab.json").read_text())["items"])
-    sessions = make_sessions(2000, n_items, args.session_len, args.seed)
-
-    torch.set_num_threads(args.torch_threads)
-    sides = {"inprocess": inprocess_rate(artifact, sessions, args.k, args.inprocess_seconds)}
-    inproc = sides["inprocess"]["calls_per_s"]
-    print(f"in-process predict: {inproc:.0f} calls/s (torch threads {args.torch_threads})", file=sys.stderr)
-
-    deployer = LocalDeployer(
-        max_batch=args.max_batch,
-        torch_threads=args.torch_threads,
-        workers=args.workers,
-        log_level="error",
-        fast_path=not args.no_fast_path,
-    )
-    dep = deployer.deploy(Path(artifact), tmp / "run")
-    served = Measurement()
+        args.sides = ",".join(s for s in SIDES if s != "mlserver" or importlib.util.find_spec("mlserver"))
+    args.side_list = [s for s in args.sides.split(",") if s]
+    unknown = sorted(set(args.side_list) - set(SIDES))
+    if unknown or not args.side_list:
+        ap.error(f"--sides: unknown side(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(SIDES)}")
     try:
-        host, port = "127.0.0.1", int(dep.details["port"])
-        digest = probe_answers(host, port, sessions, args.k)
-        bodies = [request_bytes(host, port, s, args.k) for s in sessions]
-        levels = [int(x) for x in args.levels.split(",")]
-        ctx = mp.get_context("spawn")
-        q = ctx.Queue()
-        gen_args = (host, port, bodies, levels, args.warmup, args.seconds, q, b'"items"')
-        proc = ctx.Process(target=load_generator, args=gen_args)
-        results = []
-        with measure() as served:
-            proc.start()
-            cpu0 = time.process_time()  # the server runs in this process (workers=1): its CPU per request
-            while (res := q.get()) is not None:
-                cpu1 = time.process_time()
-                if args.workers == 1:
-                    # includes the unmeasured warm-up requests: an upper bound
-                    res["server_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1000 / max(1, res["requests"]), 3)
-                cpu0 = cpu1
-                batcher = deployer._app.batcher if deployer._app is not None else None
-                if batcher is not None:
-                    res["mean_batch"] = round(batcher.sessions / max(1, batcher.batches), 1)
-                    batcher.sessions = batcher.batches = 0
-                print(json.dumps(res), file=sys.stderr)
-                results.append(res)
-            proc.join()
-        alive = deployer._app is None or deployer._app.ready
+        args.level_list = [int(x) for x in args.levels.split(",")]
+    except ValueError:
+        ap.error(f"--levels must be comma-separated integers, got {args.levels!r}")
+    if not args.level_list or min(args.level_list) < 1:
+        ap.error("--levels: each level is a number of clients, at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="recframe-bench-"))
+    try:
+        result = run(args, tmp)
     finally:
-        deployer.teardown()
-    best = best_level(results, args.p99_target_ms)
-    sides["recframe"] = side(
-        served if args.workers == 1 else None,
-        digest,
-        **({} if args.workers == 1 else {"wall_s": served.wall_s, "cpu_s": None, "peak_rss_mb": peak_rss_mb()}),
-        errors=sum(r["errors"] for r in results),
-        server_alive=alive,
-        # CPU spent per request (server + load generator) at the best level, and the throughput those
-        # costs allow on this machine's cores if nothing else ran: a contention-free yardstick.
-        cpu_bound_rps_estimate=_capacity(best),
-    )
-    all_levels, bests = {"recframe": results}, {"recframe": best}
-    if args.compare_mlserver:
-        sides["mlserver"], level = compare_mlserver(artifact, tmp, sessions, args, best["concurrency"])
-        all_levels["mlserver"] = [level]
-        bests["mlserver"] = best_level([level], args.p99_target_ms)
-    result = summary(
-        "serving",
-        sides,
-        all_levels,
-        bests,
-        model=kind,
-        fast_path=not args.no_fast_path,
-        n_items=n_items,
-        k=args.k,
-        p99_target_ms=args.p99_target_ms,
-    )
+        shutil.rmtree(tmp, ignore_errors=True)
     emit(result)
+    if not result["outputs_match"]:
+        sys.exit(1)
     return result
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict:
+    """Build (or take) the artifact, measure every side, and assemble the summary."""
+    artifact, kind = args.artifact, "given artifact"
+    if artifact is None:
+        artifact = tmp / "model"
+        t0 = time.perf_counter()
+        kind = build_artifact(artifact, args.n_items, args.hidden, args.seed)
+        progress(f"built {kind} with {args.n_items} items in {time.perf_counter() - t0:.1f} s")
+    items = [str(x) for x in json.loads((artifact / "vocab.json").read_text())["items"]]
+    n_items = len(items)
+    sessions = make_sessions(2000, items, args.session_len, args.seed)
+    probes = probe_sessions(sessions)
+    reference = reference_hash(artifact, probes, args.k, args.torch_threads)
+    load_before = round(os.getloadavg()[0], 2)
+
+    sides: dict[str, dict] = {}
+    levels: dict[str, list[dict]] = {}
+    sweep = None
+    for name in args.side_list:
+        progress(f"{name}: levels {args.level_list}, {args.seconds:g} s each after {args.warmup:g} s warm-up")
+        if name == "mlserver":
+            sides[name], levels[name], sweep = run_mlserver(artifact, tmp, sessions, probes, args)
+        else:
+            settings = {"max_batch": args.max_batch, "workers": args.workers, "fast_path": not args.no_fast_path}
+            server = start_local(name, artifact, tmp / f"serve-{name}", args.torch_threads, **settings)
+            sides[name], levels[name] = measure_side(server, sessions, probes, args)
+    best = {name: best_level(rows, args.p99_target_ms) for name, rows in levels.items()}
+
+    progress(table(levels, best))
+    mismatched = sorted(name for name, entry in sides.items() if entry["output_hash"] != reference)
+    for name in mismatched:
+        progress(f"!!! OUTPUT MISMATCH: {name} served different rankings for the probe sessions "
+                 f"(hash {sides[name]['output_hash']}, in-process Predictor {reference}) !!!")  # fmt: skip
+    for name, b in best.items():
+        if b and not b["within_p99"]:
+            progress(f"{name}: no level has p99 <= {args.p99_target_ms:g} ms without errors; "
+                     f"best shown is its highest throughput, at its own p99 {b['p99_ms']} ms")  # fmt: skip
+    context: dict[str, Any] = {
+        "model": kind,
+        "n_items": n_items,
+        "k": args.k,
+        "session_len": args.session_len,
+        "seconds_per_level": args.seconds,
+        "p99_target_ms": args.p99_target_ms,
+        "reference_hash": reference,
+        "outputs_match": not mismatched,
+        "load_avg_1m_before": load_before,
+    }
+    if sweep is not None:
+        context["mlserver_sweep"] = sweep
+    return summary("serving", sides, levels, best, **context)
 
 
 if __name__ == "__main__":
