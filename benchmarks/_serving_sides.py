@@ -4,8 +4,8 @@
 * ``fastapi``: the plain FastAPI app of ``_plain_fastapi`` (``_serve.py fastapi``), one uvicorn
   worker scoring one request at a time;
 * ``mlserver``: ``deployer=seldon`` (a real ``mlserver start``) with adaptive batching set by
-  ``max_batch_size`` / ``max_batch_time`` and ``parallel_workers`` inference processes, over the
-  batch-safe runtime of ``_mlserver_batched``.
+  ``max_batch_size`` / ``max_batch_time`` and ``parallel_workers`` inference processes, over
+  recframe's runtime (its wrapped ``request`` form is safe under adaptive batching).
 
 Every server is a process tree whose CPU seconds and peak resident memory are read from ``/proc``
 (summed over the tree: MLServer's inference workers are child processes), the same way for each.
@@ -166,7 +166,6 @@ def start_mlserver(
             path = folder / "model-settings.json"
             settings = json.loads(path.read_text())
             settings.update(
-                implementation="_mlserver_batched.BatchedRecframeRuntime",
                 max_batch_size=max_batch_size,
                 max_batch_time=max_batch_time,
             )

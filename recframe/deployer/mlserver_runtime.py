@@ -8,7 +8,9 @@ Two request shapes are accepted:
   ``unknown`` (INT64) tensors;
 * **the recframe contract, wrapped** -- one BYTES tensor ``request`` holding the same JSON body as
   ``POST /invocations`` (single ``session`` or batch ``sessions``); the answer is one BYTES tensor
-  ``response`` with the same JSON the local endpoint returns.
+  ``response`` with the same JSON the local endpoint returns. This form is safe under MLServer's
+  adaptive batching (several clients' ``request`` elements merged into one call); the native form
+  is not (MLServer would run the merged sessions together), so keep batching off for it.
 
 Client errors raise ``MLServerError`` with the 4xx status, which MLServer answers as
 ``{"error": "..."}``, so the contract holds here too. ``parameters.extra`` of
@@ -50,9 +52,7 @@ class RecframeRuntime(MLModel):
         inputs = {i.name: i for i in payload.inputs}
         try:
             if "request" in inputs:
-                body = decode(_bytes_value(inputs["request"], "request"))
-                answer = self.predictor.answer(body)
-                outputs = [_bytes_output("response", [dumps(answer).decode()])]
+                outputs = [_bytes_output("response", self._answer_requests(_data(inputs["request"])))]
             elif "session" in inputs:
                 body = {"session": [_text(x) for x in _data(inputs["session"])]}
                 if "k" in inputs:
@@ -71,6 +71,33 @@ class RecframeRuntime(MLModel):
             raise MLServerError(e.message, status_code=e.status) from None
         return InferenceResponse(model_name=self.name, model_version=self.version, id=payload.id, outputs=outputs)
 
+    def _answer_requests(self, elements: list[Any]) -> list[str]:
+        """One JSON answer per ``request`` element, all scored in one ``predict_many`` call.
+
+        MLServer's adaptive batching (``max_batch_size`` in ``model-settings.json``) merges
+        concurrent requests by concatenating their tensors, so a ``request`` tensor may hold one
+        element per client; MLServer hands element ``i`` of ``response`` back to client ``i``.
+        One bad element fails the merged batch: MLServer cannot answer per element.
+        """
+        queries = []
+        for element in elements:
+            text = _text(element)
+            if not isinstance(text, str):
+                raise RequestError('input "request" must hold JSON strings')
+            queries.append(self.predictor.parse(decode(text)))
+        sessions, ks, exclude = [], [], []
+        for q in queries:
+            n = len(q.sessions)
+            sessions += q.sessions
+            ks += [q.k] * n
+            exclude += [q.exclude_seen] * n
+        flat = self.predictor.predict_many(sessions, ks, exclude)
+        answers, start = [], 0
+        for q in queries:
+            answers.append(dumps(Predictor.shape(q, flat[start : start + len(q.sessions)])).decode())
+            start += len(q.sessions)
+        return answers
+
 
 def _data(inp: RequestInput) -> list[Any]:
     data = inp.data.root if hasattr(inp.data, "root") else inp.data
@@ -85,13 +112,6 @@ def _text(x: Any) -> Any:
         except UnicodeDecodeError:
             raise RequestError("BYTES elements must be UTF-8 text") from None
     return x
-
-
-def _bytes_value(inp: RequestInput, name: str) -> str:
-    data = _data(inp)
-    if len(data) != 1 or not isinstance(_text(data[0]), str):
-        raise RequestError(f'input "{name}" must hold exactly one string')
-    return _text(data[0])
 
 
 def _scalar(inp: RequestInput, name: str) -> Any:

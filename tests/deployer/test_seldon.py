@@ -197,3 +197,30 @@ def test_kubectl_apply_only_with_a_context(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(RecframeError, match="kubectl is not on PATH"):
         deployer.check()
     SeldonDeployer().check()  # no context: kubectl not needed
+
+
+def test_a_merged_request_tensor_answers_each_client_as_if_alone(probe_artifact: Path) -> None:
+    """Adaptive batching merges clients' ``request`` elements into one call: element i of the answer
+    must be client i's own answer (bug caught: the merged sessions answered as one, or k mixed up)."""
+    from recframe.deployer.mlserver_runtime import RecframeRuntime
+    from recframe.deployer.predictor import Predictor
+
+    runtime = RecframeRuntime.__new__(RecframeRuntime)  # no MLServer settings: only the predictor is used
+    runtime.predictor = Predictor.from_artifact(probe_artifact)
+    items = runtime.predictor.example_session(4)
+    bodies = [
+        {"session": items[:2], "k": 3},
+        {"sessions": [[items[2]], items[1:4]], "k": 5},
+        {"session": ["unknown-sku"], "k": 2, "exclude_seen": False},
+    ]
+    merged = runtime._answer_requests([json.dumps(b) for b in bodies])
+    alone = [runtime.predictor.answer(b) for b in bodies]
+
+    def results(answer: dict) -> list[dict]:
+        return answer.get("results", [answer])
+
+    for got, want in zip([json.loads(a) for a in merged], alone, strict=True):
+        for g, w in zip(results(got), results(want), strict=True):
+            assert g["items"] == w["items"] and g["unknown"] == w["unknown"]
+            assert g["scores"] == pytest.approx(w["scores"], rel=1e-5)  # a bigger batch may round differently
+    assert len(json.loads(merged[0])["items"]) == 3 and len(json.loads(merged[1])["results"]) == 2
