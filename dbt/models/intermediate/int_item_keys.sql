@@ -17,7 +17,7 @@
 with raw_skus as (
     select distinct tenant, sku as sku_raw
     from {{ ref('stg_events__raw_events') }}
-    where {{ after_cutoff(cuts) }}
+    where {{ after_cutoff(cuts) }} and {{ source_tail_filter(cuts) }}
 ),
 
 normalized as (
