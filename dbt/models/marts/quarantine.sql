@@ -2,7 +2,10 @@
 {{ config(
     materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
     pre_hook="{{ delete_rebuilt_quarantine(built_cutoffs()) }}",
+    tmp_relation_type='table',
 ) }}
+{#- tmp_relation_type (dbt-snowflake): the new rows are staged in a table, not a temporary view, so
+    that the statement is the one macros/snowflake_compat.sql adapts where temporary ones are refused. -#}
 {#- Every raw row of the current loads that did not reach a session, with the reason. `n_rows` is how
     many raw rows a quarantine row stands for (1 for a row-level reject; for duplicate, the extra
     copies of exact duplicates in one session; for a rejected session, its distinct events), so that
