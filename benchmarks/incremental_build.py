@@ -121,8 +121,16 @@ def main(argv: list[str] | None = None) -> None:
         sides["full_refresh"] = _build(work, lake, "full", full_refresh=True)
     ratio = sides["incremental_build"]["wall_s"] / sides["first_build"]["wall_s"]
     dbt_ratio = sides["incremental_build"]["timings"]["dbt_s"] / sides["first_build"]["timings"]["dbt_s"]
-    result = summary("incremental_build", sides, events=counts["rows"], last_day_events=counts["last_day_rows"],
-                     days=args.days, ratio=round(ratio, 3), dbt_ratio=round(dbt_ratio, 3), target_ratio=0.1)  # fmt: skip
+    result = summary(
+        "incremental_build",
+        sides,
+        events=counts["rows"],
+        last_day_events=counts["last_day_rows"],
+        days=args.days,
+        ratio=round(ratio, 3),
+        dbt_ratio=round(dbt_ratio, 3),
+        target_ratio=0.1,
+    )
     if args.check:
         result["incremental_equals_full_refresh"] = (
             sides["incremental_build"]["output_hash"] == sides["full_refresh"]["output_hash"]

@@ -96,6 +96,8 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     assert "then first_ms >=" in log and "then ts_ms >=" in log
     # the quarantine deleted only its rows from the cutoff on, and the source's tail was read alone
     assert "then event_ms >=" in log and "ts_source >=" in log
+    # and the session data tests checked only the rebuilt sessions
+    assert "then session_start_ms >=" in log
     assert len(incremental) > len(before)
     kept = before.merge(incremental, on="session_uid", suffixes=("", "_after"))
     assert len(kept) >= len(before) // 2  # most earlier sessions were kept as built
