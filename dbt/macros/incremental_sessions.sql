@@ -133,6 +133,8 @@
   {%- if is_incremental() -%}
   delete from {{ this }}
   where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
+  {%- if cuts %}
     and (event_ms is null or {{ after_cutoff(cuts, 'tenant', 'event_ms') }})
+  {%- endif %}
   {%- endif -%}
 {%- endmacro %}
