@@ -88,3 +88,53 @@
   {%- endif %}
   {%- endif -%}
 {%- endmacro %}
+
+
+{#- tenant -> cutoff as int_build_cutoffs recorded it for this build: for the models that run after
+    int_sessions (whose table then no longer shows the cutoff). {} when everything is rebuilt. -#}
+{% macro built_cutoffs() -%}
+  {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
+  {%- set cuts = {} -%}
+  {%- for row in run_query('select tenant, cut_ms from ' ~ ref('int_build_cutoffs')) -%}
+    {%- do cuts.update({row[0]: row[1] | int}) -%}
+  {%- endfor -%}
+  {{ return(cuts) }}
+{%- endmacro %}
+
+
+{#- A SQL condition on staging's `ts_source` (the source's timestamp column as stored) that keeps at
+    least the rows at or after the build's tenant's cutoff, and lets the warehouse skip the rest where
+    it is stored (Parquet row groups, micro-partitions) instead of parsing every timestamp: only for
+    a numeric column in ms or s, when the build's one tenant is incremental; else true. Consumers
+    still apply the exact per-tenant cutoff (after_cutoff). -#}
+{% macro source_tail_filter(cuts) -%}
+  {%- set cols = var('source_columns', {}) or {} -%}
+  {%- set tenant = var('tenant', none) -%}
+  {%- set unit = var('source_ts_unit', 'ms') -%}
+  {%- if not cuts or tenant not in cuts or unit not in ('ms', 's') or not cols.get('ts_raw') -%}true
+  {%- else -%}
+    {%- set numeric = [] -%}
+    {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
+      {%- if c.name | lower == cols['ts_raw'] | lower and (c.is_integer() or c.is_float() or c.is_numeric()) -%}
+        {%- do numeric.append(1) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- if numeric -%}
+    (ts_source is null or ts_source >= {{ cuts[tenant] if unit == 'ms' else (cuts[tenant] // 1000 - 1) }})
+    {%- else -%}true{%- endif -%}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- quarantine's pre-hook: delete the rows this build re-inserts: all of a tenant's in scope, or
+    those from its cutoff on (row rejects at or after it or without a timestamp; the duplicates and
+    session rejects of the sessions starting at or after it, which int_sessions rebuilt). -#}
+{% macro delete_rebuilt_quarantine(cuts) -%}
+  {%- if is_incremental() -%}
+  delete from {{ this }}
+  where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
+  {%- if cuts %}
+    and (event_ms is null or {{ after_cutoff(cuts, 'tenant', 'event_ms') }})
+  {%- endif %}
+  {%- endif -%}
+{%- endmacro %}

@@ -1,6 +1,7 @@
 {{ config(materialized="view") }}
 {#- The staged events, normalised, with recframe's action and a row-level reject reason (null =
-    accepted): the quarantine rules. A view, like staging: read once for the accepted rows
+    accepted): the quarantine rules. In an incremental build it holds only the source's tail (at least
+    the rows from the cutoff on), so its consumers and data tests see only this build's rows. A view, like staging: read once for the accepted rows
     (int_events__sessionized) and once for the rejected ones (quarantine). Exact duplicates are
     collapsed downstream with a GROUP BY, which is much cheaper than a window over every column. -#}
 {%- set start_ms = date_var_ms('start_date') -%}
@@ -26,6 +27,8 @@ with normalised as (
         etl_epoch_ms,
         url
     from {{ ref('stg_events__raw_events') }}
+    -- an incremental build reads only the tail of the source (macros/incremental_sessions.sql)
+    where {{ source_tail_filter(session_cutoffs()) }}
 ),
 
 mapped as (

@@ -1,6 +1,6 @@
 -- depends_on: {{ ref('stg_events__current_loads') }}
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key=['tenant', 'sku_raw'],
+    materialized='incremental', incremental_strategy='append', tmp_relation_type='table',
     pre_hook="{{ delete_rebuilt_item_keys(session_cutoffs()) }}",
 ) }}
 {#- One row per distinct stored SKU value of each tenant's current load (`sku_raw`), with its
@@ -12,12 +12,14 @@
     produce the same sequences. Every raw value gets a row, rejected rows' too: it costs nothing.
     An incremental build (macros/incremental_sessions.sql) keeps a tenant's keys and numbers the SKUs
     it had not seen after them (in SKU order among themselves), so the sessions built before keep
-    theirs; events with equal timestamps and actions then order by key, not SKU, until a full refresh. -#}
+    theirs; events with equal timestamps and actions then order by key, not SKU, until a full refresh.
+    Appended: the pre-hook deleted the tenants rebuilt in full and the new rows are only stored values
+    the table lacks, so no key lookup against the whole table is needed. -#}
 {%- set cuts = session_cutoffs() if is_incremental() else {} %}
 with raw_skus as (
     select distinct tenant, sku as sku_raw
     from {{ ref('stg_events__raw_events') }}
-    where {{ after_cutoff(cuts) }}
+    where {{ after_cutoff(cuts) }} and {{ source_tail_filter(cuts) }}
 ),
 
 normalized as (

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_build_cutoffs') }}
 {{ config(
     materialized='incremental', incremental_strategy='delete+insert', unique_key=['tenant', 'session_id'],
     on_schema_change='sync_all_columns', pre_hook="{{ delete_rebuilt_sessions(session_cutoffs()) }}",

@@ -1,8 +1,19 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant') }}
+-- depends_on: {{ ref('int_build_cutoffs') }}
+{{ config(
+    materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+    pre_hook="{{ delete_rebuilt_quarantine(built_cutoffs()) }}",
+    tmp_relation_type='table',
+) }}
+{#- tmp_relation_type (dbt-snowflake): the new rows are staged in a table, not a temporary view, so
+    that the statement is the one macros/snowflake_compat.sql adapts where temporary ones are refused. -#}
 {#- Every raw row of the current loads that did not reach a session, with the reason. `n_rows` is how
     many raw rows a quarantine row stands for (1 for a row-level reject; for duplicate, the extra
     copies of exact duplicates in one session; for a rejected session, its distinct events), so that
-    rows in = accepted + sum(n_rows). -#}
+    rows in = accepted + sum(n_rows). `event_ms` is the row's event time (a session's first event for
+    session-level rows). Incremental like int_sessions: row-level rejects do not depend on their
+    neighbours, so a build deletes (pre-hook) and re-inserts only the rejects from each tenant's
+    cutoff on (and those without a timestamp), and the session-level rows of the sessions it rebuilt. -#}
+{%- set cuts = built_cutoffs() %}
 with row_rejects as (
     -- the stored SKU, normalised below: staging's normalised `sku` would be computed for every
     -- event before the filter (DuckDB evaluates a view's columns before filtering on one of them),
@@ -15,9 +26,10 @@ with row_rejects as (
         sku_raw,
         event_type_raw,
         product_action_raw,
-        ts_raw
+        ts_raw,
+        ts_ms
     from {{ ref('int_events__checked') }}
-    where reject_reason is not null
+    where reject_reason is not null and (ts_ms is null or {{ after_cutoff(cuts) }})
 )
 
 select
@@ -29,6 +41,7 @@ select
     event_type_raw,
     product_action_raw,
     ts_raw,
+    ts_ms as event_ms,
     1 as n_rows
 from row_rejects
 
@@ -45,6 +58,7 @@ select
     null as event_type_raw,
     null as product_action_raw,
     r.raw_line as ts_raw,
+    cast(null as bigint) as event_ms,
     1 as n_rows
 from {{ source('recframe_raw', 'rejects') }} as r
 inner join {{ ref('stg_events__current_loads') }} as l
@@ -63,11 +77,12 @@ select
     null as event_type_raw,
     null as product_action_raw,
     null as ts_raw,
+    s.first_ms as event_ms,
     s.n_duplicates as n_rows
 from {{ ref('int_sessions') }} as s
 inner join {{ ref('stg_events__current_loads') }} as l
     on s.tenant = l.tenant
-where s.n_duplicates > 0
+where s.n_duplicates > 0 and {{ after_cutoff(cuts, 's.tenant', 's.first_ms') }}
 
 union all
 
@@ -80,8 +95,9 @@ select
     null as event_type_raw,
     null as product_action_raw,
     null as ts_raw,
+    s.first_ms as event_ms,
     s.n_events as n_rows
 from {{ ref('int_sessions') }} as s
 inner join {{ ref('stg_events__current_loads') }} as l
     on s.tenant = l.tenant
-where s.reject_reason is not null
+where s.reject_reason is not null and {{ after_cutoff(cuts, 's.tenant', 's.first_ms') }}

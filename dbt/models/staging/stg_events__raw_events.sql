@@ -8,6 +8,9 @@
       each canonical column to a source column, var('source_ts_unit') says how its timestamps are
       written, var('tenant') (or the mapped `tenant` column) scopes it.
 
+    `ts_source` is the timestamp column as the source stores it (ingest: ts_ms): an incremental
+    build filters on it so that the warehouse skips the old rows where they are stored.
+
     A view: it is a projection of the source, read once for the accepted rows and once for quarantine. -#}
 {%- set cols = var('source_columns', {}) or {} -%}
 
@@ -30,7 +33,8 @@ with source as (
         {{ text['product_action'] }} as product_action,
         {{ text['sku'] }} as sku,
         {{ text['ts_raw'] }} as ts_raw,
-        {{ text['url'] }} as url
+        {{ text['url'] }} as url,
+        {{ adapter.quote(cols['ts_raw']) if cols.get('ts_raw') else 'cast(null as bigint)' }} as ts_source
     from {{ source('recframe_events', 'events') }}
     {%- if cols.get('tenant') and var('tenant') %}
     where cast({{ adapter.quote(cols['tenant']) }} as varchar) = '{{ var("tenant") | replace("'", "''") }}'
@@ -48,7 +52,8 @@ select
     s.sku,
     s.ts_raw,
     {{ ts_ms_from_text('s.ts_raw', var('source_ts_unit', 'ms')) }} as ts_ms,
-    s.url
+    s.url,
+    s.ts_source
 from source as s
 inner join {{ ref('stg_events__current_loads') }} as l
     on s.tenant = l.tenant
@@ -65,7 +70,8 @@ select
     e.sku,
     e.ts_raw,
     e.ts_ms,
-    e.url
+    e.url,
+    e.ts_ms as ts_source
 from {{ source('recframe_events', 'events') }} as e
 inner join {{ ref('stg_events__current_loads') }} as l
     on e.tenant = l.tenant and e.etl_id = l.etl_id

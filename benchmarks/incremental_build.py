@@ -1,0 +1,144 @@
+"""Incremental dbt build of a Parquet lake read in place: first build vs the re-run after a day is appended.
+
+Writes a hive-partitioned lake (``day=YYYY-MM-DD``) of synthetic Coveo-layout events without its
+last day, builds the warehouse in place (first build, from scratch), appends the last day's partition
+as a loader would, and builds again (incremental). Reports both dbt build times, their ratio (the
+issue's target: at most 0.1), the slowest models of each build, and whether the incremental build
+gives the same sessions as a full refresh (``output_hash`` of the sequences; ``--check``).
+
+    python benchmarks/incremental_build.py --events 2000000 --days 30 [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, measure, output_hash, progress, side, summary  # noqa: E402
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+DAY_MS = 86_400_000
+SPLIT = {"test_days": 2, "valid_days": 1, "min_length": 2}
+
+
+def write_lake(events: int, items: int, days: int, seed: int, lake: Path) -> dict:
+    """The lake's partitions, one per day; the last day goes to ``lake.parent / 'last_day'``.
+
+    The generator's final calendar day holds only a few sessions' tails, so "the last day" is the last
+    full day together with that remainder.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from recframe.datasource.synthetic import generate_events, sessions_for_events
+
+    data = generate_events(n_sessions=sessions_for_events(events), n_items=items, n_days=days, seed=seed)
+    table = data.events
+    table = pa.table({n: (c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c)
+                      for n, c in zip(table.column_names, table.columns, strict=True)})  # fmt: skip
+    ts = table["server_timestamp_epoch_ms"]
+    day = pc.cast(pc.divide(ts, DAY_MS), pa.int64())
+    last = pc.max(day).as_py() - 1
+    for d in sorted(set(day.to_pylist())):
+        part = table.filter(pc.equal(day, d))
+        folder = (lake if d < last else lake.parent / "last_day") / f"day={d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, folder / "part-0.parquet")
+    return {"rows": table.num_rows, "last_day_rows": int(pc.sum(pc.greater_equal(day, last)).as_py())}
+
+
+def _sequences_hash(warehouse: Path) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select session_uid, items, timestamps from main.session_sequences order by session_uid"
+        ).fetchall()
+    finally:
+        con.close()
+    return output_hash(rows)
+
+
+def _slowest(state: Path, n: int = 10) -> dict[str, float]:
+    results = json.loads((state / "target" / "run_results.json").read_text())["results"]
+    times = {r["unique_id"].split(".")[-1] if r["unique_id"].startswith("model") else r["unique_id"].split(".")[2]:
+             round(r["execution_time"], 2) for r in results}  # fmt: skip
+    return dict(sorted(times.items(), key=lambda kv: -kv[1])[:n])
+
+
+def _build(work: Path, lake: Path, name: str, full_refresh: bool = False) -> dict:
+    from recframe.datasource.duckdb_source import DuckDBSource
+
+    warehouse = work / "warehouse.duckdb"
+    src = DuckDBSource(
+        warehouse=warehouse,
+        raw={"format": "coveo", "mode": "in_place", "path": str(lake / "*" / "*.parquet")},
+        dbt={"full_refresh": full_refresh},
+        split=SPLIT,
+    )
+    progress(f"{name} build ...")
+    with measure() as m:
+        src.build(work / name)
+    state = warehouse.parent / f".{warehouse.name}.dbt"
+    timings = {k: round(v, 2) for k, v in src.timings.items() if isinstance(v, (int, float))}
+    out = side(m, _sequences_hash(warehouse), timings=timings, slowest_models=_slowest(state))
+    progress(f"{name}: {m.wall_s:.1f} s")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--items", type=int, default=50_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--check", action="store_true", help="also run a full refresh and compare the sessions")
+    args = ap.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="rf_incremental_"))
+    if work.exists():
+        shutil.rmtree(work)
+    lake = work / "lake"
+    progress(f"writing the lake under {lake} ...")
+    counts = write_lake(args.events, args.items, args.days, args.seed, lake)
+    sides = {"first_build": _build(work, lake, "first")}
+    for folder in (work / "last_day").iterdir():  # the loader appends the last day
+        shutil.move(str(folder), str(lake / folder.name))
+    sides["incremental_build"] = _build(work, lake, "incremental")
+    if args.check:
+        sides["full_refresh"] = _build(work, lake, "full", full_refresh=True)
+    ratio = sides["incremental_build"]["wall_s"] / sides["first_build"]["wall_s"]
+    dbt_ratio = sides["incremental_build"]["timings"]["dbt_s"] / sides["first_build"]["timings"]["dbt_s"]
+    result = summary(
+        "incremental_build",
+        sides,
+        events=counts["rows"],
+        last_day_events=counts["last_day_rows"],
+        days=args.days,
+        ratio=round(ratio, 3),
+        dbt_ratio=round(dbt_ratio, 3),
+        target_ratio=0.1,
+    )
+    if args.check:
+        result["incremental_equals_full_refresh"] = (
+            sides["incremental_build"]["output_hash"] == sides["full_refresh"]["output_hash"]
+        )
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
