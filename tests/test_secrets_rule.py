@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from recframe.app import redacted_params
 from recframe.report.compare import compare_runs, write_comparison
@@ -94,25 +94,43 @@ def test_the_same_rule_in_every_masker(tmp_path: Path) -> None:
     )
 
 
-def _run_dir(root: Path, name: str, mrr: float) -> Path:
+# A run's config as the CLI composes it, with a credential set in each place one can live.
+SECRET_OVERRIDES = (
+    "model=pop",
+    "datasource=snowflake",
+    f"datasource.password=pw-{CANARY}",
+    "deployer=sagemaker",
+    "deployer.region=eu-west-1",
+    f"+deployer.access_key=ak-{CANARY}",
+    "tracker=comet",
+    f"tracker.api_key=api-{CANARY}",
+    f"+tracker.nested.token=tok-{CANARY}",
+)
+
+
+def _run_dir(root: Path, name: str, mrr: float, config: DictConfig) -> Path:
+    """A finished run's folder: its config saved as Hydra saves it (no hydra section), overrides, metrics."""
     run = root / name
     (run / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create(_config()), run / ".hydra" / "config.yaml")
-    overrides = ["model=pop", f"datasource.password=pw-{CANARY}", f"model.k={name}"]
+    saved = OmegaConf.to_container(config, resolve=False)
+    saved.pop("hydra", None)
+    OmegaConf.save(OmegaConf.create(saved), run / ".hydra" / "config.yaml")
+    overrides = [*SECRET_OVERRIDES, f"+model.k={name}"]
     OmegaConf.save(OmegaConf.create(overrides), run / ".hydra" / "overrides.yaml")
     (run / "metrics.json").write_text(json.dumps({"model": "pop", "mrr@20": mrr, "hr@20": 2 * mrr}))
     return run
 
 
-def test_a_config_secret_reaches_no_report_tracker_or_dump(tmp_path: Path) -> None:
+def test_a_config_secret_reaches_no_report_tracker_or_dump(tmp_path: Path, compose_config) -> None:
+    cfg = compose_config(*SECRET_OVERRIDES)
     sweep = tmp_path / "sweep"
-    runs = [_run_dir(sweep, "0", 0.1), _run_dir(sweep, "1", 0.2)]
+    runs = [_run_dir(sweep, "0", 0.1, cfg), _run_dir(sweep, "1", 0.2, cfg)]
     written = [write_report(r) for r in runs]
     write_comparison(compare_runs(runs), tmp_path / "cmp")
     summarize_sweep(sweep)
     tracker = CSVTracker()
     tracker.start(tmp_path / "track", "run")
-    tracker.log_params(redacted_params(OmegaConf.create(_config())))
+    tracker.log_params(redacted_params(cfg))
     outputs = [
         *written,
         tmp_path / "cmp" / "leaderboard.csv",

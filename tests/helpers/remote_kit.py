@@ -1,17 +1,19 @@
-"""Shared pieces of the remote-training tests: a small GRU4Rec from its config file, a toy data set,
+"""Shared pieces of the remote-training tests: a small GRU4Rec from its composed config, a toy data set,
 the trainer presets with the CPU accelerator, and an ``/opt/ml``-style container layout."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from recframe.app import compose, instantiate_group
 from recframe.interfaces import Dataset, Model
 from tests.helpers.toy import ToySource
 
@@ -19,20 +21,29 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL_GRU = {"layers": [16], "batch_size": 8, "n_sample": 16, "steps_per_batch": 8, "eval_batch_size": 256}
 
 
+@functools.cache
+def _composed(*overrides: str) -> DictConfig:
+    return compose(list(overrides))
+
+
+def composed(*overrides: str) -> DictConfig:
+    """The config ``python -m recframe OVERRIDES`` runs (composed once per process; a fresh copy each call)."""
+    return copy.deepcopy(_composed(*overrides))
+
+
 def small_gru(**overrides: Any) -> Model:
-    """GRU4Rec built from ``conf/model/gru.yaml`` (its ``_target_`` follows the module, wherever it lives)."""
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "gru.yaml")
-    cfg = OmegaConf.merge(cfg, {**SMALL_GRU, **overrides})
-    return instantiate(cfg, _convert_="all")
+    """GRU4Rec from the composed ``model=gru`` (its ``_target_`` follows the module, wherever it lives)."""
+    node = OmegaConf.merge(composed("model=gru").model, {**SMALL_GRU, **overrides})
+    return instantiate_group("model", node)
 
 
 SMALL_SASREC = {"hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "batch_size": 32, "eval_batch_size": 256}
 
 
 def small_sasrec(**overrides: Any) -> Model:
-    """SASRec from ``conf/model/sasrec.yaml``: automatic optimisation, the model DDP suits."""
-    cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "model" / "sasrec.yaml"), {**SMALL_SASREC, **overrides})
-    return instantiate(cfg, _convert_="all")
+    """SASRec from the composed ``model=sasrec``: automatic optimisation, the model DDP suits."""
+    node = OmegaConf.merge(composed("model=sasrec").model, {**SMALL_SASREC, **overrides})
+    return instantiate_group("model", node)
 
 
 def job_spec(model: Model, trainer: dict[str, Any], seed: int = 7) -> dict[str, Any]:
@@ -52,8 +63,8 @@ def toy_dataset(n_sessions: int = 120) -> Dataset:
 
 
 def trainer_preset(name: str, **overrides: Any) -> dict[str, Any]:
-    """``conf/trainer/NAME.yaml`` as the pipeline receives it, run on the CPU accelerator."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "trainer" / f"{name}.yaml"), resolve=True)
+    """The composed ``trainer=NAME`` as the pipeline receives it, run on the CPU accelerator."""
+    cfg = OmegaConf.to_container(composed(f"trainer={name}").trainer, resolve=True)
     cfg.pop("sagemaker", None)
     cfg.update({"accelerator": "cpu", "devices": 1, "max_epochs": 2, **overrides})
     return cfg

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
+from recframe.app import instantiate_group
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, FitContext, Model
 from recframe.model.hybrid import WeightedHybrid, normalise
@@ -17,8 +16,6 @@ from recframe.model.knn.sknn import SKNN
 from recframe.model.knn.vsknn import VSKNN
 from recframe.model.pop import PopModel
 from tests.helpers.toy import markov_events
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +75,9 @@ def test_bad_configs_are_config_errors(weights, normalize, needle) -> None:
         WeightedHybrid({"sknn": SKNN(), "pop": PopModel()}, weights, normalize)
 
 
-def test_hydra_composes_members_from_model_configs() -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["model=hybrid", "model.members.stan.k=50"])
-    model = instantiate(cfg.model, _convert_="all")
+def test_hydra_composes_members_from_model_configs(compose_config) -> None:
+    cfg = compose_config("model=hybrid", "model.members.stan.k=50")
+    model = instantiate_group("model", cfg.model)
     assert isinstance(model, WeightedHybrid)
     assert model.members["stan"].k == 50 and type(model.members["gru"]).__name__ == "GRU4RecModel"
 
@@ -107,10 +103,8 @@ def test_member_seeds_override_the_run_seed_and_round_trip(split, tmp_path: Path
         WeightedHybrid({"a": PopModel()}, seeds={"a": -1})
 
 
-def test_seed_ensemble_preset_composes_two_gru_members_with_their_own_seeds() -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=hybrid_ensemble_diginetica"])
-    model = instantiate(cfg.model, _convert_="all")
+def test_seed_ensemble_preset_composes_two_gru_members_with_their_own_seeds(compose_config) -> None:
+    model = instantiate_group("model", compose_config("experiment=hybrid_ensemble_diginetica").model)
     gru, gru2 = model.members["gru"], model.members["gru2"]
     assert gru is not gru2 and gru.hyperparameters() == gru2.hyperparameters()
     assert model.seeds == {"gru": 42, "gru2": 7} and model.weights == {"stan": 0.5, "gru": 0.25, "gru2": 0.25}
@@ -123,14 +117,13 @@ def test_seed_ensemble_preset_composes_two_gru_members_with_their_own_seeds() ->
         ("hybrid_diginetica_cpu", "hybrid_diginetica", "model.members.gru"),
     ],
 )
-def test_cpu_presets_change_only_the_size_of_the_published_gru(cpu: str, full: str, path: str) -> None:
+def test_cpu_presets_change_only_the_size_of_the_published_gru(cpu: str, full: str, path: str, compose_config) -> None:
     """The laptop presets are the published Diginetica parameters with a smaller layer, sample and
     more events per step; everything else (loss, dropout, learning rate, epochs...) is inherited."""
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        small = OmegaConf.to_container(compose(config_name="config", overrides=[f"experiment={cpu}"]))
-        big = OmegaConf.to_container(compose(config_name="config", overrides=[f"experiment={full}"]))
+    small = OmegaConf.to_container(compose_config(f"experiment={cpu}"))
+    big = OmegaConf.to_container(compose_config(f"experiment={full}"))
     gru_small, gru_big = small, big
     for key in path.split("."):
         gru_small, gru_big = gru_small[key], gru_big[key]

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from recframe.app import instantiate_group
 from recframe.evaluation import evaluate
 from recframe.interfaces import ConfigError, DataError, Model
 from recframe.model.knn.index import encode_prefixes
@@ -29,7 +28,7 @@ from recframe.model.knn.vstan import VSTAN
 from recframe.model.pop import PopModel
 from tests.helpers.toy import markov_events
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+ROOT = Path(__file__).resolve().parents[2]
 TOY = [["a", "b", "c"], ["b", "d"], ["a", "d", "e"], ["c", "e", "e"]]
 N_SESSIONS = len(TOY)
 
@@ -321,16 +320,15 @@ def test_constructor_rejects_bad_values(cls, kwargs, message):
 
 
 @pytest.mark.parametrize(("name", "cls"), [("sknn", SKNN), ("vsknn", VSKNN), ("stan", STAN), ("vstan", VSTAN)])
-def test_configs_instantiate_with_the_constructor_defaults(name, cls):
-    cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
-    model = instantiate(cfg)
+def test_configs_instantiate_with_the_constructor_defaults(name, cls, compose_config):
+    model = instantiate_group("model", compose_config(f"model={name}").model)
     assert type(model) is cls
     assert model.params() == cls().params()
 
 
-def test_diginetica_preset_holds_the_tuned_parameters():
-    cfg = OmegaConf.load(CONF / "experiment" / "vsknn_diginetica.yaml")
-    model = VSKNN(**OmegaConf.to_container(cfg.model))
+def test_diginetica_preset_holds_the_tuned_parameters(compose_config):
+    model = instantiate_group("model", compose_config("experiment=vsknn_diginetica").model)
+    assert type(model) is VSKNN
     assert (model.k, model.sample_size, model.weighting, model.weighting_score, model.idf_weighting) == (
         500,
         5000,
@@ -350,8 +348,7 @@ def test_accuracy_benchmark_prints_one_json_line(tmp_path, capsys):
         ev.rename(columns={"session_id": "SessionId", "item_id": "ItemId", "ts": "Time"}).to_csv(
             tmp_path / f"{name}.tsv.gz", sep="\t", index=False
         )
-    root = CONF.parent
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", root / "benchmarks" / "accuracy.py")
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     argv = [

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from recframe.app import instantiate_group
 from recframe.evaluation import evaluate
 from recframe.interfaces import Model
 from recframe.model.pop import PopModel
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def toy() -> pd.DataFrame:
@@ -48,5 +43,6 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.vocab.decode(range(3)) == m.vocab.decode(range(3))
 
 
-def test_config_instantiates_pop():
-    assert isinstance(instantiate(OmegaConf.load(CONF / "model" / "pop.yaml")), PopModel)
+def test_config_instantiates_pop(compose_config):
+    cfg = compose_config("model=pop")
+    assert isinstance(instantiate_group("model", cfg.model), PopModel)

@@ -99,13 +99,11 @@ def test_none_tester(tmp_path: Path, dataset: Dataset, markov) -> None:
     assert json.loads((tmp_path / "report" / "report.json").read_text())["skipped"] is True
 
 
-def test_hydra_configs_instantiate() -> None:
-    hydra_utils = pytest.importorskip("hydra.utils")
-    from omegaconf import OmegaConf
+def test_hydra_configs_instantiate(compose_config) -> None:
+    from recframe.app import instantiate_group
 
-    root = Path(__file__).resolve().parents[2] / "conf" / "tester"
     for name, cls in (("metrics", MetricsTester), ("none", NoneTester)):
-        obj = hydra_utils.instantiate(OmegaConf.load(root / f"{name}.yaml"))
+        obj = instantiate_group("tester", compose_config(f"tester={name}").tester)
         assert isinstance(obj, cls)
 
 

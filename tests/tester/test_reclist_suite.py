@@ -155,13 +155,10 @@ def test_behavioural_gate_accepted() -> None:
     assert ReclistTester(gates={"invariants_passed": ">= 1", "shuffle_jaccard@20": "< 1"}).gates
 
 
-def test_yaml_instantiates() -> None:
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+def test_yaml_instantiates(compose_config) -> None:
+    from recframe.app import instantiate_group
 
-    conf = Path(__file__).resolve().parents[2] / "conf" / "tester" / "reclist.yaml"
-    cfg = OmegaConf.create({"seed": 7, "tester": OmegaConf.load(conf)})
-    tester = instantiate(cfg.tester)
+    tester = instantiate_group("tester", compose_config("tester=reclist", "seed=7").tester)
     assert isinstance(tester, ReclistTester) and tester.seed == 7 and tester.gates[0].metric == "hr@20"
 
 

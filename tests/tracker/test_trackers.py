@@ -124,11 +124,10 @@ def test_lightning_trains_into_the_same_comet_experiment(tmp_path, secret_env):
     assert_no_canary(tmp_path)
 
 
-def test_comet_is_chosen_by_config_and_stays_offline_without_a_key(tmp_path, secret_env):
+def test_comet_is_chosen_by_config_and_stays_offline_without_a_key(tmp_path, secret_env, compose_config):
     from recframe.app import instantiate_group
 
-    node = OmegaConf.create({"tracker": OmegaConf.load(Path("conf/tracker/comet.yaml"))})
-    tracker = instantiate_group("tracker", node.tracker)
+    tracker = instantiate_group("tracker", compose_config("tracker=comet").tracker)
     assert type(tracker).__name__ == "CometTracker" and not tracker.online
     assert "offline" in repr(tracker)
 
