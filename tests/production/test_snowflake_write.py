@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import datetime
 
 import pandas as pd
@@ -17,7 +10,6 @@ import pytest
 pytest.importorskip("snowflake.connector")
 pytest.importorskip("fakesnow")
 
-from recframe.datasource.snowflake import SnowflakeSource  # noqa: E402
 from recframe.interfaces import RecframeError  # noqa: E402
 from recframe.warehouse_writer import (  # noqa: E402
     RECOMMENDATIONS,
@@ -25,64 +17,19 @@ from recframe.warehouse_writer import (  # noqa: E402
     SnowflakeWriter,
     ensure_tables,
 )
+from tests.datasource.test_snowflake_source import _deadline, _source  # noqa: E402
+from tests.datasource.test_snowflake_source import fakesnow_port as fakesnow_port  # noqa: E402, F401
 
 pytestmark = pytest.mark.snowflake
 
 
-@contextlib.contextmanager
-def _deadline(seconds: int):
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"test ran past its {seconds} s deadline")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def _source(port: int) -> SnowflakeSource:
-    return SnowflakeSource(
-        account="fakesnow", user="recframe", password="pw-never-on-disk", host="127.0.0.1", port=port,
-        protocol="http", login_timeout=10, network_timeout=10,
-    )  # fmt: skip
-
-
 @pytest.fixture
-def source(tmp_path):
+def source(fakesnow_port):
     """A SnowflakeSource pointing at a fresh ``fakesnow -s`` server on 127.0.0.1 (stopped afterwards)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "fakesnow.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fakesnow", "-s", "-p", str(port), "--host", "127.0.0.1"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "fakesnow.log").read_text()[-500:]) from None
-                time.sleep(0.1)
-        con = _source(port).connect()
-        con.cursor().execute("create database if not exists RECFRAME")
-        con.cursor().execute("create schema if not exists RECFRAME.PUBLIC")
-        con.close()
-        yield _source(port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    con = _source(fakesnow_port).connect()
+    con.cursor().execute("create schema if not exists RECFRAME.PUBLIC")
+    con.close()
+    return _source(fakesnow_port)
 
 
 def _frame(run_id: str, n: int, k: int, scored_at: datetime) -> pd.DataFrame:
