@@ -30,8 +30,9 @@ NEEDS = {
 }
 # mandatory settings (``???``) of an option: placeholders, since a constructor reads no file
 REQUIRED = {("datasource", "files"): ("datasource.train=train.tsv", "datasource.test=test.tsv")}
-# trainer keys recframe reads itself (recframe/model/seq/training.py); the rest go to lightning.Trainer
-RECFRAME_TRAINER_KEYS = {"cpu_threads", "cpu_keep_memory"}
+# trainer keys recframe reads itself (CPU tuning in recframe/model/seq/training.py, the SageMaker
+# training job block of trainer=sagemaker); the rest go to lightning.Trainer
+RECFRAME_TRAINER_KEYS = {"cpu_threads", "cpu_keep_memory", "sagemaker"}
 
 
 def all_options() -> list[tuple[str, str]]:

@@ -52,7 +52,9 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_kill_9_during_training_then_resume_reaches_the_same_metrics(tmp_path):
-    args = [*SMALL_DATA, *NO_DEPLOY, *GRU, f"trainer.max_epochs={EPOCHS}", "seed=7"]
+    # enough sessions for epochs of a few seconds, so the kill lands inside epoch 3 or later
+    args = [*SMALL_DATA, "datasource.synthetic.n_sessions=16000", *NO_DEPLOY, *GRU, f"trainer.max_epochs={EPOCHS}"]
+    args.append("seed=7")
     home = tmp_path / "home"
 
     straight = tmp_path / "straight"
