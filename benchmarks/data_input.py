@@ -20,17 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for path in (ROOT, HERE):  # recframe, and the benchmark's own modules
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
-SESSION, EVENT_TYPE, ACTION, SKU, TS = (
-    "session_id_hash",
-    "event_type",
-    "product_action",
-    "product_sku_hash",
-    "server_timestamp_epoch_ms",
-)
+from data_sides import ACTION, EVENT_TYPE, SESSION, SKU, TS  # noqa: E402 - the columns the sides read
+
 #: 2100-01-01: a timestamp after any load time
 FAR_FUTURE_MS = 4_102_444_800_000
 
