@@ -35,13 +35,7 @@ def query_split(
     in pandas.
     """
     s = split  # validated settings (short name: used in most lines below)
-    where = ["tenant = ?", "length >= ?"]
-    params: list[Any] = [tenant, s["min_length"]]
-    for key, op in (("start_date", ">="), ("end_date", "<")):
-        if s[key]:
-            where.append(f"session_start {op} cast(? as timestamp)")
-            params.append(s[key])
-    window = " and ".join(where)
+    window, params = window_clause(tenant, s, "cast(? as timestamp)")
     # DuckDB's marts carry integer item keys beside the SKUs: the split moves integers and the SKUs
     # are looked up once per event at the end (one take), instead of copying 64-character strings
     # through a temp table and Arrow. A mart without the key columns takes the string path.
@@ -55,17 +49,12 @@ def query_split(
     n_sessions, t_end = con.execute(
         f"select count(*), max(session_end_ms) from main.session_sequences where {window}", params
     ).fetchall()[0]
-    if not n_sessions:
-        raise DataError(f"no sessions for tenant {tenant!r} with >= {s['min_length']} events in the date window")
-    test_cut = int(t_end) - int(s["test_days"] * DAY_MS)
-    valid_cut = test_cut - int(s["valid_days"] * DAY_MS)
+    test_cut, valid_cut = split_cuts(n_sessions, t_end, tenant, s)
     con.execute(
         f"""create or replace temp table _recframe_labels as
         select session_id, session_start_ms as s, session_end_ms as e, length,
                {item_list} as items, timestamps, {action_list} as actions,
-               case when session_start_ms >= {test_cut} then 'test'
-                    when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
-                    when session_end_ms < {valid_cut} then 'train' end as split
+               {split_label(test_cut, valid_cut)} as split
         from main.session_sequences
         where {window}""",
         params,
@@ -203,6 +192,33 @@ class ItemKeys:
                 "different builds (run the pipeline again to rebuild them)"
             )
         return self.table[keys]
+
+
+def window_clause(tenant: str, split: dict[str, Any], timestamp: str) -> tuple[str, list[Any]]:
+    """The sessions a split reads: the tenant's, with at least ``min_length`` events, starting in
+    ``[start_date, end_date)``. ``timestamp`` is the warehouse's cast of a bound date parameter."""
+    where = ["tenant = ?", "length >= ?"]
+    params: list[Any] = [tenant, split["min_length"]]
+    for key, op in (("start_date", ">="), ("end_date", "<")):
+        if split[key]:
+            where.append(f"session_start {op} {timestamp}")
+            params.append(split[key])
+    return " and ".join(where), params
+
+
+def split_cuts(n_sessions: int, t_end: int | None, tenant: str, split: dict[str, Any]) -> tuple[int, int]:
+    """The test and validation cut-offs (ms), counted back from the window's last event."""
+    if not n_sessions:
+        raise DataError(f"no sessions for tenant {tenant!r} with >= {split['min_length']} events in the date window")
+    test_cut = int(t_end) - int(split["test_days"] * DAY_MS)
+    return test_cut, test_cut - int(split["valid_days"] * DAY_MS)
+
+
+def split_label(test_cut: int, valid_cut: int) -> str:
+    """The SQL labelling a session test, valid or train by its start and end; null for a straddler."""
+    return f"""case when session_start_ms >= {test_cut} then 'test'
+                    when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
+                    when session_end_ms < {valid_cut} then 'train' end"""
 
 
 def mart_columns(con: Any) -> set[str]:

@@ -17,21 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.datasource.session_query import arrays_from_arrow, describe_sorted, make_frame
-from recframe.datasource.split import DAY_MS, mark_targets
+from recframe.datasource.session_query import (
+    arrays_from_arrow,
+    describe_sorted,
+    make_frame,
+    split_cuts,
+    split_label,
+    window_clause,
+)
+from recframe.datasource.split import mark_targets
 from recframe.interfaces import DataError
 
 SPLITS = ("train", "valid", "test")
-
-
-def _window(tenant: str, split: dict[str, Any]) -> tuple[str, list[Any]]:
-    where = ["tenant = ?", "length >= ?"]
-    params: list[Any] = [tenant, split["min_length"]]
-    for key, op in (("start_date", ">="), ("end_date", "<")):
-        if split[key]:
-            where.append(f"session_start {op} to_timestamp_ntz(?)")
-            params.append(split[key])
-    return " and ".join(where), params
 
 
 def query_split(
@@ -41,18 +38,13 @@ def query_split(
     (the fully qualified ``session_sequences`` model); ``split`` as validated by
     :func:`recframe.datasource.duckdb.validate_split`."""
     s = split
-    window, params = _window(tenant, s)
+    window, params = window_clause(tenant, s, "to_timestamp_ntz(?)")
     n_sessions, t_end = cur.execute(
         f"select count(*), max(session_end_ms) from {sequences} where {window}", params
     ).fetchall()[0]
-    if not n_sessions:
-        raise DataError(f"no sessions for tenant {tenant!r} with >= {s['min_length']} events in the date window")
-    test_cut = int(t_end) - int(s["test_days"] * DAY_MS)
-    valid_cut = test_cut - int(s["valid_days"] * DAY_MS)
+    test_cut, valid_cut = split_cuts(n_sessions, t_end, tenant, s)
     labelled = f"""(select session_id, length, items, timestamps, actions,
-               case when session_start_ms >= {test_cut} then 'test'
-                    when session_start_ms >= {valid_cut} and session_end_ms < {test_cut} then 'valid'
-                    when session_end_ms < {valid_cut} then 'train' end as split,
+               {split_label(test_cut, valid_cut)} as split,
                session_start_ms as s, session_end_ms as e
         from {sequences} where {window})"""
     rows = cur.execute(
