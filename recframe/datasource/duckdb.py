@@ -345,7 +345,18 @@ class DuckDBSource(DataSource):
         t0, c0 = time.perf_counter(), time.process_time()
         con = _connect(self.warehouse, preserve_order=True)
         try:
-            quality = self._quality(con, load.etl_id, None if self.in_place is None else load.n_rows)
+            quality = load_quality(
+                con,
+                self.tenant,
+                load.etl_id,
+                None if self.in_place is None else load.n_rows,
+                {
+                    "events": "raw.events",
+                    "rejects": "raw.rejects",
+                    "sessions": "main.int_sessions",
+                    "quarantine": "main.quarantine",
+                },
+            )
             train, valid, test, split_stats = query_split(con, self.tenant, self.split)
             items = self._items(con)
         finally:
@@ -416,31 +427,6 @@ class DuckDBSource(DataSource):
             [self.tenant],
         ).df()
 
-    def _quality(self, con: Any, etl_id: str, source_rows: int | None = None) -> dict[str, Any]:
-        """Row accounting of the current load: rows in = accepted + quarantined (by reason).
-
-        ``source_rows``: an in-place source's row count (its fingerprint), else the ingested load's.
-        """
-        if source_rows is not None:
-            raw_rows = source_rows
-        else:
-            raw_rows = con.execute(
-                "select (select count(*) from raw.events where etl_id = $1) + (select count(*) from raw.rejects "
-                "where etl_id = $1)",
-                [etl_id],
-            ).fetchall()[0][0]
-        accepted = con.execute(
-            "select coalesce(sum(n_events), 0) from main.int_sessions where tenant = ? and reject_reason is null",
-            [self.tenant],
-        ).fetchall()[0][0]
-        reasons = dict(
-            con.execute(
-                "select reason, sum(n_rows) from main.quarantine where tenant = ? group by reason order by reason",
-                [self.tenant],
-            ).fetchall()
-        )
-        return row_accounting(raw_rows, accepted, reasons)
-
 
 def _connect(path: Path, preserve_order: bool = False) -> Any:
     """A DuckDB connection to the warehouse with recframe's settings.
@@ -471,6 +457,35 @@ def _current_fingerprint(con: Any, tenant: str) -> str | None:
         [tenant],
     ).fetchall()
     return row[0][0] if row else None
+
+
+def load_quality(cur: Any, tenant: str, etl_id: str, source_rows: int | None, tables: dict[str, str]) -> dict[str, Any]:
+    """Row accounting of the current load on any warehouse: rows in = accepted + quarantined (by reason).
+
+    ``cur`` is a DB-API cursor or a DuckDB connection; ``tables`` names the qualified ``events``,
+    ``rejects`` (raw), ``sessions`` (``int_sessions``) and ``quarantine`` tables. ``source_rows``:
+    an in-place source's row count (its fingerprint), else the ingested load's raw rows are counted.
+    """
+    if source_rows is not None:
+        raw_rows = source_rows
+    else:
+        raw_rows = cur.execute(
+            f"select (select count(*) from {tables['events']} where etl_id = ?) + "
+            f"(select count(*) from {tables['rejects']} where etl_id = ?)",
+            [etl_id, etl_id],
+        ).fetchall()[0][0]
+    accepted = cur.execute(
+        f"select coalesce(sum(n_events), 0) from {tables['sessions']} where tenant = ? and reject_reason is null",
+        [tenant],
+    ).fetchall()[0][0]
+    reasons = {
+        str(reason): int(n)
+        for reason, n in cur.execute(
+            f"select reason, sum(n_rows) from {tables['quarantine']} where tenant = ? group by reason order by reason",
+            [tenant],
+        ).fetchall()
+    }
+    return row_accounting(raw_rows, accepted, reasons)
 
 
 def row_accounting(raw_rows: int, accepted: int, reasons: dict[str, int]) -> dict[str, Any]:

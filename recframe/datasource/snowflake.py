@@ -36,7 +36,7 @@ import pandas as pd
 
 from recframe import validation as v
 from recframe.datasource import in_place, snowflake_auth, snowflake_split
-from recframe.datasource.duckdb import DuckDBSource, as_dict, row_accounting
+from recframe.datasource.duckdb import DuckDBSource, as_dict, load_quality
 from recframe.datasource.schema import raw_ddl
 from recframe.interfaces import ConfigError, DataError, Dataset, DataSource, RecframeError
 
@@ -457,7 +457,18 @@ class SnowflakeSource(DataSource):
         try:
             cur = con.cursor()
             source_rows = None if self.in_place is None else load.n_rows
-            quality = self._quality(cur, load.etl_id, source_rows)
+            quality = load_quality(
+                cur,
+                self.tenant,
+                load.etl_id,
+                source_rows,
+                {
+                    "events": self._raw("EVENTS"),
+                    "rejects": self._raw("REJECTS"),
+                    "sessions": self._mart("INT_SESSIONS"),
+                    "quarantine": self._mart("QUARANTINE"),
+                },
+            )
             train, valid, test, split_stats = snowflake_split.query_split(
                 cur, self._mart("SESSION_SEQUENCES"), self.tenant, self.split
             )
@@ -500,31 +511,3 @@ class SnowflakeSource(DataSource):
         out = frame.to_pandas()
         out.columns = [c.lower() for c in out.columns]
         return out
-
-    def _quality(self, cur: Any, etl_id: str, source_rows: int | None = None) -> dict[str, Any]:
-        """Row accounting of the current load, as in the DuckDB path: rows in = accepted + quarantined.
-
-        ``source_rows``: an in-place source's row count (its fingerprint), else the ingested load's.
-        """
-        if source_rows is not None:
-            raw_rows = source_rows
-        else:
-            raw_rows = cur.execute(
-                f"select (select count(*) from {self._raw('EVENTS')} where etl_id = ?) + "
-                f"(select count(*) from {self._raw('REJECTS')} where etl_id = ?)",
-                [etl_id, etl_id],
-            ).fetchall()[0][0]
-        accepted = cur.execute(
-            f"select coalesce(sum(n_events), 0) from {self._mart('INT_SESSIONS')} "
-            "where tenant = ? and reject_reason is null",
-            [self.tenant],
-        ).fetchall()[0][0]
-        reasons = {
-            str(k): int(n)
-            for k, n in cur.execute(
-                f"select reason, sum(n_rows) from {self._mart('QUARANTINE')} where tenant = ? "
-                "group by reason order by reason",
-                [self.tenant],
-            ).fetchall()
-        }
-        return row_accounting(raw_rows, accepted, reasons)
