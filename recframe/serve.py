@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from recframe.deployer.champion import artifact_dir, artifact_version, resolve_champion
+from recframe.deployer.local import endpoint_url, listen
 from recframe.interfaces import ConfigError, RecframeError
 
 log = logging.getLogger("recframe.serve")
@@ -160,28 +161,6 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def bind(host: str, port: int) -> Any:
-    """A listening socket on ``host:port`` (``port`` 0: any free port), before the server starts."""
-    import socket
-
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise ConfigError.plain(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def url_of(sock: Any) -> str:
-    host, port = sock.getsockname()[:2]
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
-    return f"http://{host}:{port}"
-
-
 class ModelServer:
     """One process serving ``source``: ``start()`` binds and begins loading, ``run()`` serves until
     stopped (SIGTERM/SIGINT in the main thread, or :meth:`stop`), draining in-flight requests."""
@@ -201,8 +180,8 @@ class ModelServer:
         from recframe.deployer.serving import create_app
 
         s = self.settings
-        self._sock = bind(s.host, s.port)
-        self.url = url_of(self._sock)
+        self._sock = listen(s.host, s.port, ConfigError.plain)
+        self.url = endpoint_url(s.host, self._sock.getsockname()[1])
         self.app = create_app(None, max_batch=s.max_batch, metrics=s.metrics)
         config = uvicorn.Config(
             self.app,
@@ -275,7 +254,7 @@ def run_workers(source: ModelSource, settings: ServeSettings, announce: Any = pr
     from uvicorn.supervisors.multiprocess import Multiprocess
 
     s = settings
-    sock = bind(s.host, s.port)
+    sock = listen(s.host, s.port, ConfigError.plain)
     metrics_dir = None
     if s.metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="recframe-metrics-")
@@ -297,7 +276,8 @@ def run_workers(source: ModelSource, settings: ServeSettings, announce: Any = pr
     supervisor = Multiprocess(config, sockets=[sock])
     done = threading.Event()
     watcher = threading.Thread(target=_supervise, args=(source, s.watch_s, done), daemon=True)
-    announce(f"recframe serve: listening on {url_of(sock)} ({s.workers} workers, {source.describe()})")
+    url = endpoint_url(s.host, sock.getsockname()[1])
+    announce(f"recframe serve: listening on {url} ({s.workers} workers, {source.describe()})")
     try:
         watcher.start()
         supervisor.run()

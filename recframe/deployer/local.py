@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +114,7 @@ class LocalDeployer(Deployer):
         return Deployment(url=self.url or "", smoke=smoke, details=details)
 
     def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as e:
-            sock.close()
-            raise DeployError(f"cannot listen on {self.host}:{self.port}: {e.strerror or e}") from None
-        sock.listen(2048)
-        sock.set_inheritable(True)
-        return sock
+        return listen(self.host, self.port, DeployError)
 
     def _start_thread(self, artifact_dir: Path) -> dict[str, Any]:
         import uvicorn
@@ -147,7 +138,7 @@ class LocalDeployer(Deployer):
         )
         self._sock = self._bind()
         self._port = self._sock.getsockname()[1]
-        self.url = f"http://{_url_host(self.host)}:{self._port}"
+        self.url = endpoint_url(self.host, self._port)
         config = uvicorn.Config(
             self._app,
             lifespan="off",
@@ -175,7 +166,7 @@ class LocalDeployer(Deployer):
             probe.close()
         else:
             self._port = self.port
-        self.url = f"http://{_url_host(self.host)}:{self._port}"
+        self.url = endpoint_url(self.host, self._port)
         env = dict(os.environ)
         env.update(
             RECFRAME_ARTIFACT=str(artifact_dir.resolve()),
@@ -279,7 +270,25 @@ class LocalDeployer(Deployer):
             self._metrics_dir = None
 
 
-def _url_host(host: str) -> str:
+def listen(host: str, port: int, error: Callable[[str], Exception]) -> socket.socket:
+    """A listening socket on ``host:port`` (``port`` 0: any free port), bound before the server
+    starts so the URL is known at once; a port that cannot be bound raises ``error(message)``."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise error(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def endpoint_url(host: str, port: int) -> str:
+    """The URL clients on this machine use: a wildcard bind is reached through 127.0.0.1."""
     if host in ("0.0.0.0", "::", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
