@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from recframe.deployer.champion import artifact_dir, artifact_version, resolve_champion
-from recframe.deployer.local import endpoint_url, listen
+from recframe.deployer.local import endpoint_url, listen, server_config
 from recframe.interfaces import ConfigError, RecframeError
 
 log = logging.getLogger("recframe.serve")
@@ -183,16 +183,7 @@ class ModelServer:
         self._sock = listen(s.host, s.port, ConfigError.plain)
         self.url = endpoint_url(s.host, self._sock.getsockname()[1])
         self.app = create_app(None, max_batch=s.max_batch, metrics=s.metrics)
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level=s.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=s.drain_timeout_s,
-            timeout_keep_alive=30,
-            server_header=False,
-            date_header=False,
-        )
+        config = server_config(self.app, s.log_level, s.drain_timeout_s)
         self._server = uvicorn.Server(config)
         limits = ServingLimits(exclude_seen=s.exclude_seen)
         self.reloader = Reloader(self.app, self.source, limits, s.watch_s, on_fatal=self.stop)
@@ -250,7 +241,6 @@ def worker_app() -> Any:
 def run_workers(source: ModelSource, settings: ServeSettings, announce: Any = print) -> int:
     """Serve with ``settings.workers`` processes (uvicorn's supervisor): SIGTERM drains every worker,
     SIGHUP or a change of the source replaces them one by one."""
-    import uvicorn
     from uvicorn.supervisors.multiprocess import Multiprocess
 
     s = settings
@@ -268,9 +258,8 @@ def run_workers(source: ModelSource, settings: ServeSettings, announce: Any = pr
         RECFRAME_MAX_BATCH=str(s.max_batch),
         RECFRAME_TORCH_THREADS=os.environ.get("RECFRAME_TORCH_THREADS", "1"),
     )
-    config = uvicorn.Config(
-        "recframe.serve:worker_app", factory=True, workers=s.workers, lifespan="off", log_level=s.log_level,
-        access_log=False, timeout_graceful_shutdown=s.drain_timeout_s, server_header=False, date_header=False,
+    config = server_config(
+        "recframe.serve:worker_app", s.log_level, s.drain_timeout_s, factory=True, workers=s.workers,
         timeout_worker_healthcheck=STARTUP_TIMEOUT_S,  # a new worker loads torch and the model before it is ready
     )  # fmt: skip
     supervisor = Multiprocess(config, sockets=[sock])

@@ -139,16 +139,7 @@ class LocalDeployer(Deployer):
         self._sock = self._bind()
         self._port = self._sock.getsockname()[1]
         self.url = endpoint_url(self.host, self._port)
-        config = uvicorn.Config(
-            self._app,
-            lifespan="off",
-            log_level=self.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            timeout_keep_alive=30,
-            server_header=False,  # two headers fewer for h11 to validate on every response
-            date_header=False,
-        )
+        config = server_config(self._app, self.log_level, drain_timeout_s=5)
         self._server = uvicorn.Server(config)
         sock = self._sock
         self._thread = threading.Thread(
@@ -283,6 +274,24 @@ def listen(host: str, port: int, error: Callable[[str], Exception]) -> socket.so
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def server_config(app: Any, log_level: str, drain_timeout_s: float, **extra: Any) -> Any:
+    """The uvicorn settings of every recframe endpoint: no lifespan or access log, 30 s keep-alive,
+    in-flight requests drained for ``drain_timeout_s`` on shutdown; ``extra`` adds uvicorn keywords."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=drain_timeout_s,
+        timeout_keep_alive=30,
+        server_header=False,  # two headers fewer for h11 to validate on every response
+        date_header=False,
+        **extra,
+    )
 
 
 def endpoint_url(host: str, port: int) -> str:
