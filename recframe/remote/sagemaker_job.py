@@ -1,11 +1,11 @@
 """``trainer=sagemaker``: the train step as a SageMaker training job.
 
 The training image comes from the ``sagemaker`` SDK's image table
-(:func:`recframe.sagemaker_images.pytorch_image_uri`, offline). The job itself is created with
-boto3: SDK 3.x (``sagemaker.train.ModelTrainer``) builds clients at import time and its resource
-classes validate service responses that moto does not produce, so the job request could not be
-tested offline. The request built here is the one the SDK would send (``CreateTrainingJob``),
-checked field by field in tests (docs/howto_compute.md lists which call uses what, and why).
+(:func:`recframe.sagemaker_images.pytorch_image_uri`, offline) and the inputs go to S3 through the
+SDK's ``S3Uploader``. The job's life cycle (create, describe, stop) stays on boto3's ``sagemaker``
+client: the request is the documented ``CreateTrainingJob`` request, checked field by field in
+tests, and the failed and stopped states SageMaker reports, which moto never reaches, are played
+with botocore's Stubber, which wraps a boto3 client (docs/howto_compute.md: which call uses what).
 
 What the job gets (all under ``s3://BUCKET/PREFIX/JOB/``): the data step's splits (``data``
 channel), ``job.json`` with the model class, its constructor arguments and the Lightning settings
@@ -211,19 +211,27 @@ class SageMakerTrainer:
         job_name = f"recframe-{spec['name'] or 'model'}-{stamp}"[:63].replace("_", "-")
         s3_root = f"s3://{self.s.bucket}/{self.s.prefix}/{job_name}"
         s3, sm = self._client("s3"), self._client("sagemaker")
-        self._upload(s3, data_dir, spec, s3_root)
+        self._upload(data_dir, spec, s3_root)
         sm.create_training_job(**training_request(self.s, job_name, s3_root, seed))
         log.info("training job %s started on %s", job_name, self.s.instance_type)
         desc = self.wait(sm, job_name)
         return self._fetch_model(s3, desc, run_dir)
 
-    def _upload(self, s3: Any, data_dir: Path, spec: dict[str, Any], s3_root: str) -> None:
-        bucket, root = split_s3(s3_root)
+    def _upload(self, data_dir: Path, spec: dict[str, Any], s3_root: str) -> None:
+        """The three input channels, through the SDK's ``S3Uploader`` (a boto3 session underneath)."""
+        import boto3
+        from sagemaker.core.helper.session_helper import Session
+        from sagemaker.core.s3 import S3Uploader
+
+        session = Session(boto_session=boto3.Session(region_name=self.s.region))
         for path in sorted(p for p in Path(data_dir).iterdir() if p.is_file() and not p.name.endswith(".tmp")):
-            s3.upload_file(str(path), bucket, f"{root}/data/{path.name}")
-        s3.put_object(Bucket=bucket, Key=f"{root}/config/job.json", Body=json.dumps(spec).encode())
-        s3.put_object(Bucket=bucket, Key=f"{root}/code/code.tar.gz", Body=code_archive())
-        s3.put_object(Bucket=bucket, Key=f"{root}/code/requirements.txt", Body=requirements().encode())
+            S3Uploader.upload(str(path), f"{s3_root}/data", sagemaker_session=session)
+        for uri, body in (
+            (f"{s3_root}/config/job.json", json.dumps(spec).encode()),
+            (f"{s3_root}/code/code.tar.gz", code_archive()),
+            (f"{s3_root}/code/requirements.txt", requirements().encode()),
+        ):
+            S3Uploader.upload_bytes(body, uri, sagemaker_session=session)
 
     def wait(self, sm: Any, job_name: str) -> dict[str, Any]:
         """Poll until the job ends, printing its log; Ctrl-C stops the job. Raises unless Completed."""
