@@ -154,3 +154,22 @@ def test_ddp_with_two_cpu_processes_trains_and_rank_zero_saves_one_artifact(tmp_
         sessions = sessions_in_time_order(ds.train, ItemVocab.from_events(ds.train))
         steps = model.fit_summary["train_steps_per_epoch"]
         assert steps == len(rank_schedule(sessions, 8, 0, 2)[0]) < 0.75 * len(session_parallel_schedule(sessions, 8)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_cli_under_ddp_runs_the_pipeline_once_and_rank_one_only_joins_the_fit(tmp_path):
+    from tests.helpers.cli import fast_overrides, run_cli
+
+    run = tmp_path / "run"
+    args = ["model=gru", "model.layers=[16]", "model.batch_size=8", "model.n_sample=16", "trainer=ddp",
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
+            *fast_overrides(tmp_path / "in"), f"hydra.run.dir={run}"]  # fmt: skip
+    proc = run_cli(args, tmp_path / "home", timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Starting with 2 processes" in proc.stderr + proc.stdout
+    out = proc.stdout + proc.stderr
+    assert out.count("recframe run summary") == 1 and out.count("done test") == 1  # rank 1 stopped after the fit
+    model = load_model(run / "model")  # verified against its checksums
+    assert model.epochs_run == 2 and (run / "metrics.json").exists()
+    assert not list(run.glob("model.*"))  # no second writer's temp folder
