@@ -158,8 +158,13 @@ def test_ddp_with_two_cpu_processes_trains_and_rank_zero_saves_one_artifact(tmp_
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_the_cli_under_ddp_runs_the_pipeline_once_and_rank_one_only_joins_the_fit(tmp_path):
+def test_the_cli_under_ddp_runs_the_pipeline_once_and_rank_one_only_joins_the_fit(tmp_path, monkeypatch):
     from tests.helpers.cli import fast_overrides, run_cli
+
+    # a fresh shell: an in-process DDP fit earlier in this session leaves LOCAL_RANK & co. behind,
+    # which would tell Lightning that someone else started the ranks
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
 
     run = tmp_path / "run"
     args = ["model=gru", "model.layers=[16]", "model.batch_size=8", "model.n_sample=16", "trainer=ddp",
