@@ -15,11 +15,15 @@ What makes it GRU4Rec rather than "a GRU" (each item matters for accuracy, Hidas
 * Adagrad with momentum applied only to the item rows a step touched
   (:class:`~recframe.model.seq.optim.IndexedAdagradMomentum`).
 
+Under DDP each rank plays its own share of the sessions (:mod:`recframe.model.seq.sharded`).
+
 Evaluation resets the hidden state at every session start and ranks all items
 (:meth:`~recframe.model.seq.base.SequenceModel.score_prefixes`).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import lightning as L
 import numpy as np
@@ -241,7 +245,10 @@ class GRU4RecModel(SequenceModel):
         valid_loader = self._valid_loader(valid)
         self.net = self.build_net(len(self.vocab))
         module = GRU4RecModule(self.net, self.training_settings, self.vocab.counts, ctx.seed)
-        self._train(module, train_loader, valid_loader, ctx)
+        with warnings.catch_warnings():
+            # read in this process only (no loader workers), so its length is exact
+            warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+            self._train(module, train_loader, valid_loader, ctx)
         self.fit_summary["train_steps_per_epoch"] = chunks.n_steps  # this process's share under DDP
         return self
 
