@@ -91,6 +91,18 @@ CROSS_ENTROPY_PUBLISHED = {  # Yoochoose, Rees46, RSC15
 }
 
 
+def scaled_params(model: Any, prefix: str = "model") -> dict[str, Any]:
+    """The values a fitted model (and each member of a hybrid) scaled to the data, by dotted config key.
+
+    Keys left at ``auto`` are resolved in ``fit``; this is what a run logs and tracks as the model's
+    parameters, e.g. ``{"model.k": 500, "model.members.gru.layers": [384]}``.
+    """
+    out = {f"{prefix}.{key}": value for key, value in (getattr(model, "scaled_params", None) or {}).items()}
+    for name, member in (getattr(model, "members", None) or {}).items():
+        out.update(scaled_params(member, f"{prefix}.members.{name}"))
+    return out
+
+
 def describe(params: dict[str, Any]) -> str:
     """``k=500, sample_size=5000``: resolved values for a log line."""
     return ", ".join(f"{key}={value}" for key, value in params.items())
