@@ -112,3 +112,16 @@ def test_a_run_logs_tracks_and_reports_the_scaled_parameters(tmp_path):
     assert tracked["model.tie_break"] == "newest", "the config's params are kept beside the scaled ones"
     assert "Model parameters scaled to the training data" in render_report(tmp_path)
     assert load_model(tmp_path / "model").params()["k"] == scaled["model.k"]
+
+
+def test_a_gru_built_without_fit_uses_placeholders_and_round_trips(tmp_path):
+    """The speed benchmarks build a random-weight net without fitting: auto keys must not break it."""
+    from recframe.vocab import ItemVocab
+
+    model = GRU4RecModel(layers=[8])
+    model.vocab = ItemVocab([f"sku{i}" for i in range(12)], list(range(12, 0, -1)))
+    model.net = model.build_net(12).eval()
+    assert model.hyperparameters()["dropout_p_hidden"] == "auto"
+    loaded = load_model(save_model(model, tmp_path / "random"))
+    session = [np.array([1, 2])]
+    np.testing.assert_allclose(loaded.score_next(session), model.score_next(session), rtol=1e-6)

@@ -53,6 +53,9 @@ from recframe.vocab import ItemVocab
 
 AUTO = V.AUTO
 log = logging.getLogger("recframe")
+#: what an ``auto`` architecture key holds until ``fit`` scales it (a net built without fitting,
+#: e.g. random weights for a speed benchmark, uses these; ``hyperparameters()`` still says auto)
+ARCHITECTURE_PLACEHOLDERS: dict[str, Any] = {"layers": [100], "dropout_p_embed": 0.0, "dropout_p_hidden": 0.0}
 
 
 def _as_list(layers: Any) -> Any:
@@ -230,6 +233,9 @@ class GRU4RecModel(SequenceModel):
         self.constrained_embedding = V.boolean("model.constrained_embedding", constrained_embedding)
         self.dropout_p_embed = V.or_auto("model.dropout_p_embed", dropout_p_embed, V.number, 0.0, 0.99)
         self.dropout_p_hidden = V.or_auto("model.dropout_p_hidden", dropout_p_hidden, V.number, 0.0, 0.99)
+        for key, placeholder in ARCHITECTURE_PLACEHOLDERS.items():  # a net built without fit (benchmarks)
+            if getattr(self, key) == AUTO:
+                setattr(self, key, placeholder)
         #: the keys that were ``auto`` and the values ``fit`` scaled them to
         self.scaled_params: dict[str, Any] = {}
 
