@@ -334,8 +334,10 @@ def _deployment(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _config(run_dir: Path, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    scaled = read_json(run_dir / "train" / "scaled_params.json")  # model keys left at auto, as fit resolved them
     return {
         "settings": table(["setting", "value"], _flatten(settings)) if settings else None,
+        "scaled": table(["model key (auto)", "value"], _flatten(scaled)) if isinstance(scaled, Mapping) else None,
         "text": read_config(run_dir),
     }
 

@@ -186,4 +186,6 @@ def test_gru_sizes_follow_the_catalogue_and_the_data():
     got = gru_defaults(synthetic, "cpu")
     assert (got["layers"], got["n_sample"], got["batch_size"]) == ([128], 512, 64)
     tiny = gru_defaults(profile(sessions=100, events=400, items=300), "cuda")
-    assert tiny["n_sample"] == 64 and tiny["batch_size"] == 8 and tiny["layers"] == [64]
+    assert tiny["n_sample"] == 256 and tiny["batch_size"] == 8 and tiny["layers"] == [64]  # 300 items
+    yoochoose_sample = gru_defaults(profile(sessions=17_794, events=70_278, items=2_933), "cuda")
+    assert yoochoose_sample["n_sample"] == 512
