@@ -138,6 +138,13 @@ class SessionKNNBase(Model):
             out[cold] = self.vocab.popularity().astype(np.float32)
         return out
 
+    def score_next_tensor(self, sessions: Sequence[np.ndarray]) -> Any:
+        """:meth:`score_next` as a float32 tensor over the same memory: the array is made fresh for
+        every call and the model keeps no reference to it, so the predictor ranks it without a copy."""
+        import torch
+
+        return torch.from_numpy(self.score_next(sessions))
+
     def get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.index is None:
             raise DataError(f"{self.name}: cannot save a model that has not been fitted")
