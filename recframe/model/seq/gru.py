@@ -31,24 +31,17 @@ import pandas as pd
 import torch
 
 from recframe import validation as V
-from recframe.interfaces import ConfigError, FitContext
+from recframe.interfaces import ConfigError, FitContext, RecframeError
 from recframe.model.profile import DataProfile
 from recframe.model.scaling import GRU_SCALED, describe, gru_defaults
 from recframe.model.seq.base import SequenceModel, item_matrix
-from recframe.model.seq.data import (
-    PAD,
-    NegativeSampler,
-    ScheduleChunks,
-    session_parallel_schedule,
-    sessions_in_time_order,
-)
+from recframe.model.seq.data import PAD, NegativeSampler, sessions_in_time_order
 from recframe.model.seq.nets.gru import GRU4RecNet
 from recframe.model.seq.nets.sampled_losses import bpr_max, cross_entropy_logq
 from recframe.model.seq.optim import IndexedAdagradMomentum, clip_grad_norm_mixed
 from recframe.model.seq.settings import GRU4RecTrainingSettings
-from recframe.model.seq.training import (
-    SequenceLightningModule,
-)
+from recframe.model.seq.sharded import ShardedScheduleChunks, ranks_agree
+from recframe.model.seq.training import SequenceLightningModule
 from recframe.vocab import ItemVocab
 
 AUTO = V.AUTO
@@ -123,11 +116,17 @@ class GRU4RecModule(SequenceLightningModule):
         opt = self.optimizers()
         hidden = self._hidden
         bs = self.settings.batch_size
+        # under DDP every rank must run as many backward passes as the others (each one all-reduces
+        # the gradients): a rank whose lanes have run dry makes zero-loss updates instead of stopping
+        distributed = self.trainer.world_size > 1
         for t in range(inputs.shape[0]):
             active = targets[t] != PAD
             n_pos = int(active.sum())
             if n_pos == 0 or (n_pos < 2 and self.settings.n_sample == 0):
-                break
+                if not distributed:
+                    break
+                self._idle_update(opt, inputs[t], hidden)
+                continue
             reset = starts[t].unsqueeze(1)
             hidden = [h.detach().masked_fill(reset, 0.0) for h in hidden]
             pos = targets[t][active]
@@ -136,11 +135,7 @@ class GRU4RecModule(SequenceLightningModule):
             if n_pos < bs:
                 scores = scores[active]
             loss = self._loss(scores, cols, n_pos) / bs
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            if self.gradient_clip_val:
-                clip_grad_norm_mixed(list(self.net.parameters()), float(self.gradient_clip_val))
-            opt.step()
+            self._update(opt, loss)
             value = float(loss.detach())
             if not np.isfinite(value):
                 raise FloatingPointError(
@@ -150,9 +145,35 @@ class GRU4RecModule(SequenceLightningModule):
             self._loss_n += n_pos
         self._hidden = [h.detach() for h in hidden]
 
+    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            clip_grad_norm_mixed(list(self.net.parameters()), float(self.gradient_clip_val))
+        opt.step()
+
+    def _idle_update(self, opt: torch.optim.Optimizer, items: torch.Tensor, hidden: list[torch.Tensor]) -> None:
+        """A DDP rank with no event at this step: a zero loss through every parameter.
+
+        Its gradients are zero, so the all-reduced gradient is the other ranks' (divided by the
+        world size, as DDP averages), and the update keeps this rank's weights equal to theirs.
+        The negative sampler advances as on the other ranks, which keeps their negatives shared.
+        """
+        items = items.clamp(min=0)
+        cols = torch.cat([items, self._sampler.sample()]) if self._sampler is not None else items
+        scores, _ = self.net.step(items, [h.detach() for h in hidden], cols)
+        self._update(opt, scores.sum() * 0.0)
+
     @property
     def epoch_train_loss(self) -> float | None:
         return self._loss_sum / self._loss_n if self._loss_n else None
+
+    def on_train_end(self) -> None:
+        if not ranks_agree(self.net):
+            raise RecframeError(
+                "GRU4Rec's DDP ranks ended with different weights (their gradients were not all-reduced "
+                "at every step): train with trainer=gpu or trainer=cpu on one device"
+            )
 
     def on_train_epoch_end(self) -> None:
         if self._loss_n:
@@ -282,15 +303,16 @@ class GRU4RecModel(SequenceModel):
         L.seed_everything(ctx.seed, workers=True, verbose=False)
         self.vocab = ItemVocab.from_events(train)
         sessions = sessions_in_time_order(train, self.vocab)
-        schedule = session_parallel_schedule(sessions, self.training_settings.batch_size)
-        train_loader = torch.utils.data.DataLoader(
-            ScheduleChunks(*schedule, chunk=self.training_settings.steps_per_batch), batch_size=None, shuffle=False
+        # split across DDP ranks by session when the trainer starts them (see recframe.model.seq.sharded)
+        chunks = ShardedScheduleChunks(
+            sessions, self.training_settings.batch_size, chunk=self.training_settings.steps_per_batch
         )
+        train_loader = torch.utils.data.DataLoader(chunks, batch_size=None)
         valid_loader = self._valid_loader(valid)
         self.net = self.build_net(len(self.vocab))
         module = GRU4RecModule(self.net, self.training_settings, self.vocab.counts, ctx.seed)
         self._train(module, train_loader, valid_loader, ctx)
-        self.fit_summary["train_steps_per_epoch"] = int(len(schedule[0]))
+        self.fit_summary["train_steps_per_epoch"] = chunks.n_steps  # this process's share under DDP
         if self.scaled_params:
             self.fit_summary["scaled_params"] = self.scaled_params
         return self
