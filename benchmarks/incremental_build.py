@@ -78,7 +78,7 @@ def _slowest(state: Path, n: int = 10) -> dict[str, float]:
 
 
 def _build(work: Path, lake: Path, name: str, full_refresh: bool = False) -> dict:
-    from recframe.datasource.duckdb_source import DuckDBSource
+    from recframe.datasource.duckdb import DuckDBSource
 
     warehouse = work / "warehouse.duckdb"
     src = DuckDBSource(

@@ -84,7 +84,7 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     _source_table(wh, events, f"server_timestamp_epoch_ms < {cut}")
     raw = {**LAYOUTS[layout], "mode": "in_place", "table": "shop.clicks"}
     first = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT)
-    first.build(tmp_path / "first")
+    first_load = first.build(tmp_path / "first")
     before = _sessions(wh)
 
     _source_table(wh, events, f"server_timestamp_epoch_ms >= {cut}")  # the loader appends a day
@@ -98,6 +98,16 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     assert "then event_ms >=" in log and "ts_source >=" in log
     # and the session data tests checked only the rebuilt sessions
     assert "then session_start_ms >=" in log
+    # the new load id and load time reach dbt as environment variables, so dbt re-parsed only the
+    # file reading them instead of the whole project (a changed var forces a full re-parse)
+    assert "Unable to do partial parsing" not in log
+    assert "Partial parsing: updated file: recframe://models/staging/stg_events__current_loads.sql" in log
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        built_under = con.execute("select etl_id from main.stg_events__current_loads").fetchall()
+    finally:
+        con.close()
+    assert built_under == [(inc.stats["etl_id"],)] and inc.stats["etl_id"] != first_load.etl_id
     assert len(incremental) > len(before)
     kept = before.merge(incremental, on="session_uid", suffixes=("", "_after"))
     assert len(kept) >= len(before) // 2  # most earlier sessions were kept as built
