@@ -187,3 +187,36 @@ def test_a_kept_sessions_key_reappearing_in_the_new_day_fails_the_scoped_unique_
     assert "session_uid in (select session_uid from" not in log
     rebuilt = _sessions(wh)
     assert rebuilt["session_uid"].is_unique and (rebuilt["session_uid"] == f"default/{old}").sum() == 1
+
+
+def test_scoped_not_null_reads_the_rebuilt_sessions_only_and_fails_on_them(events, tmp_path):
+    """not_null_columns (one node for several columns) on an incremental build: a null in a session
+    kept from before the cutoff was tested when that session was built and is not read again; a null
+    in a rebuilt one fails the test, named."""
+    wh = tmp_path / "wh.duckdb"
+    t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
+    _source_table(wh, events, f"server_timestamp_epoch_ms < {t_max - DAY_MS}")
+    raw = {**LAYOUTS["session_keyed"], "mode": "in_place", "table": "shop.clicks"}
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "first")
+    _source_table(wh, events, f"server_timestamp_epoch_ms >= {t_max - DAY_MS}")
+    src = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT)
+    src.build(tmp_path / "incremental")
+
+    def null_n_kept(rebuilt: bool) -> None:
+        con = duckdb.connect(str(wh))
+        try:
+            cut = con.execute("select cut_ms from main.int_build_cutoffs").fetchall()[0][0]
+            op = ">=" if rebuilt else "<"
+            con.execute(
+                "update main.int_sessions set n_kept = null where session_id = "
+                f"(select min(session_id) from main.int_sessions where first_ms {op} ?)",
+                [cut],
+            )
+        finally:
+            con.close()
+
+    null_n_kept(rebuilt=False)
+    src._dbt(["test", "--select", "int_sessions"], tmp_path / "old")  # passes: not read again
+    null_n_kept(rebuilt=True)
+    with pytest.raises(DataError, match="not_null_columns_int_sessions.* fail"):
+        src._dbt(["test", "--select", "int_sessions"], tmp_path / "rebuilt")
