@@ -1,7 +1,7 @@
 -- depends_on: {{ ref('int_build_cutoffs') }}
 {{ config(
     materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_rebuilt_sessions(session_cutoffs()) }}", tmp_relation_type='table',
+    pre_hook="{{ delete_rebuilt_sessions(built_cutoffs()) }}", tmp_relation_type='table',
 ) }}
 {#- One row per session of the current build: its size, duplicates, its kept events as time-ordered
     lists, and a session-level reject reason: no_product_events (no kept action),
