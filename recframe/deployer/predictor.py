@@ -217,27 +217,28 @@ class Predictor:
                         f"{type(self.model).__name__}.score_next returned shape {tuple(scores.shape)}, "
                         f"expected {(len(warm), self.n_items)}"
                     )
-                scores.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)  # NaN ranks last
                 masked = [(row, encoded[i][0]) for row, i in enumerate(warm) if excl[i]]
                 if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
-                    rows = np.concatenate([np.full(len(idx), row, dtype=np.int64) for row, idx in masked])
                     cols = np.concatenate([idx for _, idx in masked])
+                    rows = np.repeat(np.fromiter((row for row, _ in masked), np.int64, len(masked)),
+                                     [len(idx) for _, idx in masked])  # fmt: skip
                     dev = scores.device  # a model moved to a GPU scores there; rank there too
                     scores[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
                 top = max(ks[i] for i in warm)
                 values, indices = topk_rows(scores, top)
-            values_l, indices_np = values.cpu().tolist(), indices.cpu().numpy()
-            items = self.vocab.items
+                # top-k ranks NaN above everything, so a NaN anywhere in a row shows among its top
+                # values: only then is the whole matrix cleaned (NaN ranks last) and ranked again
+                if torch.isnan(values).any():
+                    scores.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+                    values, indices = topk_rows(scores, top)
+            values_l = values.cpu().tolist()
+            items_l = self.vocab.items[indices.cpu().numpy()].tolist()  # one lookup for the batch
             for row, i in enumerate(warm):
                 vals = values_l[row][: ks[i]]
                 keep = len(vals)
                 while keep and vals[keep - 1] == -math.inf:  # excluded or NaN items never reach the client
                     keep -= 1
-                results[i] = {
-                    "items": items[indices_np[row, :keep]].tolist(),
-                    "scores": vals[:keep],
-                    "unknown": encoded[i][1],
-                }
+                results[i] = {"items": items_l[row][:keep], "scores": vals[:keep], "unknown": encoded[i][1]}
         return results  # type: ignore[return-value]
 
     def answer(self, body: Any) -> dict[str, Any]:
