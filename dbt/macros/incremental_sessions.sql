@@ -141,25 +141,3 @@
   {%- endif %}
   {%- endif -%}
 {%- endmacro %}
-
-
-{#- The cutoffs moved back to the start of their day (epoch ms): the per-day counts of
-    int_item_days are rebuilt from there. -#}
-{% macro day_cutoffs(cuts) -%}
-  {%- set days = {} -%}
-  {%- for t, c in cuts.items() -%}
-    {%- do days.update({t: (c // 86400000) * 86400000}) -%}
-  {%- endfor -%}
-  {{ return(days) }}
-{%- endmacro %}
-
-
-{#- int_item_days' pre-hook: delete the days this build counts again (all of a tenant's in scope, or
-    those from the day of its cutoff on). -#}
-{% macro delete_rebuilt_item_days(cuts) -%}
-  {%- if is_incremental() -%}
-  delete from {{ this }}
-  where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
-    and ({{ after_cutoff(day_cutoffs(cuts), 'tenant', 'day * 86400000') }})
-  {%- endif -%}
-{%- endmacro %}
