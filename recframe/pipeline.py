@@ -48,6 +48,9 @@ from recframe.interfaces import (
 
 log = logging.getLogger("recframe")
 
+#: under the run's ``train/``: the model keys left at ``auto`` and the values fit scaled them to
+SCALED_PARAMS = "scaled_params.json"
+
 STEPS = ("data", "train", "test", "score", "deploy")
 # what runs when no steps are given: ``score`` writes to the warehouse, so it is opt-in
 DEFAULT_STEPS = ("data", "train", "test", "deploy")
@@ -203,8 +206,21 @@ class Pipeline:
         )
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         self.model.fit(ds.train, ds.valid, ctx)
+        self._track_scaled_params()
         self.model.save(self.run_dir / "model")
         self._model = self.model
+
+    def _track_scaled_params(self) -> None:
+        """Log (and track) the parameters the model scaled to the data: keys left at ``auto``."""
+        from recframe.model.scaling import describe, scaled_params
+
+        scaled = scaled_params(self.model)
+        if not scaled:
+            return
+        log.info("parameters scaled to the training data: %s", describe(scaled))
+        write_json(self.run_dir / "train" / SCALED_PARAMS, scaled)  # the report's "Run configuration" shows it
+        if self.tracker:  # beside the config's "auto" (trackers keep a param's first value), in full
+            self.tracker.log_params({**self.params, **{f"scaled.{k}": str(v) for k, v in scaled.items()}})
 
     def _join_ddp_fit(self) -> None:
         """A DDP rank > 0 (a copy of the command, started by rank 0's trainer): train, then exit.

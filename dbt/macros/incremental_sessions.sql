@@ -22,7 +22,8 @@
 
 
 {#- tenant -> cutoff (epoch ms) for each tenant whose build is incremental; {} when everything is
-    rebuilt. Computed when a model is compiled, that is before int_sessions' pre-hook deletes. -#}
+    rebuilt. Computed once per build, by int_build_cutoffs (before int_sessions' pre-hook deletes);
+    every other model reads that table (built_cutoffs()), a lookup instead of a scan of int_sessions. -#}
 {% macro session_cutoffs() -%}
   {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
   {%- set rel = built_sessions_relation() -%}
@@ -90,8 +91,10 @@
 {%- endmacro %}
 
 
-{#- tenant -> cutoff as int_build_cutoffs recorded it for this build: for the models that run after
-    int_sessions (whose table then no longer shows the cutoff). {} when everything is rebuilt. -#}
+{#- tenant -> cutoff as int_build_cutoffs recorded it for this build, for every model after it (those
+    that run after int_sessions could not compute it again: its table then no longer shows the
+    cutoff). A model calling this declares `-- depends_on: {{ ref('int_build_cutoffs') }}`. {} when
+    everything is rebuilt. -#}
 {% macro built_cutoffs() -%}
   {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
   {%- set cuts = {} -%}

@@ -66,13 +66,14 @@ SERVING_MODULES = (
     "deployer/predictor.py",
     "deployer/topk.py",
     "deployer/jsoncodec.py",
+    "deployer/serving_process.py",  # inference.py sets the math threads through it
     "deployer/probe_model.py",  # a model class artifacts may name, like those under model/
 )
 # every model class, its networks and its helpers: an artifact names any of them
 SERVING_PACKAGES = ("model",)
 # the third-party distributions those modules import (torch and numpy come with the image: a
 # different numpy than the one torch was built against breaks torch); pinned to the versions here
-SERVING_REQUIREMENTS = ("pandas", "scipy", "lightning")
+SERVING_REQUIREMENTS = ("pandas", "scipy", "lightning", "threadpoolctl")
 
 
 def serving_files() -> list[Path]:
