@@ -193,11 +193,33 @@ def run_model(
         device="cpu" if cpu_only else args.device,
         targets=metrics["targets"],
     )
+    search = getattr(model, "search_log", None)
+    if search:  # model=auto: what it chose and the seconds each stage took
+        result["auto"] = auto_summary(search)
+        progress(f"[{name}] chose {result['auto']['members']}: {search['winner']['why']}")
     progress(
         f"[{name}] HR@20 {result['hr@20']:.4f}  MRR@20 {result['mrr@20']:.4f}  NDCG@20 {result['ndcg@20']:.4f}  "
         f"fit {train_s:.1f}s  eval {eval_s:.1f}s  ({metrics['targets']:,} targets)"
     )
     return result
+
+
+def auto_summary(search: dict[str, Any]) -> dict[str, Any]:
+    """The JSON side's view of a ``model=auto`` search: chosen members, weights, parameters, time per stage."""
+    winner, budget = search["winner"], search["budget"]
+    return {
+        "members": winner["members"],
+        "weights": winner["weights"],
+        "normalize": winner["normalize"],
+        "params": winner["params"],
+        "validation_score": winner["score"],
+        "metric": search["metric"],
+        "trials": len(search["trials"]),
+        "gru_epochs": (search.get("gru") or {}).get("epochs"),
+        "budget_s": budget["budget_s"],
+        "used_s": budget["used_s"],
+        "stage_s": {k: v["seconds"] for k, v in budget["stages"].items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

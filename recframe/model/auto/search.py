@@ -106,7 +106,9 @@ class KNNSearch:
     def _trial(self, name: str, study: optuna.Study, base: SessionKNNBase) -> None:
         t0 = time.perf_counter()
         trial = study.ask()
-        params = SPACES[name](trial, self.profile)
+        with warnings.catch_warnings():  # optuna 2.x warns about its own log-int distribution's step
+            warnings.simplefilter("ignore", FutureWarning)
+            params = SPACES[name](trial, self.profile)
         number = len(self.trials)
         try:
             model = build(name, params, base)
