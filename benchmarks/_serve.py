@@ -42,13 +42,13 @@ def serve_recframe(args: argparse.Namespace) -> None:
 
 
 def serve_fastapi(artifact: Path, torch_threads: int) -> None:
-    import torch
     import uvicorn
     from _plain_fastapi import build_app
 
     from recframe.deployer.predictor import Predictor
+    from recframe.deployer.serving_process import serving_threads
 
-    torch.set_num_threads(torch_threads)
+    serving_threads(torch_threads)  # the same math threads as recframe's and MLServer's runtime
     app = build_app(Predictor.from_artifact(artifact))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

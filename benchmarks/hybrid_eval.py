@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--normalize needs 1 or {len(names)} values")
     train, test = load_split(args.dataset)
     grus = {name: load_gru(path, args.experiment, train) for name, path in zip(gru_names, paths, strict=True)}
-    stan = STAN().fit(train)
+    # session-rec's STAN defaults, as experiment=hybrid_diginetica pins them (not the data-scaled auto values)
+    stan = STAN(k=500, sample_size=5000, ts_per_day=86_400_000.0).fit(train)
     members = {"stan": stan, **grus}
     hybrid = WeightedHybrid(members, dict(zip(names, values, strict=True)), dict(zip(names, norms, strict=True)))
     hybrid.vocab = grus["gru"].vocab

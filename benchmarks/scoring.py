@@ -120,7 +120,8 @@ def run_one(model_name: str, train: pd.DataFrame, sessions: pd.DataFrame, tmp: P
         rows = writer.replace_rows(RECOMMENDATIONS, RECOMMENDATIONS_DDL, frame, "run_id = ?", ["bench"])
         t2 = time.perf_counter()
     total = t2 - t0
-    written = frame[["session_key", "rank", "sku"]].reset_index(drop=True)
+    cols = ("session_key", "rank", "sku")  # plain strings, as the table holds them
+    written = pd.DataFrame({c: frame[c].to_numpy() if c == "rank" else frame[c].to_pylist() for c in cols})
     return side(
         m, output_hash(written),
         sessions=len(sessions), rows=rows, n_items=len(model.vocab),

@@ -97,11 +97,10 @@ def probe_sessions(sessions: list[list[str]]) -> list[list[str]]:
 def reference_hash(artifact: Path, probes: list[list[str]], k: int, torch_threads: int) -> str:
     """The in-process Predictor's answers to the probes (twice, as :func:`probe_hash` asks them):
     what every side must serve."""
-    import torch
-
     from recframe.deployer.predictor import Predictor
+    from recframe.deployer.serving_process import serving_threads
 
-    torch.set_num_threads(torch_threads)
+    serving_threads(torch_threads)
     pred = Predictor.from_artifact(artifact)
     answers = [pred.predict(s, k=k)["items"] for s in probes]
     return output_hash([answers, answers])

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recframe import atomic
+from recframe.ddp import is_rank_zero
 from recframe.interfaces import (
     DataError,
     Dataset,
@@ -46,6 +47,9 @@ from recframe.interfaces import (
 )
 
 log = logging.getLogger("recframe")
+
+#: under the run's ``train/``: the model keys left at ``auto`` and the values fit scaled them to
+SCALED_PARAMS = "scaled_params.json"
 
 STEPS = ("data", "train", "test", "score", "deploy")
 # what runs when no steps are given: ``score`` writes to the warehouse, so it is opt-in
@@ -202,8 +206,32 @@ class Pipeline:
         )
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         self.model.fit(ds.train, ds.valid, ctx)
+        self._track_scaled_params()
         self.model.save(self.run_dir / "model")
         self._model = self.model
+
+    def _track_scaled_params(self) -> None:
+        """Log (and track) the parameters the model scaled to the data: keys left at ``auto``."""
+        from recframe.model.scaling import describe, scaled_params
+
+        scaled = scaled_params(self.model)
+        if not scaled:
+            return
+        log.info("parameters scaled to the training data: %s", describe(scaled))
+        write_json(self.run_dir / "train" / SCALED_PARAMS, scaled)  # the report's "Run configuration" shows it
+        if self.tracker:  # beside the config's "auto" (trackers keep a param's first value), in full
+            self.tracker.log_params({**self.params, **{f"scaled.{k}": str(v) for k, v in scaled.items()}})
+
+    def _join_ddp_fit(self) -> None:
+        """A DDP rank > 0 (a copy of the command, started by rank 0's trainer): train, then exit.
+
+        Rank 0 has already written the data step's splits to the shared run directory, and it alone
+        saves the artifact, tests, deploys and reports; this process only lends its share of the fit.
+        """
+        ds = self.dataset()
+        ctx = FitContext(trainer=self.trainer, work_dir=self.run_dir / "train", seed=self.seed, progress=False)
+        self.model.fit(ds.train, ds.valid, ctx)
+        raise SystemExit(0)
 
     def step_test(self) -> None:
         result = self.tester.run(self.fitted_model(), self.dataset(), self.run_dir / "report")
@@ -295,6 +323,8 @@ class Pipeline:
 
     def run(self) -> RunResult:
         """Run the steps; with ``deployer.keep_alive`` block serving until interrupted."""
+        if not is_rank_zero():
+            self._join_ddp_fit()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         result = RunResult(run_dir=self.run_dir, steps=list(self.steps))
         if self.tracker:

@@ -204,4 +204,6 @@ def register_run(pipeline: Any, result: Any, info: dict[str, Any], settings: Reg
     if gate is not None:
         record["champion_gate"] = gate
     write_json(pipeline.run_dir / "registry.json", record)
+    if gate is not None:  # the report shows champion and challenger side by side
+        pipeline._refresh_report()
     return record

@@ -15,6 +15,7 @@ transaction (:meth:`~recframe.warehouse_writer.WarehouseWriter.replace_rows`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recframe import validation as v
 from recframe.interfaces import ConfigError, DataError
@@ -177,41 +179,63 @@ def length_batches(lengths: list[int], batch_size: int, steps_per_session: int =
     return batches
 
 
+def encode_items(vocab: Any, items: pd.Series) -> list[np.ndarray]:
+    """Each session's known SKUs as vocabulary indices, in order (unknown SKUs dropped), in one pass."""
+    lengths = items.map(len).to_numpy(dtype=np.int64)
+    flat = pd.Series(list(itertools.chain.from_iterable(items)), dtype=object)
+    codes = vocab.encode_column(flat) if len(flat) else np.zeros(0, dtype=np.int64)
+    known = codes >= 0
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    counts = np.bincount(owner[known], minlength=len(lengths))
+    return np.split(codes[known], np.cumsum(counts)[:-1])
+
+
 def recommend(
     model: Any, sessions: pd.DataFrame, settings: ScoreSettings, tenant: str, version: str, run_id: str
-) -> pd.DataFrame:
-    """Rank ``sessions`` in batches; one row per (session, rank) in the ``recommendations`` layout."""
+) -> pa.Table:
+    """Rank ``sessions`` in batches; one row per (session, rank) in the ``recommendations`` layout.
+
+    The rows come out batch by batch (sessions of similar lengths together), each session's ranks in
+    order. Repeated strings (SKUs, session keys, the run's constants) are Arrow dictionaries over the
+    vocabulary and the session list, so no Python string is made per row.
+    """
     from recframe.deployer.predictor import Predictor, ServingLimits
 
     limits = ServingLimits(default_k=settings.k, max_k=max(settings.k, 1000), exclude_seen=settings.exclude_seen)
     predictor = Predictor(model, limits)
-    keys, ranks, skus, scores = [], [], [], []
-    lists = [[str(x) for x in items] for items in sessions["items"]]
-    for idx in length_batches([len(x) for x in lists], settings.batch_size):
-        batch = [lists[i] for i in idx]
-        for i, res in zip(idx, predictor.predict_many(batch, settings.k, settings.exclude_seen), strict=True):
-            n = len(res["items"])
-            keys.append(np.full(n, i))
-            ranks.append(np.arange(1, n + 1, dtype=np.int32))
-            skus.extend(res["items"])
-            scores.extend(res["scores"])
-    rows = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    encoded = encode_items(model.vocab, sessions["items"])
+    # sessions of similar lengths together (a padded sequence model runs each batch as long as its
+    # longest session); each session's ranks in order
+    lengths = sessions["items"].map(len).tolist()
+    order = np.concatenate([np.zeros(0, np.int64), *length_batches(lengths, settings.batch_size)])
+    ranked = predictor.rank([encoded[i] for i in order], settings.k, settings.exclude_seen, chunk=settings.batch_size)
+    keep = np.arange(ranked.indices.shape[1])[None, :] < ranked.lengths[:, None]
+    rows = np.repeat(order, ranked.lengths)
+    ranks = np.broadcast_to(np.arange(1, ranked.indices.shape[1] + 1, dtype=np.int32), keep.shape)[keep]
+    codes, scores = ranked.indices[keep], ranked.values[keep]
+    n = len(rows)
     scored_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    frame = pd.DataFrame(
+
+    def const(value: str) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int32), pa.array([value], pa.string()))
+
+    skus = pa.array(model.vocab.items.tolist(), pa.string())
+    users = pa.array([None if pd.isna(u) else str(u) for u in sessions["user_key"]], pa.string())
+    return pa.table(
         {
-            "tenant": tenant,
-            "session_key": sessions["session_key"].astype(str).to_numpy()[rows],
-            "user_key": sessions["user_key"].to_numpy()[rows],
-            "rank": np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int32),
-            "sku": pd.Series(skus, dtype=object),
-            "score": np.asarray(scores, dtype=np.float64),
-            "model_version": version,
-            "run_id": run_id,
-            "scored_at": pd.Timestamp(scored_at),
+            "tenant": const(tenant),
+            "session_key": pa.DictionaryArray.from_arrays(
+                rows.astype(np.int32), pa.array(sessions["session_key"].astype(str), pa.string())
+            ),
+            "user_key": users.take(pa.array(rows)),
+            "rank": pa.array(ranks, pa.int32()),
+            "sku": pa.DictionaryArray.from_arrays(codes.astype(np.int32), skus),
+            "score": pa.array(scores.astype(np.float64)),
+            "model_version": const(version),
+            "run_id": const(run_id),
+            "scored_at": pa.array(np.full(n, np.datetime64(scored_at, "us"))),
         }
     )
-    frame["user_key"] = frame["user_key"].astype(object).where(frame["user_key"].notna(), None)
-    return frame
 
 
 def score_run(

@@ -152,8 +152,13 @@ class Reloader(threading.Thread):
         model_dir = self.source.resolve(wait_s)
         version = artifact_version(model_dir)
         if version != self.app.version:
+            first = self.app.predictor is None
             self.app.swap(Predictor.from_artifact(model_dir, self.limits), version)
             log.warning("serving %s from %s", version, model_dir)
+            if first:  # the long-lived heap is in place: keep full collections from walking it
+                from recframe.deployer.serving_process import freeze_heap
+
+                freeze_heap()
         self._fingerprint = fingerprint
 
 
@@ -366,9 +371,10 @@ def serve(source: ModelSource, settings: ServeSettings, announce: Any = print) -
     :class:`~recframe.interfaces.RecframeError`."""
     if settings.workers > 1:
         return run_workers(source, settings, announce)
-    import torch
+    from recframe.deployer.serving_process import serving_threads, short_switch_interval
 
-    torch.set_num_threads(int(os.environ.get("RECFRAME_TORCH_THREADS", "1")))  # the event loop needs a core
+    serving_threads(int(os.environ.get("RECFRAME_TORCH_THREADS", "1")))  # the event loop needs a core
+    short_switch_interval()
     server = ModelServer(source, settings)
     url = server.start()
     announce(f"recframe serve: listening on {url} ({source.describe()})")

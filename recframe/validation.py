@@ -76,3 +76,19 @@ def int_list(key: str, value: Any, min_value: int = 1) -> list[int]:
     if not items:
         raise ConfigError(key, value, "must not be empty")
     return [integer(f"{key}[{i}]", v, min_value) for i, v in enumerate(items)]
+
+
+AUTO = "auto"
+
+
+def or_auto(key: str, value: Any, rule: Any, *bounds: Any) -> Any:
+    """``auto`` (the model scales the value to the data in ``fit``) or a value that passes ``rule``.
+
+    A value that fails says both what ``rule`` allows and that ``auto`` is allowed too.
+    """
+    if value == AUTO:
+        return AUTO
+    try:
+        return rule(key, value, *bounds)
+    except ConfigError as e:
+        raise ConfigError(key, value, f"{e.allowed}, or auto (scaled to the data)") from None

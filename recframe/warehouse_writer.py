@@ -18,11 +18,14 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from recframe.interfaces import ConfigError, RecframeError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("recframe")
 
@@ -48,7 +51,7 @@ class WarehouseWriter(ABC):
         """The qualified name of ``name`` in this writer's schema."""
 
     @abstractmethod
-    def _stage(self, staging: str, frame: pd.DataFrame) -> None:
+    def _stage(self, staging: str, frame: pd.DataFrame | pa.Table) -> None:
         """Load ``frame`` into the (already created, empty) staging table ``staging``."""
 
     @abstractmethod
@@ -68,7 +71,7 @@ class WarehouseWriter(ABC):
         self,
         name: str,
         ddl: str,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | pa.Table,
         where: str,
         params: Sequence[Any],
         before_swap: Callable[[], None] | None = None,
@@ -136,7 +139,8 @@ class DuckDBWriter(WarehouseWriter):
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.con.execute(sql, list(params)).fetchall()
 
-    def _stage(self, staging: str, frame: pd.DataFrame) -> None:
+    def _stage(self, staging: str, frame: pd.DataFrame | pa.Table) -> None:
+        # a pandas frame or an Arrow table (dictionary columns included) is scanned in place
         self.con.register("_recframe_stage_src", frame)
         try:
             self.con.execute(f"insert into {staging} select * from _recframe_stage_src")
@@ -184,15 +188,17 @@ class SnowflakeWriter(WarehouseWriter):
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.cur.execute(sql, list(params) or None).fetchall()
 
-    def _stage(self, staging: str, frame: pd.DataFrame) -> None:
+    def _stage(self, staging: str, frame: pd.DataFrame | pa.Table) -> None:
         """The connector's bulk load: the frame as Parquet, ``PUT`` to a temporary stage, ``COPY INTO``."""
         import tempfile
 
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        upper = frame.rename(columns=str.upper)
-        table = pa.Table.from_pandas(upper, preserve_index=False)
+        if isinstance(frame, pa.Table):  # dictionary columns decoded: COPY reads plain strings
+            table = pa.table({c.upper(): _decoded(frame[c]) for c in frame.column_names})
+        else:
+            table = pa.Table.from_pandas(frame.rename(columns=str.upper), preserve_index=False)
         # microseconds without a zone: COPY's logical types read them as TIMESTAMP_NTZ
         table = table.cast(
             pa.schema(
@@ -228,6 +234,15 @@ class SnowflakeWriter(WarehouseWriter):
             with contextlib.suppress(Exception):
                 self.con.close()
             self.con = None
+
+
+def _decoded(column: Any) -> Any:
+    """An Arrow column with dictionary encoding undone (other columns as they are)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
 
 
 def writer_for(datasource: Any, warehouse: str | Path | None = None) -> WarehouseWriter:

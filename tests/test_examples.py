@@ -90,4 +90,5 @@ def test_configuration_reference_covers_every_group():
             assert f"### `{group_dir.name}={option.stem}`" in text, option
     for launcher in (ROOT / "conf" / "hydra" / "launcher").glob("*.yaml"):
         assert f"`hydra/launcher={launcher.stem}`" in text, launcher
-    assert "| `k` | `100` | int >= 1: neighbours that vote |".replace(">", "&gt;") in text  # conf/model/sknn.yaml
+    sknn_k = "| `k` | `auto` | int >= 1 \\| auto: neighbours that vote;"  # conf/model/sknn.yaml
+    assert sknn_k.replace(">", "&gt;") in text

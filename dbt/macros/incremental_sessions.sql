@@ -22,7 +22,8 @@
 
 
 {#- tenant -> cutoff (epoch ms) for each tenant whose build is incremental; {} when everything is
-    rebuilt. Computed when a model is compiled, that is before int_sessions' pre-hook deletes. -#}
+    rebuilt. Computed once per build, by int_build_cutoffs (before int_sessions' pre-hook deletes);
+    every other model reads that table (built_cutoffs()), a lookup instead of a scan of int_sessions. -#}
 {% macro session_cutoffs() -%}
   {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
   {%- set rel = built_sessions_relation() -%}
@@ -90,8 +91,10 @@
 {%- endmacro %}
 
 
-{#- tenant -> cutoff as int_build_cutoffs recorded it for this build: for the models that run after
-    int_sessions (whose table then no longer shows the cutoff). {} when everything is rebuilt. -#}
+{#- tenant -> cutoff as int_build_cutoffs recorded it for this build, for every model after it (those
+    that run after int_sessions could not compute it again: its table then no longer shows the
+    cutoff). A model calling this declares `-- depends_on: {{ ref('int_build_cutoffs') }}`. {} when
+    everything is rebuilt. -#}
 {% macro built_cutoffs() -%}
   {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
   {%- set cuts = {} -%}
@@ -136,5 +139,27 @@
   {%- if cuts %}
     and (event_ms is null or {{ after_cutoff(cuts, 'tenant', 'event_ms') }})
   {%- endif %}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- The cutoffs moved back to the start of their day (epoch ms): the per-day counts of
+    int_item_days are rebuilt from there. -#}
+{% macro day_cutoffs(cuts) -%}
+  {%- set days = {} -%}
+  {%- for t, c in cuts.items() -%}
+    {%- do days.update({t: (c // 86400000) * 86400000}) -%}
+  {%- endfor -%}
+  {{ return(days) }}
+{%- endmacro %}
+
+
+{#- int_item_days' pre-hook: delete the days this build counts again (all of a tenant's in scope, or
+    those from the day of its cutoff on). -#}
+{% macro delete_rebuilt_item_days(cuts) -%}
+  {%- if is_incremental() -%}
+  delete from {{ this }}
+  where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
+    and ({{ after_cutoff(day_cutoffs(cuts), 'tenant', 'day * 86400000') }})
   {%- endif -%}
 {%- endmacro %}

@@ -239,15 +239,36 @@ where false
 {%- endmacro %}
 
 
-{#- item_popularity(sessions, item_keys): (tenant, sku, item_key, n_events) for every item of the
-    accepted sessions in `sessions` (a relation over int_sessions), n_events = its kept events.
-    Counted over the stored lists: SKUs, or on DuckDB their keys (integers), named after. -#}
-{% macro item_popularity(sessions, item_keys) -%}
-{%- set by = 'item_key' if (session_item_list() | trim) == 'item_keys' else 'sku' -%}
+{#- The column items are counted by in the stored lists: `sku`, or on DuckDB `item_key`. -#}
+{% macro item_count_key() -%}
+  {{ return('item_key' if (session_item_list() | trim) == 'item_keys' else 'sku') }}
+{%- endmacro %}
+
+
+{#- item_day_counts(sessions): (tenant, <item_count_key()>, day, n_events) over the sessions in
+    `sessions` (a relation over int_sessions with tenant, first_ms and the stored item list): each
+    item's kept events per day of its sessions' first event (`day`: epoch days). -#}
+{% macro item_day_counts(sessions) -%}
+{%- set by = item_count_key() -%}
+{%- set dated -%}
+    (select tenant, cast(floor(first_ms / 86400000) as bigint) as day, {{ session_item_list() }}
+     from {{ sessions }} as s)
+{%- endset -%}
+select tenant, {{ by }}, day, count(*) as n_events
+from ({{ unnest_list_select(dated, session_item_list(), by, ['tenant', 'day']) }}) as kept
+group by tenant, {{ by }}, day
+{%- endmacro %}
+
+
+{#- item_popularity(item_days, item_keys): (tenant, sku, item_key, n_events) for every item counted
+    in `item_days` (int_item_days, restricted to the tenants in scope), n_events = its kept events
+    over all days; counted by key on DuckDB and named after. -#}
+{% macro item_popularity(item_days, item_keys) -%}
+{%- set by = item_count_key() -%}
 select k.tenant, k.sku, k.item_key, p.n_events
 from (
-    select tenant, {{ by }}, count(*) as n_events
-    from ({{ unnest_list_select(sessions, session_item_list(), by, ['tenant']) }}) as kept
+    select tenant, {{ by }}, cast(sum(n_events) as bigint) as n_events
+    from {{ item_days }} as d
     group by tenant, {{ by }}
 ) as p
 -- every kept SKU has a key: int_item_keys normalises every stored value of the load

@@ -157,6 +157,7 @@ class DuckDBSource(DataSource):
         if self.mode == "ingest" and self.format.name != "synthetic" and not self.raw.get("path"):
             raise ConfigError("datasource.raw.path", self.raw.get("path"), f"is required for format {self.format.name}")
         self._in_place_vars: dict[str, Any] = {}
+        self._in_place_env: dict[str, str] = {}
         self.source_fingerprint: dict[str, Any] | None = None
 
         syn = as_dict(synthetic, "datasource.synthetic")
@@ -262,8 +263,9 @@ class DuckDBSource(DataSource):
         etl_id = fp.etl_id(self.in_place.name(), self.tenant)
         self.source_fingerprint = {"source": self.in_place.name(), **fp.as_dict()}
         self._in_place_vars = in_place.dbt_vars(
-            self.in_place, rel.location, columns, self.format, etl_id, {"tenant": self.tenant, **self.dbt_vars}
+            self.in_place, rel.location, columns, self.format, {"tenant": self.tenant, **self.dbt_vars}
         )
+        self._in_place_env = in_place.dbt_env(etl_id)
         self.timings["check_source_s"] = round(time.perf_counter() - t0, 3)
         self.timings["check_source_cpu_s"] = round(time.process_time() - c0, 3)
 
@@ -330,7 +332,14 @@ class DuckDBSource(DataSource):
             args = [*args, "--full-refresh"]
         try:
             return transform.run_dbt(
-                args, project, work_dir, vars=dbt_vars, target=target, target_dir=state / "target", manifest=manifest
+                args,
+                project,
+                work_dir,
+                vars=dbt_vars,
+                target=target,
+                target_dir=state / "target",
+                manifest=manifest,
+                env=self._in_place_env,
             )
         finally:
             if collect:

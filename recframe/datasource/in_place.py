@@ -9,7 +9,7 @@ identifier come from dbt vars; recframe writes nothing to it and copies none of 
 This module holds the parts both warehouses share: the config (:func:`resolve`), the column check
 (:func:`map_columns`: a missing table or column is one line naming it, before any work), the source's
 fingerprint (row count and latest timestamp, :class:`Fingerprint`) and the dbt vars of a build
-(:func:`dbt_vars`). The DuckDB specifics (a read-only attached file, a view over a Parquet glob) are
+(:func:`dbt_vars`, :func:`dbt_env`). The DuckDB specifics (a read-only attached file, a view over a Parquet glob) are
 :func:`prepare_duckdb`'s.
 """
 
@@ -172,8 +172,7 @@ def fingerprint_sql(relation: str, columns: Mapping[str, str], quote: Any, tenan
 
 
 def load_epoch_ms(now: datetime | None = None) -> int:
-    """The reference time of an in-place build's future-timestamp check: now, to the hour (a dbt var
-    that changes every build would cost dbt a full re-parse each time)."""
+    """The reference time of an in-place build's future-timestamp check: now, to the hour."""
     now = now or datetime.now(UTC)
     return int(now.replace(minute=0, second=0, microsecond=0).timestamp() * 1000)
 
@@ -183,10 +182,10 @@ def dbt_vars(
     location: tuple[str | None, str, str],
     columns: Mapping[str, str],
     fmt: RawFormat,
-    etl_id: str,
     settings: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The dbt vars that point the ``recframe_events`` source at the in-place relation.
+    """The dbt vars that point the ``recframe_events`` source at the in-place relation: the same from
+    one build to the next while the source and the settings are (what changes is :func:`dbt_env`'s).
 
     ``build_source`` identifies the source and the ``settings`` (dbt vars) that shape sessions: an
     incremental build continues only sessions built with the same one, and rebuilds the rest.
@@ -202,9 +201,23 @@ def dbt_vars(
         "source_table": table,
         "source_columns": dict(columns),
         "source_ts_unit": fmt.ts_unit,
-        "etl_id": etl_id,
-        "load_epoch_ms": load_epoch_ms(),
     }
+
+
+#: the environment variables that carry what changes from one in-place build to the next
+ENV_ETL_ID, ENV_LOAD_EPOCH_MS = "RECFRAME_ETL_ID", "RECFRAME_LOAD_EPOCH_MS"
+
+
+def dbt_env(etl_id: str, now: datetime | None = None) -> dict[str, str]:
+    """What changes with every build of a growing source (its load id, the load time), for dbt as
+    environment variables rather than vars.
+
+    dbt re-parses the whole project when any var changes (about a second of CPU, most of an
+    incremental build's fixed cost) but only the files that read an environment variable when that
+    variable changes; the models read these with ``env_var()``, falling back to the vars ``etl_id``
+    and ``load_epoch_ms`` for a dbt run started by hand.
+    """
+    return {ENV_ETL_ID: etl_id, ENV_LOAD_EPOCH_MS: str(load_epoch_ms(now))}
 
 
 # ---------------------------------------------------------------------------------------------- DuckDB

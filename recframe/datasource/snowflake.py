@@ -158,6 +158,7 @@ class SnowflakeSource(DataSource):
                 if value is not None:
                     identifier(f"datasource.raw.table ({key})", value)
         self._in_place_vars: dict[str, Any] = {}
+        self._in_place_env: dict[str, str] = {}
         self.source_fingerprint: dict[str, Any] | None = None
         # raw/synthetic/dbt vars/split are validated, and later parsed and split, by the DuckDB source's
         # own code: one set of rules for both warehouses
@@ -301,6 +302,7 @@ class SnowflakeSource(DataSource):
         self._local.check()
         self.timings = {}
         self._in_place_vars = {}
+        self._in_place_env = {}
 
         t0, c0 = time.perf_counter(), time.process_time()
         con = self.connect()
@@ -341,7 +343,13 @@ class SnowflakeSource(DataSource):
         with self.dbt_environment():
             try:
                 transform.run_dbt(
-                    args, project, work_dir, vars=dbt_vars, target="snowflake", target_dir=state / "target"
+                    args,
+                    project,
+                    work_dir,
+                    vars=dbt_vars,
+                    target="snowflake",
+                    target_dir=state / "target",
+                    env=self._in_place_env,
                 )
             finally:
                 transform.collect_artifacts(state / "target", work_dir)
@@ -381,7 +389,8 @@ class SnowflakeSource(DataSource):
         self.source_fingerprint = {"source": name, **fp.as_dict()}
         settings = {"tenant": self.tenant, **self._local.dbt_vars}
         location = (database, schema, table)
-        self._in_place_vars = in_place.dbt_vars(cfg, location, columns, self._local.format, etl_id, settings)
+        self._in_place_vars = in_place.dbt_vars(cfg, location, columns, self._local.format, settings)
+        self._in_place_env = in_place.dbt_env(etl_id)
         return LoadInfo(self.tenant, etl_id, fp.rows, 0, skipped=False)
 
     def ingest(self, con: Any) -> Any:

@@ -106,6 +106,7 @@ def run_dbt(
     target: str | None = None,
     target_dir: Path | None = None,
     manifest: Any = None,
+    env: Mapping[str, str] | None = None,
 ) -> Any:
     """Invoke ``dbt <args>`` in-process; raise :class:`DataError` naming the failure if anything fails.
 
@@ -114,6 +115,8 @@ def run_dbt(
     pass a stable one to keep partial parsing, then :func:`collect_artifacts` into the run.
     ``manifest`` is a ``Manifest`` returned by ``dbt parse`` with the same project, vars and target:
     dbt then skips its own parse (``dbtRunner(manifest=...)``, dbt's documented way to reuse one).
+    ``env`` is set in the process environment for the invocation only (``env_var()`` in the models):
+    values that change every build go there, since a changed var makes dbt re-parse everything.
     """
     for k, v in _DBT_ENV.items():
         os.environ.setdefault(k, v)
@@ -141,7 +144,8 @@ def run_dbt(
     if target:
         cli += ["--target", target]
     try:
-        res = dbtRunner(manifest=manifest).invoke(cli)
+        with _environment(env or {}):
+            res = dbtRunner(manifest=manifest).invoke(cli)
     finally:
         release_duckdb()
     if res.exception is not None:
@@ -151,6 +155,21 @@ def run_dbt(
     if line is not None or not res.success:
         raise DataError(line or f"dbt {args[0]} failed (see {work_dir / 'logs' / 'dbt.log'})")
     return res.result
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Any:
+    """Set ``env`` in ``os.environ`` for the block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
 
 
 def release_duckdb() -> None:

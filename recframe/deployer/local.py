@@ -89,7 +89,7 @@ class LocalDeployer(Deployer):
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
-        self._saved_threads: int | None = None
+        self._undo: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,13 +121,13 @@ class LocalDeployer(Deployer):
 
         from recframe.deployer.predictor import Predictor
         from recframe.deployer.serving import create_app
+        from recframe.deployer.serving_process import freeze_heap, serving_threads, short_switch_interval
 
+        # Process-wide settings (serving_process); teardown undoes them, so a pipeline or test
+        # session is left as it was.
         if self.torch_threads:
-            import torch
-
-            # Process-wide; restored by teardown so a pipeline or test session is left as it was.
-            self._saved_threads = torch.get_num_threads()
-            torch.set_num_threads(self.torch_threads)
+            self._undo.append(serving_threads(self.torch_threads))
+        self._undo.append(short_switch_interval())
         predictor = Predictor.from_artifact(artifact_dir, self.limits)
         self._app = create_app(
             predictor,
@@ -136,6 +136,7 @@ class LocalDeployer(Deployer):
             fast_path=self.fast_path,
             metrics=self.metrics,
         )
+        self._undo.append(freeze_heap())
         self._sock = self._bind()
         self._port = self._sock.getsockname()[1]
         self.url = endpoint_url(self.host, self._port)
@@ -180,7 +181,7 @@ class LocalDeployer(Deployer):
             sys.executable, "-m", "uvicorn", "recframe.deployer.serving:app_from_env", "--factory",
             "--host", self.host, "--port", str(self._port), "--workers", str(self.workers),
             "--lifespan", "off", "--no-access-log", "--log-level", self.log_level,
-            "--timeout-graceful-shutdown", "5", "--no-server-header", "--no-date-header",
+            "--timeout-graceful-shutdown", "5", "--no-server-header", "--no-date-header", "--no-proxy-headers",
         ]  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         self._log_path = run_dir / "serve.log"
@@ -240,11 +241,8 @@ class LocalDeployer(Deployer):
                 thread.join(5)
         if app is not None:
             app.close()
-        if self._saved_threads is not None:
-            import torch
-
-            torch.set_num_threads(self._saved_threads)
-            self._saved_threads = None
+        while self._undo:
+            self._undo.pop()()
         if sock is not None:
             sock.close()
         if proc is not None:
@@ -278,7 +276,8 @@ def listen(host: str, port: int, error: Callable[[str], Exception]) -> socket.so
 
 def server_config(app: Any, log_level: str, drain_timeout_s: float, **extra: Any) -> Any:
     """The uvicorn settings of every recframe endpoint: no lifespan or access log, 30 s keep-alive,
-    in-flight requests drained for ``drain_timeout_s`` on shutdown; ``extra`` adds uvicorn keywords."""
+    in-flight requests drained for ``drain_timeout_s`` on shutdown; ``extra`` adds uvicorn keywords.
+    No proxy-header rewriting: nothing reads the client address, and it cost a header scan per request."""
     import uvicorn
 
     return uvicorn.Config(
@@ -290,6 +289,7 @@ def server_config(app: Any, log_level: str, drain_timeout_s: float, **extra: Any
         timeout_keep_alive=30,
         server_header=False,  # two headers fewer for h11 to validate on every response
         date_header=False,
+        proxy_headers=False,
         **extra,
     )
 

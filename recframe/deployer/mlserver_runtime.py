@@ -39,10 +39,10 @@ class RecframeRuntime(MLModel):
     async def load(self) -> bool:
         extra = dict((self.settings.parameters.extra if self.settings.parameters else None) or {})
         threads = extra.get("torch_threads")
-        if threads:
-            import torch
+        if threads:  # torch's pool and numpy's BLAS alike
+            from recframe.deployer.serving_process import serving_threads
 
-            torch.set_num_threads(int(threads))
+            serving_threads(int(threads))
         limits = ServingLimits(**{k: extra[k] for k in LIMIT_KEYS if k in extra})
         self.predictor = Predictor.from_artifact(await get_model_uri(self.settings), limits)
         self.ready = True

@@ -13,7 +13,8 @@ runtime) wraps this class, so the contract in ``docs/architecture.md`` is implem
   :class:`RequestError` (a 4xx) in every deployer alike, never a server error.
 
 Scoring is batched: :meth:`Predictor.predict_many` calls ``model.score_next`` once for all warm
-sessions of a batch and ranks with one ``torch.topk``.
+sessions of a batch and ranks with one ``torch.topk``; :meth:`Predictor.rank` is the same ranking as
+arrays, for batch scoring.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy as np
 from recframe.interfaces import Model
 
 REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
+#: with ``Predictor.rank(chunk=...)``, a sequence model reads this many chunks of sessions per pass
+STATES_PER_CHUNK = 16
 
 
 class RequestError(ValueError):
@@ -78,6 +81,15 @@ class Query:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Ranked:
+    """Rankings as arrays: row ``i`` holds ``lengths[i]`` vocabulary indices and their scores, best first."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    lengths: np.ndarray
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -99,8 +111,9 @@ class Predictor:
         # Cold sessions never depend on the session, so their ranking is computed once.
         n_pop = min(self.n_items, self.limits.max_k)
         pop_scores, pop_idx = torch.topk(pop, n_pop)
-        self._pop_items: list[str] = self.vocab.items[pop_idx.numpy()].tolist()
-        self._pop_scores: list[float] = pop_scores.tolist()
+        self._pop_idx: np.ndarray = pop_idx.numpy()
+        self._pop_values: np.ndarray = pop_scores.numpy()
+        self._pop_items: list[str] = self.vocab.items[self._pop_idx].tolist()
         self._index = self.vocab.index
 
     @classmethod
@@ -183,62 +196,116 @@ class Predictor:
         ``k`` and ``exclude_seen`` may be one value for all sessions or one per session (the
         micro-batching server mixes requests). Each result is ``{"items", "scores", "unknown"}``.
         """
+        n = len(sessions)
+        if n == 0:
+            return []
+        encoded = [self.encode(s) for s in sessions]
+        ranked = self.rank([idx for idx, _ in encoded], k, exclude_seen)
+        items = self.vocab.items
+        values = ranked.values.tolist()
+        return [
+            {
+                "items": items[ranked.indices[i, :keep]].tolist(),
+                "scores": values[i][:keep],
+                "unknown": unknown,
+            }
+            for i, ((_, unknown), keep) in enumerate(zip(encoded, ranked.lengths.tolist(), strict=True))
+        ]
+
+    def rank(
+        self,
+        prefixes: Sequence[np.ndarray],
+        k: int | Sequence[int] | None = None,
+        exclude_seen: bool | Sequence[bool] | None = None,
+        chunk: int | None = None,
+    ) -> Ranked:
+        """Rank encoded sessions (known vocabulary indices, in order) as arrays, without per-item Python.
+
+        What :meth:`predict_many` answers, for callers that write the rankings in bulk (batch
+        scoring): row ``i`` is the first ``lengths[i]`` entries of ``indices`` and ``values``.
+        ``chunk`` bounds the sessions scored at once (the ``[chunk, n_items]`` score matrix); a
+        sequence model still reads many sessions per pass (``next_states``), which on CPU costs far
+        less per session than small passes.
+        """
+        n = len(prefixes)
+        ks = np.minimum(np.asarray(_per_session(k if k is not None else self.limits.default_k, n), dtype=np.int64),
+                        self.n_items)  # fmt: skip
+        excl = _per_session(exclude_seen if exclude_seen is not None else self.limits.exclude_seen, n)
+        top = int(ks.max()) if n else 0
+        out = Ranked(np.zeros((n, top), dtype=np.int64), np.zeros((n, top), dtype=np.float32), np.zeros(n, np.int64))
+        warm = np.asarray([i for i, idx in enumerate(prefixes) if len(idx)], dtype=np.int64)
+        cold = np.asarray([i for i, idx in enumerate(prefixes) if not len(idx)], dtype=np.int64)
+        if len(cold):  # the precomputed popularity ranking
+            width = min(top, len(self._pop_idx))
+            out.indices[cold, :width] = self._pop_idx[:width]
+            out.values[cold, :width] = self._pop_values[:width]
+            out.lengths[cold] = np.minimum(ks[cold], width)
+        step = max(1, int(chunk)) if chunk else max(len(warm), 1)
+        two_stage = hasattr(self.model, "next_states") and hasattr(self.model, "score_states")
+        group = step * STATES_PER_CHUNK if two_stage else step
+        for lo in range(0, len(warm), group):
+            rows = warm[lo : lo + group]
+            states = self.model.next_states([prefixes[i] for i in rows]) if two_stage else None
+            for at in range(0, len(rows), step):
+                part = rows[at : at + step]
+                if states is not None:
+                    scores = self._checked(self.model.score_states(states[at : at + step]), len(part))
+                else:
+                    scores = self._scores([prefixes[i] for i in part])
+                self._rank_scores(scores, part, prefixes, ks, excl, out)
+        return out
+
+    def _rank_scores(
+        self, scores: Any, rows: np.ndarray, prefixes: Sequence[np.ndarray], ks: np.ndarray, excl: list, out: Ranked
+    ) -> None:
+        """Mask, top-k and trim the score rows of sessions ``rows`` into ``out`` (``scores`` is written to)."""
         import torch
 
         from recframe.deployer.topk import topk_rows
 
-        n = len(sessions)
-        if n == 0:
-            return []
-        ks = _per_session(k if k is not None else self.limits.default_k, n)
-        excl = _per_session(exclude_seen if exclude_seen is not None else self.limits.exclude_seen, n)
-        ks = [min(int(x), self.n_items) for x in ks]
-        encoded = [self.encode(s) for s in sessions]
-        warm = [i for i, (idx, _) in enumerate(encoded) if len(idx)]
-        results: list[dict[str, Any] | None] = [None] * n
-        for i, (idx, unknown) in enumerate(encoded):
-            if not len(idx):  # cold: the precomputed popularity ranking
-                top = ks[i]
-                results[i] = {"items": self._pop_items[:top], "scores": self._pop_scores[:top], "unknown": unknown}
-        if warm:
-            with torch.inference_mode():
-                prefixes = [encoded[i][0] for i in warm]
-                as_tensor = getattr(self.model, "score_next_tensor", None)
-                if as_tensor is not None:  # a fresh tensor the model keeps no reference to
-                    scores = as_tensor(prefixes)
-                else:  # copy: masking must never write into an array the model owns
-                    raw = self.model.score_next(prefixes)
-                    if isinstance(raw, torch.Tensor):
-                        scores = raw.detach().to(torch.float32).clone()
-                    else:
-                        scores = torch.tensor(np.asarray(raw), dtype=torch.float32)
-                if scores.shape != (len(warm), self.n_items):
-                    raise RuntimeError(
-                        f"{type(self.model).__name__}.score_next returned shape {tuple(scores.shape)}, "
-                        f"expected {(len(warm), self.n_items)}"
-                    )
-                scores.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)  # NaN ranks last
-                masked = [(row, encoded[i][0]) for row, i in enumerate(warm) if excl[i]]
-                if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
-                    rows = np.concatenate([np.full(len(idx), row, dtype=np.int64) for row, idx in masked])
-                    cols = np.concatenate([idx for _, idx in masked])
-                    dev = scores.device  # a model moved to a GPU scores there; rank there too
-                    scores[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
-                top = max(ks[i] for i in warm)
-                values, indices = topk_rows(scores, top)
-            values_l, indices_np = values.cpu().tolist(), indices.cpu().numpy()
-            items = self.vocab.items
-            for row, i in enumerate(warm):
-                vals = values_l[row][: ks[i]]
-                keep = len(vals)
-                while keep and vals[keep - 1] == -math.inf:  # excluded or NaN items never reach the client
-                    keep -= 1
-                results[i] = {
-                    "items": items[indices_np[row, :keep]].tolist(),
-                    "scores": vals[:keep],
-                    "unknown": encoded[i][1],
-                }
-        return results  # type: ignore[return-value]
+        with torch.inference_mode():
+            masked = [(r, prefixes[i]) for r, i in enumerate(rows.tolist()) if excl[i]]
+            if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
+                at = np.concatenate([np.full(len(idx), r, dtype=np.int64) for r, idx in masked])
+                cols = np.concatenate([np.asarray(idx, dtype=np.int64) for _, idx in masked])
+                dev = scores.device  # a model moved to a GPU scores there; rank there too
+                scores[torch.from_numpy(at).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
+            top = int(ks[rows].max())
+            vals, idx = topk_rows(scores, top)
+            # NaN ranks last. topk puts a NaN first, so only rows showing one need the repair pass
+            # (a pass over every score costs a tenth of the scoring).
+            bad = torch.isnan(vals).any(dim=1)
+            if bool(bad.any()):
+                fix = bad.nonzero().flatten()
+                repaired = scores[fix].nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+                vals[fix], idx[fix] = topk_rows(repaired, top)
+        vals_np = vals.cpu().numpy()
+        out.indices[rows, :top] = idx.cpu().numpy()
+        out.values[rows, :top] = vals_np
+        # excluded (or NaN) items, scored -inf, never reach the client
+        within = np.arange(top)[None, :] < ks[rows, None]
+        out.lengths[rows] = (within & (vals_np != -math.inf)).sum(axis=1)
+
+    def _checked(self, scores: Any, n: int) -> Any:
+        if scores.shape != (n, self.n_items):
+            raise RuntimeError(
+                f"{type(self.model).__name__} returned scores of shape {tuple(scores.shape)}, "
+                f"expected {(n, self.n_items)}"
+            )
+        return scores
+
+    def _scores(self, prefixes: list[np.ndarray]) -> Any:
+        """``[len(prefixes), n_items]`` float32 scores in a tensor this call owns (masking writes into it)."""
+        import torch
+
+        as_tensor = getattr(self.model, "score_next_tensor", None)
+        if as_tensor is not None:  # a fresh tensor the model keeps no reference to
+            return self._checked(as_tensor(prefixes), len(prefixes))
+        # copy: masking must never write into an array the model owns
+        raw = self.model.score_next(prefixes)
+        if isinstance(raw, torch.Tensor):
+            return self._checked(raw.detach().to(torch.float32).clone(), len(prefixes))
+        return self._checked(torch.tensor(np.asarray(raw), dtype=torch.float32), len(prefixes))
 
     def answer(self, body: Any) -> dict[str, Any]:
         """Validate a decoded body and answer it in the contract's shape (single or batch)."""

@@ -1,6 +1,8 @@
 """``deployer=sagemaker``: the artifact as a SageMaker real-time endpoint, created or updated blue/green.
 
-Steps, each with plain boto3 clients (``s3``, ``sagemaker``, ``sagemaker-runtime``):
+Steps, each with plain boto3 clients (``s3``, ``sagemaker``, ``sagemaker-runtime``; why not the
+SDK's resource classes: docs/deployment.md), the container image looked up through the
+``sagemaker`` SDK (:mod:`recframe.sagemaker_images`):
 
 1. ``check`` (before any training): region, role ARN, bucket and credentials are present, or one
    clear line says which setting is missing and how to set it.
@@ -9,7 +11,8 @@ Steps, each with plain boto3 clients (``s3``, ``sagemaker``, ``sagemaker-runtime
    ``code/requirements.txt`` and the recframe modules serving imports (``code/recframe/``, listed
    in :data:`SERVING_MODULES`), so the container needs nothing but the tarball.
 3. Upload it to ``s3://BUCKET/PREFIX/ENDPOINT/STAMP/model.tar.gz``; create a model with the PyTorch
-   inference image for the region (:func:`framework_image_uri`) and an endpoint config.
+   inference image for the region and instance type
+   (:func:`~recframe.sagemaker_images.pytorch_image_uri`) and an endpoint config.
 4. No endpoint yet: create it. An endpoint already there: ``update_endpoint`` with a blue/green
    deployment policy; SageMaker provisions the new fleet, shifts traffic, and keeps the old
    config serving when the update fails.
@@ -38,55 +41,10 @@ from recframe.interfaces import ConfigError, Deployer, DeployError, Deployment, 
 
 log = logging.getLogger(__name__)
 
-# Account that publishes AWS Deep Learning Containers in each region (AWS "available DLC images"
-# list). Regions not listed use the default account; set ``deployer.image_uri`` to override.
-DLC_ACCOUNTS = {
-    "af-south-1": "626614931356",
-    "ap-east-1": "871362719292",
-    "ap-south-2": "772153158452",
-    "ap-southeast-3": "907027046896",
-    "ap-southeast-4": "457447274322",
-    "ca-west-1": "204538143572",
-    "cn-north-1": "727897471807",
-    "cn-northwest-1": "727897471807",
-    "eu-central-2": "380420809688",
-    "eu-south-1": "692866216735",
-    "eu-south-2": "503227376785",
-    "il-central-1": "780543022126",
-    "me-central-1": "914824155844",
-    "me-south-1": "217643126080",
-    "us-gov-east-1": "446045086412",
-    "us-gov-west-1": "442386744353",
-}
-DEFAULT_DLC_ACCOUNT = "763104351884"
-# CUDA flavour of the GPU inference images, per PyTorch version.
-GPU_CUDA = {"2.6.0": "cu124", "2.5.1": "cu124", "2.4.0": "cu124", "2.3.0": "cu121", "2.2.0": "cu118", "2.1.0": "cu118"}
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JSON_TYPE = "application/json"
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack")
-
-
-def is_gpu_instance(instance_type: str) -> bool:
-    return bool(re.match(r"^ml\.(p\d|g\d|inf|trn)", instance_type))
-
-
-def framework_image_uri(region: str, framework_version: str, py_version: str, instance_type: str) -> str:
-    """The PyTorch inference DLC for a region, version and instance type (CPU by default).
-
-    Computed here (the SageMaker SDK 3.x is a 600 MB dependency for one string), e.g.
-    ``763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312``.
-    """
-    account = DLC_ACCOUNTS.get(region, DEFAULT_DLC_ACCOUNT)
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    if is_gpu_instance(instance_type):
-        cuda = GPU_CUDA.get(framework_version)
-        if cuda is None:
-            raise ConfigError("deployer.image_uri", None, f"set it for GPU instances with PyTorch {framework_version}")
-        tag = f"{framework_version}-gpu-{py_version}-{cuda}"
-    else:
-        tag = f"{framework_version}-cpu-{py_version}"
-    return f"{account}.dkr.ecr.{region}.{domain}/pytorch-inference:{tag}"
 
 
 # ------------------------------------------------------------------------------------ packaging
@@ -108,13 +66,14 @@ SERVING_MODULES = (
     "deployer/predictor.py",
     "deployer/topk.py",
     "deployer/jsoncodec.py",
+    "deployer/serving_process.py",  # inference.py sets the math threads through it
     "deployer/probe_model.py",  # a model class artifacts may name, like those under model/
 )
 # every model class, its networks and its helpers: an artifact names any of them
 SERVING_PACKAGES = ("model",)
 # the third-party distributions those modules import (torch and numpy come with the image: a
 # different numpy than the one torch was built against breaks torch); pinned to the versions here
-SERVING_REQUIREMENTS = ("pandas", "scipy", "lightning")
+SERVING_REQUIREMENTS = ("pandas", "scipy", "lightning", "threadpoolctl")
 
 
 def serving_files() -> list[Path]:
@@ -179,8 +138,8 @@ class SageMakerDeployer(Deployer):
         endpoint_name: str = "recframe-endpoint",
         instance_type: str = "ml.m5.large",
         initial_instance_count: int = 1,
-        framework_version: str = "2.6.0",
-        py_version: str = "py312",
+        framework_version: str | None = None,
+        py_version: str | None = None,
         image_uri: str | None = None,
         extra_requirements: list[str] | tuple[str, ...] = (),
         delete_after_test: bool = False,
@@ -202,8 +161,8 @@ class SageMakerDeployer(Deployer):
             raise ConfigError("deployer.instance_type", instance_type, "must be a SageMaker type such as ml.m5.large")
         self.instance_type = instance_type
         self.initial_instance_count = v.integer("deployer.initial_instance_count", initial_instance_count, 1)
-        self.framework_version = str(framework_version)
-        self.py_version = str(py_version)
+        self.framework_version = str(framework_version) if framework_version else None
+        self.py_version = str(py_version) if py_version else None
         self.image_uri = image_uri or None
         self.extra_requirements = [str(r) for r in (extra_requirements or [])]
         self.delete_after_test = v.boolean("deployer.delete_after_test", delete_after_test)
@@ -214,11 +173,13 @@ class SageMakerDeployer(Deployer):
         self.poll_s = v.positive("deployer.poll_s", poll_s)
         self.endpoint_url = endpoint_url or None  # e.g. a local SageMaker-compatible service
         self._deployed: dict[str, Any] | None = None
+        self._image: str | None = None
 
     # ------------------------------------------------------------------ settings and clients
 
     def check(self) -> None:
-        """Fail fast, before training, when a setting or the credentials are missing."""
+        """Fail fast, before training, when a setting or the credentials are missing, or when no
+        container image matches the region, instance type and version."""
         missing = []
         if not self.region:
             missing.append("deployer.region (or AWS_DEFAULT_REGION)")
@@ -230,6 +191,7 @@ class SageMakerDeployer(Deployer):
             raise ConfigError("deployer", "sagemaker", f"missing {', '.join(missing)}")
         if not ROLE_ARN.match(self.role_arn):
             raise ConfigError("deployer.role_arn", self.role_arn, "must look like arn:aws:iam::123456789012:role/NAME")
+        self.resolved_image_uri()
         try:
             import boto3
         except ImportError:
@@ -250,9 +212,17 @@ class SageMakerDeployer(Deployer):
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
 
     def resolved_image_uri(self) -> str:
-        return self.image_uri or framework_image_uri(
-            self.region or "us-east-1", self.framework_version, self.py_version, self.instance_type
-        )
+        """``deployer.image_uri``, or the AWS PyTorch inference image the sagemaker SDK lists for the
+        region, instance type and version (see :mod:`recframe.sagemaker_images`)."""
+        if self.image_uri:
+            return self.image_uri
+        from recframe.sagemaker_images import pytorch_image_uri
+
+        if self._image is None:  # looked up once: check() and deploy() both need it
+            self._image = pytorch_image_uri(
+                self.region, self.instance_type, "inference", "deployer", self.framework_version, self.py_version
+            )
+        return self._image
 
     # ------------------------------------------------------------------ deploy
 

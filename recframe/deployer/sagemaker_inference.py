@@ -52,10 +52,10 @@ def model_fn(model_dir: str) -> Any:
     from recframe.deployer.predictor import Predictor, ServingLimits
 
     threads = os.environ.get("RECFRAME_TORCH_THREADS")
-    if threads:
-        import torch
+    if threads:  # torch's pool and numpy's BLAS alike
+        from recframe.deployer.serving_process import serving_threads
 
-        torch.set_num_threads(int(threads))
+        serving_threads(int(threads))
     limits = ServingLimits(
         default_k=int(os.environ.get("RECFRAME_DEFAULT_K", 10)),
         max_k=int(os.environ.get("RECFRAME_MAX_K", 1000)),

@@ -346,20 +346,24 @@ def limits_from_env() -> ServingLimits:
 def app_from_env(predictor: Predictor | None = None, version: str | None = None) -> ServingApp:
     """ASGI factory for ``uvicorn --factory recframe.deployer.serving:app_from_env`` (the Docker image and
     multi-worker mode): the artifact comes from ``RECFRAME_ARTIFACT``, limits from ``RECFRAME_*``,
-    ``/metrics`` unless ``RECFRAME_METRICS=false``. A caller that loaded the model itself passes it."""
+    ``/metrics`` unless ``RECFRAME_METRICS=false``. A caller that loaded the model itself passes it.
+    The worker process is set up for serving (:mod:`recframe.deployer.serving_process`)."""
     import os
+
+    from recframe.deployer.serving_process import freeze_heap, serving_threads, short_switch_interval
 
     threads = os.environ.get("RECFRAME_TORCH_THREADS")
     if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
+        serving_threads(int(threads))
+    short_switch_interval()
     if predictor is None:
         predictor = Predictor.from_artifact(os.environ.get("RECFRAME_ARTIFACT", "/opt/ml/model"), limits_from_env())
-    return create_app(
+    app = create_app(
         predictor,
         max_body_bytes=int(os.environ.get("RECFRAME_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
         max_batch=int(os.environ.get("RECFRAME_MAX_BATCH", 256)),
         metrics=env_flag("RECFRAME_METRICS", True),
         version=version,
     )
+    freeze_heap()
+    return app

@@ -1,9 +1,11 @@
-"""``trainer=sagemaker``: the train step as a SageMaker training job, driven with boto3.
+"""``trainer=sagemaker``: the train step as a SageMaker training job.
 
-Why boto3 and not the ``sagemaker`` SDK: SDK 3.x (``sagemaker.train.ModelTrainer``) builds clients
-at import time and its resource classes validate service responses that moto does not produce, so
-the job request could not be tested offline; it also adds about 600 MB of dependencies. The request
-built here is the one the SDK would send (``CreateTrainingJob``), checked field by field in tests.
+The training image comes from the ``sagemaker`` SDK's image table
+(:func:`recframe.sagemaker_images.pytorch_image_uri`, offline) and the inputs go to S3 through the
+SDK's ``S3Uploader``. The job's life cycle (create, describe, stop) stays on boto3's ``sagemaker``
+client: the request is the documented ``CreateTrainingJob`` request, checked field by field in
+tests, and the failed and stopped states SageMaker reports, which moto never reaches, are played
+with botocore's Stubber, which wraps a boto3 client (docs/howto_compute.md: which call uses what).
 
 What the job gets (all under ``s3://BUCKET/PREFIX/JOB/``): the data step's splits (``data``
 channel), ``job.json`` with the model class, its constructor arguments and the Lightning settings
@@ -23,7 +25,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +35,6 @@ from recframe.interfaces import ConfigError, Model, RecframeError
 
 log = logging.getLogger("recframe")
 
-DLC_ACCOUNT = "763104351884"  # AWS Deep Learning Containers in the commercial regions
 PINNED = ("torch", "lightning", "numpy", "pandas", "pyarrow", "omegaconf", "hydra-core")
 CODE_DIR = "/opt/ml/input/data/code"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
@@ -59,9 +60,10 @@ class SageMakerSettings:
     max_wait_s: int | None = None
     checkpoint_s3_uri: str | None = None
     image_uri: str | None = None
-    framework_version: str = "2.6.0"
-    py_version: str = "py312"
+    framework_version: str | None = None
+    py_version: str | None = None
     poll_s: float = 15.0
+    _image: str | None = field(default=None, init=False, repr=False)
 
     def check(self) -> None:
         """Fail before any upload when the role or the bucket is missing, in one line."""
@@ -73,14 +75,30 @@ class SageMakerSettings:
             )
         if self.spot and self.max_wait_s is not None and self.max_wait_s < self.max_run_s:
             raise ConfigError("trainer.sagemaker.max_wait_s", self.max_wait_s, f">= max_run_s ({self.max_run_s})")
+        self.image()  # an unknown region, instance type or version fails here too, before any upload
 
     def image(self) -> str:
-        """The AWS PyTorch training container for the region (GPU build), unless ``image_uri`` is set."""
+        """``image_uri``, or the AWS PyTorch training image the sagemaker SDK lists for the region
+        (this one or boto3's default), the instance type (CPU or GPU build) and the version."""
         if self.image_uri:
             return self.image_uri
-        region = self.region or "us-east-1"
-        tag = f"{self.framework_version}-gpu-{self.py_version}"
-        return f"{DLC_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/pytorch-training:{tag}"
+        if self._image is None:
+            from recframe.sagemaker_images import pytorch_image_uri
+
+            region = self.region or default_region()
+            self._image = pytorch_image_uri(
+                region, self.instance_type, "training", "trainer.sagemaker", self.framework_version, self.py_version
+            )
+        return self._image
+
+
+def default_region() -> str | None:
+    """The region boto3 would use (AWS_DEFAULT_REGION, the profile), or None."""
+    try:
+        import boto3
+    except ImportError:
+        return None
+    return boto3.Session().region_name
 
 
 def requirements() -> str:
@@ -193,19 +211,27 @@ class SageMakerTrainer:
         job_name = f"recframe-{spec['name'] or 'model'}-{stamp}"[:63].replace("_", "-")
         s3_root = f"s3://{self.s.bucket}/{self.s.prefix}/{job_name}"
         s3, sm = self._client("s3"), self._client("sagemaker")
-        self._upload(s3, data_dir, spec, s3_root)
+        self._upload(data_dir, spec, s3_root)
         sm.create_training_job(**training_request(self.s, job_name, s3_root, seed))
         log.info("training job %s started on %s", job_name, self.s.instance_type)
         desc = self.wait(sm, job_name)
         return self._fetch_model(s3, desc, run_dir)
 
-    def _upload(self, s3: Any, data_dir: Path, spec: dict[str, Any], s3_root: str) -> None:
-        bucket, root = split_s3(s3_root)
+    def _upload(self, data_dir: Path, spec: dict[str, Any], s3_root: str) -> None:
+        """The three input channels, through the SDK's ``S3Uploader`` (a boto3 session underneath)."""
+        import boto3
+        from sagemaker.core.helper.session_helper import Session
+        from sagemaker.core.s3 import S3Uploader
+
+        session = Session(boto_session=boto3.Session(region_name=self.s.region))
         for path in sorted(p for p in Path(data_dir).iterdir() if p.is_file() and not p.name.endswith(".tmp")):
-            s3.upload_file(str(path), bucket, f"{root}/data/{path.name}")
-        s3.put_object(Bucket=bucket, Key=f"{root}/config/job.json", Body=json.dumps(spec).encode())
-        s3.put_object(Bucket=bucket, Key=f"{root}/code/code.tar.gz", Body=code_archive())
-        s3.put_object(Bucket=bucket, Key=f"{root}/code/requirements.txt", Body=requirements().encode())
+            S3Uploader.upload(str(path), f"{s3_root}/data", sagemaker_session=session)
+        for uri, body in (
+            (f"{s3_root}/config/job.json", json.dumps(spec).encode()),
+            (f"{s3_root}/code/code.tar.gz", code_archive()),
+            (f"{s3_root}/code/requirements.txt", requirements().encode()),
+        ):
+            S3Uploader.upload_bytes(body, uri, sagemaker_session=session)
 
     def wait(self, sm: Any, job_name: str) -> dict[str, Any]:
         """Poll until the job ends, printing its log; Ctrl-C stops the job. Raises unless Completed."""

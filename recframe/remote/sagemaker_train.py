@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recframe.ddp import is_rank_zero
 from recframe.interfaces import Dataset, FitContext, Model, RecframeError
 
 JOB_FILE = "job.json"
@@ -47,11 +48,6 @@ def model_class(target: str) -> type[Model]:
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise RecframeError(f"job.json names {target!r}, which is not a recframe Model")
     return cls
-
-
-def is_rank_zero() -> bool:
-    """True in the process that writes the artifact (the only one outside DDP)."""
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
 
 
 def train(

@@ -3,8 +3,8 @@
 It reads what the run directory holds (:mod:`recframe.report.run_files`) and degrades section by
 section when a file is absent: ``.hydra/config.yaml`` (the resolved config), ``data/manifest.json``
 (data stats and quarantine counts), ``data/lineage.json`` (the dbt DAG), ``train/metrics.csv``
-(training curves), ``metrics.json`` / ``report/report.json`` (the test results), ``gates.json`` and
-``deploy.json``.
+(training curves), ``metrics.json`` / ``report/report.json`` (the test results), ``gates.json``,
+``registry.json`` (the champion gate) and ``deploy.json``.
 
 Design choices, and why:
 
@@ -328,14 +328,54 @@ def _data(run_dir: Path, report: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _champion(run_dir: Path) -> dict[str, Any] | None:
+    """The champion gate of ``registry.json``: champion and challenger on this run's test split, side by side."""
+    record = read_json(run_dir / "registry.json")
+    gate = record.get("champion_gate") if isinstance(record, Mapping) else None
+    if not isinstance(gate, Mapping):
+        return None
+    if "metric" not in gate:  # the gate could not score the champion
+        return {"reason": str(gate.get("reason") or "the champion could not be scored"), "table": None}
+    metric, margin = str(gate["metric"]), float(gate.get("margin") or 0.0)
+    champ, chall = gate.get("champion") or {}, gate.get("challenger") or {}
+    a, b = champ.get(metric), chall.get(metric)
+    numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+    rows = [
+        ("model version", gate.get("champion_version"), record.get("model_version")),
+        (metric, a, b),
+        ("test targets", champ.get("targets"), chall.get("targets")),
+    ]
+    wins = bool(gate.get("wins"))
+    served = ", ".join(f"{key}={val}" for key, val in (gate.get("served") or {}).items())
+    return {
+        "reason": None,
+        "table": table(["", "champion", "challenger (this run)"], rows),
+        "decision": table(
+            ["metric", "margin", "threshold", "challenger - champion", "decision"],
+            [
+                (
+                    metric,
+                    margin,
+                    a * (1.0 + margin) if numbers else None,
+                    b - a if numbers else None,
+                    Badge(wins, "promoted" if wins else "kept the champion"),
+                )
+            ],
+        ),
+        "served": served or None,
+    }
+
+
 def _deployment(run_dir: Path) -> dict[str, Any] | None:
     deploy = read_json(run_dir / "deploy.json")
     return table(["", "value"], _flatten(deploy)) if isinstance(deploy, Mapping) else None
 
 
 def _config(run_dir: Path, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    scaled = read_json(run_dir / "train" / "scaled_params.json")  # model keys left at auto, as fit resolved them
     return {
         "settings": table(["setting", "value"], _flatten(settings)) if settings else None,
+        "scaled": table(["model key (auto)", "value"], _flatten(scaled)) if isinstance(scaled, Mapping) else None,
         "text": read_config(run_dir),
     }
 
@@ -374,6 +414,7 @@ def render_report(run_dir: str | Path, result: TestResult | None = None) -> str:
         ("invariants", "Invariants", _invariants(tests.get("invariants"))),
         ("training", "Training curves", _training(run_dir)),
         ("data", "Data", _data(run_dir, report)),
+        ("champion", "Champion vs challenger", _champion(run_dir)),
         ("deployment", "Deployment", _deployment(run_dir)),
         ("config", "Run configuration", _config(run_dir, report.get("settings"))),
     ]

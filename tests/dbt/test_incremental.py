@@ -12,6 +12,7 @@ import pytest
 
 from recframe.datasource.duckdb import DuckDBSource
 from recframe.datasource.synthetic import generate_events
+from recframe.interfaces import DataError
 
 SPLIT = {"test_days": 2, "valid_days": 1}
 DAY_MS = 86_400_000
@@ -84,7 +85,7 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     _source_table(wh, events, f"server_timestamp_epoch_ms < {cut}")
     raw = {**LAYOUTS[layout], "mode": "in_place", "table": "shop.clicks"}
     first = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT)
-    first.build(tmp_path / "first")
+    first_load = first.build(tmp_path / "first")
     before = _sessions(wh)
 
     _source_table(wh, events, f"server_timestamp_epoch_ms >= {cut}")  # the loader appends a day
@@ -96,14 +97,27 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     assert "then first_ms >=" in log and "then ts_ms >=" in log
     # the quarantine deleted only its rows from the cutoff on, and the source's tail was read alone
     assert "then event_ms >=" in log and "ts_source >=" in log
-    # and the session data tests checked only the rebuilt sessions
-    assert "then session_start_ms >=" in log
+    # and the session data tests checked only the rebuilt sessions (the generic ones through their
+    # `where` config, macros/rebuilt_rows.sql), the quarantine's only the re-inserted rows
+    assert "then session_start_ms >=" in log and "then first_ms >=" in log and "then event_ms >=" in log
+    assert "dbt_subquery" in log and "session_uid in (select session_uid from" in log
+    # the new load id and load time reach dbt as environment variables, so dbt re-parsed only the
+    # file reading them instead of the whole project (a changed var forces a full re-parse)
+    assert "Unable to do partial parsing" not in log
+    assert "Partial parsing: updated file: recframe://models/staging/stg_events__current_loads.sql" in log
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        built_under = con.execute("select etl_id from main.stg_events__current_loads").fetchall()
+    finally:
+        con.close()
+    assert built_under == [(inc.stats["etl_id"],)] and inc.stats["etl_id"] != first_load.etl_id
     assert len(incremental) > len(before)
     kept = before.merge(incremental, on="session_uid", suffixes=("", "_after"))
     assert len(kept) >= len(before) // 2  # most earlier sessions were kept as built
 
     full = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={"full_refresh": True}).load(tmp_path / "full")
-    assert "then first_ms >=" not in (tmp_path / "full" / "logs" / "dbt.log").read_text()
+    full_log = (tmp_path / "full" / "logs" / "dbt.log").read_text()
+    assert "then first_ms >=" not in full_log and "dbt_subquery" not in full_log  # everything rebuilt and tested
     rebuilt = _sessions(wh)
     pd.testing.assert_frame_equal(incremental, rebuilt)
     for name, frame in _marts(wh).items():
@@ -128,3 +142,81 @@ def test_changed_settings_rebuild_everything(events, tmp_path):
     changed = _sessions(wh)
     DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={**other, "full_refresh": True}).load(tmp_path / "c")
     pd.testing.assert_frame_equal(changed, _sessions(wh))
+
+
+def test_a_kept_sessions_key_reappearing_in_the_new_day_fails_the_scoped_unique_test(events, tmp_path):
+    """The data tests of an incremental build read only the rebuilt sessions, yet a new session that
+    repeats the key of one built before (a session id reused after more than a gap) is caught: the
+    scoped unique test compares the new keys with every session's."""
+    wh = tmp_path / "wh.duckdb"
+    t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
+    cut = t_max - DAY_MS
+    _source_table(wh, events, f"server_timestamp_epoch_ms < {cut}")
+    raw = {**LAYOUTS["session_keyed"], "mode": "in_place", "table": "shop.clicks"}
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "first")
+    before = _sessions(wh)
+    # the earliest accepted session: long over before the new day, so kept as built
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        old = con.execute("select session_id from main.session_sequences order by session_start_ms limit 1").fetchall()[
+            0
+        ][0]
+    finally:
+        con.close()
+    _source_table(wh, events, f"server_timestamp_epoch_ms >= {cut}")  # the day, as before
+    con = duckdb.connect(str(wh))
+    try:  # three more views of it in the new day's last hours, as a loader would append them
+        con.register("_ev", events)
+        con.execute(
+            "insert into shop.clicks by name select session_id_hash, 'event_product' as event_type,"
+            f" 'detail' as product_action, product_sku_hash, {t_max} - 3600000 + 1000 * row_number() over ()"
+            " as server_timestamp_epoch_ms, hashed_url, 'u0' as user_id from _ev where session_id_hash = ? limit 3",
+            [old],
+        )
+    finally:
+        con.close()
+
+    with pytest.raises(DataError, match="unique_session_sequences_session_uid fail"):
+        DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "incremental")
+    log = (tmp_path / "incremental" / "logs" / "dbt.log").read_text()
+    assert "session_uid in (select session_uid from" in log  # the test was scoped, and still failed
+    assert len(before) > 100  # many sessions were built before: the duplicate is one of them
+    # a full refresh builds the reused id as one session again, and its tests pass
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={"full_refresh": True}).build(tmp_path / "full")
+    log = (tmp_path / "full" / "logs" / "dbt.log").read_text()
+    assert "session_uid in (select session_uid from" not in log
+    rebuilt = _sessions(wh)
+    assert rebuilt["session_uid"].is_unique and (rebuilt["session_uid"] == f"default/{old}").sum() == 1
+
+
+def test_scoped_not_null_reads_the_rebuilt_sessions_only_and_fails_on_them(events, tmp_path):
+    """not_null_columns (one node for several columns) on an incremental build: a null in a session
+    kept from before the cutoff was tested when that session was built and is not read again; a null
+    in a rebuilt one fails the test, named."""
+    wh = tmp_path / "wh.duckdb"
+    t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
+    _source_table(wh, events, f"server_timestamp_epoch_ms < {t_max - DAY_MS}")
+    raw = {**LAYOUTS["session_keyed"], "mode": "in_place", "table": "shop.clicks"}
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "first")
+    _source_table(wh, events, f"server_timestamp_epoch_ms >= {t_max - DAY_MS}")
+    src = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT)
+    src.build(tmp_path / "incremental")
+
+    def null_n_kept(rebuilt: bool) -> None:
+        con = duckdb.connect(str(wh))
+        try:
+            cut = con.execute("select cut_ms from main.int_build_cutoffs").fetchall()[0][0]
+            op = ">=" if rebuilt else "<"
+            con.execute(
+                "update main.int_sessions set n_kept = null where session_id = "
+                f"(select min(session_id) from main.int_sessions where first_ms {op} ?)",
+                [cut],
+            )
+        finally:
+            con.close()
+
+    null_n_kept(rebuilt=False)
+    src._dbt(["test", "--select", "int_sessions"], tmp_path / "old")  # passes: not read again
+    null_n_kept(rebuilt=True)
+    with pytest.raises(DataError, match="not_null_columns_int_sessions.* fail"):
+        src._dbt(["test", "--select", "int_sessions"], tmp_path / "rebuilt")

@@ -171,19 +171,7 @@ print(inference.output_fn(inference.predict_fn(inference.input_fn('{{"session": 
     assert len(json.loads(out.stdout.strip().splitlines()[-1])["items"]) == 10
 
 
-# ------------------------------------------------------------------------------ image URIs and settings
-
-
-def test_image_uris() -> None:
-    assert (
-        smd.framework_image_uri("us-east-1", "2.6.0", "py312", "ml.m5.large")
-        == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
-    )
-    assert smd.framework_image_uri("me-south-1", "2.6.0", "py312", "ml.c5.xlarge").startswith("217643126080.")
-    assert smd.framework_image_uri("cn-north-1", "2.6.0", "py312", "ml.m5.large").endswith(
-        ".amazonaws.com.cn/pytorch-inference:2.6.0-cpu-py312"
-    )
-    assert smd.framework_image_uri("eu-west-1", "2.6.0", "py312", "ml.g5.xlarge").endswith("2.6.0-gpu-py312-cu124")
+# ----------------------------------------------------- settings (image URIs: tests/remote/test_sagemaker_images.py)
 
 
 @pytest.mark.parametrize(

@@ -50,3 +50,23 @@ def test_a_scores_row_can_be_masked_in_place() -> None:
         scores = ItemScorer()(states, table, bias)
         scores[0, 3] = -float("inf")  # the predictor masks seen items in the returned tensor
     assert scores[0, 3] == -float("inf")
+
+
+def test_onednn_micro_batches_score_like_the_numpy_path(monkeypatch) -> None:
+    """Micro-batches go through oneDNN, one state and big batches through numpy: same scores."""
+    import recframe.model.seq.nets.item_scores as item_scores
+
+    g = torch.Generator().manual_seed(1)
+    table, bias, states = (
+        torch.randn(3_000, 24, generator=g),
+        torch.randn(3_000, generator=g),
+        torch.randn(140, 24, generator=g),
+    )
+    fast = ItemScorer()
+    with torch.inference_mode():
+        got = {rows: fast(states[:rows], table, bias) for rows in (1, 2, 7, 128, 129)}
+        monkeypatch.setattr(item_scores, "ONEDNN_ROWS", (10**9, 0))  # numpy for every size
+        for rows, scores in got.items():
+            torch.testing.assert_close(scores, ItemScorer()(states[:rows], table, bias), rtol=1e-6, atol=1e-6)
+    if fast._onednn_ok:  # where torch has oneDNN, the micro-batches did use it
+        assert fast._onednn is not None

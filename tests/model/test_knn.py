@@ -26,6 +26,7 @@ from recframe.model.knn.stan import STAN
 from recframe.model.knn.vsknn import VSKNN
 from recframe.model.knn.vstan import VSTAN
 from recframe.model.pop import PopModel
+from tests.helpers.knn_reference import reference
 from tests.helpers.toy import markov_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,65 +168,18 @@ def test_vstan_adds_prefix_decay_and_idf():
 # ---------------------------------------------------------------------------------------------
 
 
-def reference_scores(model, train: list[list[int]], prefix: list[int], n_items: int, counts) -> np.ndarray:
-    """Straight from the definitions, one prefix and one neighbour at a time (train is oldest first)."""
-    n = len(prefix)
-    last = {item: i + 1 for i, item in enumerate(prefix)}
-    pset = set(prefix)
-    cand = [s for s, items in enumerate(train) if pset & set(items)]
-    if model.sample_size and len(cand) > model.sample_size:
-        cand = cand[-model.sample_size :]
-    stan = isinstance(model, STAN)
-    if isinstance(model, VSKNN):
-        w = {j: {"div": p / n, "quadratic": (p / n) ** 2, "same": 1.0}[model.weighting] for j, p in last.items()}
-    elif stan and model.lambda_spw is not None:
-        w = {j: math.exp((p - n) / model.lambda_spw) for j, p in last.items()}
-    else:
-        w = dict.fromkeys(last, 1.0)
-    sims = {}
-    for s in cand:
-        items = set(train[s])
-        shared = pset & items
-        if isinstance(model, SKNN):
-            sims[s] = len(shared) / math.sqrt(len(pset) * len(items))
-        elif isinstance(model, VSKNN):
-            sims[s] = sum(w[j] for j in shared) / len(pset)
-        else:
-            sims[s] = sum(w[j] for j in shared) / (math.sqrt(sum(x * x for x in w.values())) * math.sqrt(len(items)))
-    chosen = sorted(cand, key=lambda s: (-sims[s], -s))[: model.k]
-    idf = np.log(len(train) / np.asarray(counts, dtype=float))
-    out = np.zeros(n_items)
-    for s in chosen:
-        step = next(t for t, j in enumerate(reversed(prefix), 1) if j in set(train[s]))
-        vote = sims[s]
-        if isinstance(model, VSKNN):
-            vote *= {"div": 1 / step, "quadratic": 1 / step**2, "same": 1.0}[model.weighting_score]
-        if isinstance(model, VSTAN) and model.lambda_ipw is not None:
-            vote *= math.exp((1 - step) / model.lambda_ipw)
-        last_in_s = {j: i + 1 for i, j in enumerate(train[s])}
-        anchor = max(i + 1 for i, j in enumerate(train[s]) if j in pset)
-        for j, pos in last_in_s.items():
-            v = vote
-            if stan and model.lambda_inh is not None:
-                v *= math.exp(-abs(pos - anchor) / model.lambda_inh)
-            if isinstance(model, VSKNN) and model.idf_weighting:
-                v *= 1 + model.idf_weighting * idf[j]
-            if isinstance(model, VSTAN) and model.lambda_idf:
-                v *= 1 + model.lambda_idf * idf[j]
-            out[j] += v
-    return out
-
-
 @pytest.mark.parametrize(
     "model",
     [
         SKNN(k=1000, sample_size=40),
         VSKNN(k=1000, sample_size=30, weighting="quadratic", weighting_score="div", idf_weighting=5.0),
         VSKNN(k=1000, sample_size=0, weighting="div", weighting_score="quadratic"),
+        VSKNN(k=1000, sample_size=30, weighting="linear", weighting_score="log"),
+        VSKNN(k=1000, sample_size=30, weighting="log", weighting_score="linear"),
         STAN(k=1000, sample_size=40, lambda_snh=None),
         VSTAN(k=1000, sample_size=40, lambda_snh=None, lambda_spw=2.0),
     ],
-    ids=["sknn", "vsknn-tuned", "vsknn-all", "stan", "vstan"],
+    ids=["sknn", "vsknn-tuned", "vsknn-all", "vsknn-linear-log", "vsknn-log-linear", "stan", "vstan"],
 )
 def test_vectorised_scores_match_the_reference_loop(model):
     rng = np.random.default_rng(7)
@@ -239,7 +193,7 @@ def test_vectorised_scores_match_the_reference_loop(model):
     prefixes = [list(map(int, rng.integers(0, len(model.vocab), rng.integers(1, 7)))) for _ in range(40)]
     got = np.asarray(model.score_next([np.asarray(p) for p in prefixes]))
     for p, row in zip(prefixes, got, strict=True):
-        want = reference_scores(model, train, p, len(model.vocab), model.vocab.counts)
+        want = reference(model, train, p, model.vocab.counts).scores
         np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-6)
 
 

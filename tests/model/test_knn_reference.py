@@ -11,8 +11,6 @@ changed by the decay), so it cannot pass vacuously.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +19,7 @@ from recframe.model.knn.sknn import SKNN
 from recframe.model.knn.stan import STAN
 from recframe.model.knn.vsknn import VSKNN
 from recframe.model.knn.vstan import VSTAN
+from tests.helpers.knn_reference import reference
 
 N_ITEMS = 6
 
@@ -45,69 +44,6 @@ def prefixes(n: int = 60, seed: int = 5) -> list[list[int]]:
     return [list(map(int, rng.integers(0, N_ITEMS, int(rng.integers(1, 4))))) for _ in range(n)]
 
 
-def reference(model, train: list[list[int]], prefix: list[int], counts: np.ndarray) -> tuple[np.ndarray, bool, list]:
-    """Scores straight from the definitions, one candidate at a time; ``train`` is oldest first and
-    session ``s`` ended ``len(train) - 1 - s`` days before the newest one.
-
-    Also returns whether the ``k`` cut fell inside a tie and the neighbours chosen.
-    """
-    n = len(prefix)
-    last = {item: i + 1 for i, item in enumerate(prefix)}  # a repeated item keeps its latest position
-    pset = set(prefix)
-    cands = [s for s, items in enumerate(train) if pset & set(items)]
-    if model.sample_size and len(cands) > model.sample_size:
-        cands = cands[-model.sample_size :]  # the most recent
-    stan = isinstance(model, STAN)
-    if isinstance(model, VSKNN):
-        assert model.weighting == "div"
-        w = {j: p / n for j, p in last.items()}
-    elif stan and model.lambda_spw is not None:
-        w = {j: math.exp((p - n) / model.lambda_spw) for j, p in last.items()}
-    else:
-        w = dict.fromkeys(last, 1.0)
-    sim = {}
-    for s in cands:
-        items = set(train[s])
-        shared = pset & items
-        if isinstance(model, SKNN):
-            value = len(shared) / math.sqrt(len(pset) * len(items))
-        elif isinstance(model, VSKNN):
-            value = sum(w[j] for j in shared) / len(pset)
-        else:
-            value = sum(w[j] for j in shared) / (math.sqrt(sum(x * x for x in w.values())) * math.sqrt(len(items)))
-        if stan and model.lambda_snh is not None:
-            age_days = (len(train) - 1 - s) / model.ts_per_day
-            value *= math.exp(-age_days / model.lambda_snh)
-        if value > 0:
-            sim[s] = value
-    newest = model.tie_break == "newest"
-    ranked = sorted(sim, key=lambda s: (-round(sim[s], 10), -s if newest else s))
-    chosen = ranked[: model.k]
-    tie_at_cut = len(ranked) > model.k and round(sim[ranked[model.k - 1]], 10) == round(sim[ranked[model.k]], 10)
-    idf = np.log(len(train) / np.maximum(np.asarray(counts, dtype=float), 1.0))
-    out = np.zeros(len(counts))
-    for s in chosen:
-        step = next(t for t, j in enumerate(reversed(prefix), 1) if j in set(train[s]))
-        vote = sim[s]
-        if isinstance(model, VSKNN):
-            assert model.weighting_score == "div"
-            vote /= step
-        if isinstance(model, VSTAN) and model.lambda_ipw is not None:
-            vote *= math.exp((1 - step) / model.lambda_ipw)
-        last_in_s = {j: i + 1 for i, j in enumerate(train[s])}
-        anchor = max(i + 1 for i, j in enumerate(train[s]) if j in pset)
-        for j, pos in last_in_s.items():
-            v = vote
-            if stan and model.lambda_inh is not None:
-                v *= math.exp(-abs(pos - anchor) / model.lambda_inh)
-            if isinstance(model, VSKNN) and model.idf_weighting:
-                v *= 1 + model.idf_weighting * idf[j]
-            if isinstance(model, VSTAN) and model.lambda_idf:
-                v *= 1 + model.lambda_idf * idf[j]
-            out[j] += v
-    return out, tie_at_cut, chosen
-
-
 def fitted(model, sessions: list[list[str]] | None = None):
     sessions = sessions or training_sessions()
     model.fit(as_events(sessions))
@@ -118,13 +54,15 @@ def fitted(model, sessions: list[list[str]] | None = None):
 def compare(model, sessions: list[list[str]] | None = None, ps: list[list[str]] | None = None) -> list:
     """Assert the model's scores equal the reference's for every prefix; return (tie, chosen) per prefix."""
     model, train = fitted(model, sessions)
+    # session s ended len(train) - 1 - s days before the newest one (as_events, ts_per_day=1)
+    ages = [(len(train) - 1 - s) / getattr(model, "ts_per_day", 1.0) for s in range(len(train))]
     ps = [[model.vocab.index[x] for x in p] for p in ps] if ps else prefixes()
     got = np.asarray(model.score_next([np.asarray(p) for p in ps]))
     seen = []
     for p, row in zip(ps, got, strict=True):
-        want, tie, chosen = reference(model, train, p, model.vocab.counts)
-        np.testing.assert_allclose(row, want, rtol=1e-5, atol=1e-7, err_msg=f"prefix {p}")
-        seen.append((tie, chosen))
+        ref = reference(model, train, p, model.vocab.counts, ages)
+        np.testing.assert_allclose(row, ref.scores, rtol=1e-5, atol=1e-7, err_msg=f"prefix {p}")
+        seen.append((ref.tie_at_cut, ref.chosen))
     return seen
 
 

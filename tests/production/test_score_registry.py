@@ -19,6 +19,7 @@ import yaml
 from recframe.app import run
 from recframe.cli import main
 from recframe.interfaces import RecframeError
+from recframe.report.run_report import fmt
 from recframe.run_context import open_run
 from recframe.score import ScoreSettings, latest_per_user, score_run
 from recframe.warehouse_writer import DuckDBWriter
@@ -307,6 +308,29 @@ def test_champion_gate_promotes_only_a_better_challenger(first, tmp_path):
     assert lost["champion_gate"]["champion_version"] == won["model_version"]
     assert _rows(wh, "select model_version from model_registry where is_champion") == [(won["model_version"],)]
     assert _rows(wh, "select action from model_registry_log order by moved_at") == [("register",), ("gate",)]
+    # the run report shows both sides with the gate's own numbers, and its decision
+    for run_name, record, decision in (("knn", won, "promoted"), ("pop-again", lost, "kept the champion")):
+        cells = _champion_cells(tmp_path / run_name / "report" / "index.html")
+        g = record["champion_gate"]
+        a, b, margin = g["champion"]["mrr@20"], g["challenger"]["mrr@20"], g["margin"]
+        targets = [fmt(g["champion"]["targets"]), fmt(g["challenger"]["targets"])]
+        assert cells[:3] == [["model version", g["champion_version"], record["model_version"]],
+                             ["mrr@20", fmt(a), fmt(b)], ["test targets", *targets]]  # fmt: skip
+        assert cells[3] == ["mrr@20", fmt(margin), fmt(a * (1 + margin)), fmt(b - a), decision]
+    assert fmt(won["champion_gate"]["challenger"]["mrr@20"]) != fmt(won["champion_gate"]["champion"]["mrr@20"])
+
+
+def _champion_cells(page: Path) -> list[list[str]]:
+    """The body cells of the report's champion section, table rows in order, badges as their text."""
+    import html
+    import re
+
+    text = page.read_text()
+    section = re.search(r"<section id='champion'>(.*?)</section>", text, re.S)
+    assert section, "the report has no champion section"
+    rows = re.findall(r"<tr>(.*?)</tr>", section.group(1), re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in rows]
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in row] for row in cells if row]
 
 
 def test_summary_says_the_deploy_was_skipped_with_deployer_none(tmp_path):

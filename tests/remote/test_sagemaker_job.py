@@ -22,6 +22,7 @@ from recframe.pipeline import Pipeline
 from recframe.remote import sagemaker_job
 from recframe.remote.sagemaker_job import SageMakerSettings, SageMakerTrainer, TrainingJobError, training_request
 from tests.helpers.remote_kit import ROOT, checksums, small_gru, toy_dataset, trainer_preset
+from tests.helpers.sagemaker_table import expected_uri
 from tests.helpers.toy import ToySource
 
 moto = pytest.importorskip("moto")
@@ -116,7 +117,7 @@ def test_the_train_step_runs_as_a_job_and_brings_back_the_local_artifact(aws, tm
     assert f"[{jobs[0]}] epoch 2 done" in capsys.readouterr().out  # the job's log reached the console
 
     desc = boto3.client("sagemaker").describe_training_job(TrainingJobName=jobs[0])
-    assert desc["AlgorithmSpecification"]["TrainingImage"].endswith("/pytorch-training:2.6.0-gpu-py312")
+    assert desc["AlgorithmSpecification"]["TrainingImage"] == expected_uri("us-east-1", "ml.g5.xlarge", "training")
     assert desc["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
     assert [c["ChannelName"] for c in desc["InputDataConfig"]] == ["data", "config", "code"]
     assert desc["EnableManagedSpotTraining"] is True

@@ -15,7 +15,10 @@ import torch
 
 from recframe.artifact import load_model
 from recframe.interfaces import FitContext
+from recframe.model.seq.data import session_parallel_schedule, sessions_in_time_order
+from recframe.model.seq.sharded import rank_schedule
 from recframe.remote.sagemaker_train import hyperparameters, model_class
+from recframe.vocab import ItemVocab
 from tests.helpers.remote_kit import (
     ROOT,
     checksums,
@@ -129,15 +132,44 @@ def test_a_job_with_a_bad_model_class_fails_in_one_line_and_writes_nothing(tmp_p
     assert "os.path.join" in (Path(env["SM_OUTPUT_DIR"]) / "failure").read_text()  # the job's FailureReason
 
 
-def test_ddp_with_two_cpu_processes_trains_and_rank_zero_saves_one_artifact(tmp_path):
-    # recframe's loaders build their own batches: every rank reads all of them (no sampler to inject)
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("build", [small_sasrec, small_gru], ids=["sasrec", "gru"])
+def test_ddp_with_two_cpu_processes_trains_and_rank_zero_saves_one_artifact(tmp_path, build):
+    # Lightning injects no sampler (recframe's loaders build their own batches); GRU4Rec splits its
+    # sessions across the ranks itself, SASRec's ranks read every batch
     trainer = trainer_preset("ddp", devices=2)
     assert trainer["strategy"] == "ddp" and trainer["use_distributed_sampler"] is False
-    env = container_layout(tmp_path, toy_dataset(), job_spec(small_sasrec(), trainer), seed=5)
+    ds = toy_dataset()
+    env = container_layout(tmp_path, ds, job_spec(build(), trainer), seed=5)
     proc = run_entry_point(env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Starting with 2 processes" in proc.stderr + proc.stdout
     model_dir = Path(env["SM_MODEL_DIR"])
     assert sorted(p.name for p in model_dir.iterdir()) == ["checksums.json", "model.json", "vocab.json", "weights.pt"]
     assert proc.stderr.count("model artifact written to") == 1  # only rank 0 wrote it
-    assert load_model(model_dir).epochs_run == 2
+    model = load_model(model_dir)
+    assert model.epochs_run == 2
+    if build is small_gru:  # rank 0 played its half of the sessions: fewer steps than one process takes
+        sessions = sessions_in_time_order(ds.train, ItemVocab.from_events(ds.train))
+        steps = model.fit_summary["train_steps_per_epoch"]
+        assert steps == len(rank_schedule(sessions, 8, 0, 2)[0]) < 0.75 * len(session_parallel_schedule(sessions, 8)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_cli_under_ddp_runs_the_pipeline_once_and_rank_one_only_joins_the_fit(tmp_path):
+    from tests.helpers.cli import fast_overrides, run_cli
+
+    run = tmp_path / "run"
+    args = ["model=gru", "model.layers=[16]", "model.batch_size=8", "model.n_sample=16", "trainer=ddp",
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
+            *fast_overrides(tmp_path / "in"), f"hydra.run.dir={run}"]  # fmt: skip
+    proc = run_cli(args, tmp_path / "home", timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Starting with 2 processes" in proc.stderr + proc.stdout
+    out = proc.stdout + proc.stderr
+    assert out.count("recframe run summary") == 1 and out.count("done test") == 1  # rank 1 stopped after the fit
+    model = load_model(run / "model")  # verified against its checksums
+    assert model.epochs_run == 2 and (run / "metrics.json").exists()
+    assert not list(run.glob("model.*"))  # no second writer's temp folder

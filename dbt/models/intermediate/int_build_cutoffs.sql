@@ -1,8 +1,8 @@
 {{ config(materialized='table') }}
 {#- The cutoff of each tenant this build continues incrementally (macros/incremental_sessions.sql),
     computed from int_sessions as it stood before this build: int_sessions depends on this model, so
-    it is written before int_sessions' pre-hook deletes. The models that run after int_sessions
-    (quarantine) read their cutoffs here; empty when everything is rebuilt. -#}
+    it is written before int_sessions' pre-hook deletes. Every other model reads its cutoffs here
+    (built_cutoffs()), once each, instead of computing them again; empty when everything is rebuilt. -#}
 {%- set cuts = session_cutoffs() %}
 {%- if cuts %}
 {%- for t, c in cuts.items() %}

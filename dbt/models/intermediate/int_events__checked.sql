@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_build_cutoffs') }}
 {{ config(materialized="view") }}
 {#- The staged events, normalised, with recframe's action and a row-level reject reason (null =
     accepted): the quarantine rules. In an incremental build it holds only the source's tail (at least
@@ -28,7 +29,7 @@ with normalised as (
         url
     from {{ ref('stg_events__raw_events') }}
     -- an incremental build reads only the tail of the source (macros/incremental_sessions.sql)
-    where {{ source_tail_filter(session_cutoffs()) }}
+    where {{ source_tail_filter(built_cutoffs()) }}
 ),
 
 mapped as (

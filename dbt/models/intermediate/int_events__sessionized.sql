@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_build_cutoffs') }}
 {{ config(materialized="ephemeral") }}
 {#- Accepted events, each with a session id (exact duplicates are removed by int_sessions). Sources with a
     session id keep it; rows with only a user id (e.g. Taobao) are cut into sessions after
@@ -13,7 +14,7 @@
     An incremental build (macros/incremental_sessions.sql) re-reads only the events at or after each
     tenant's cutoff, less those of the sessions kept from before it; user sessions are numbered on
     from the user's kept ones (`session_user` carries the user id for that). -#}
-{%- set cuts = session_cutoffs() -%}
+{%- set cuts = built_cutoffs() -%}
 {%- set built = built_sessions_relation() if cuts else none %}
 
 with keyed as (

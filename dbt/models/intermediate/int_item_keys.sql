@@ -1,7 +1,8 @@
+-- depends_on: {{ ref('int_build_cutoffs') }}
 -- depends_on: {{ ref('stg_events__current_loads') }}
 {{ config(
     materialized='incremental', incremental_strategy='append', tmp_relation_type='table',
-    pre_hook="{{ delete_rebuilt_item_keys(session_cutoffs()) }}",
+    pre_hook="{{ delete_rebuilt_item_keys(built_cutoffs()) }}",
 ) }}
 {#- One row per distinct stored SKU value of each tenant's current load (`sku_raw`), with its
     normalised SKU and that SKU's integer key, numbered 1..n in SKU order (values that normalise to
@@ -15,7 +16,7 @@
     theirs; events with equal timestamps and actions then order by key, not SKU, until a full refresh.
     Appended: the pre-hook deleted the tenants rebuilt in full and the new rows are only stored values
     the table lacks, so no key lookup against the whole table is needed. -#}
-{%- set cuts = session_cutoffs() if is_incremental() else {} %}
+{%- set cuts = built_cutoffs() if is_incremental() else {} %}
 with raw_skus as (
     select distinct tenant, sku as sku_raw
     from {{ ref('stg_events__raw_events') }}

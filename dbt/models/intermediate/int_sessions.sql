@@ -1,7 +1,7 @@
 -- depends_on: {{ ref('int_build_cutoffs') }}
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key=['tenant', 'session_id'],
-    on_schema_change='sync_all_columns', pre_hook="{{ delete_rebuilt_sessions(session_cutoffs()) }}",
+    materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+    pre_hook="{{ delete_rebuilt_sessions(built_cutoffs()) }}", tmp_relation_type='table',
 ) }}
 {#- One row per session of the current build: its size, duplicates, its kept events as time-ordered
     lists, and a session-level reject reason: no_product_events (no kept action),
@@ -9,7 +9,11 @@
     The roll-up is a dispatched macro (macros/session_lists.sql): on DuckDB one hash aggregate builds
     the lists of item keys (int_item_keys) and removes duplicates at once; elsewhere a GROUP BY plus
     ordered array_agg of SKUs. Incremental by event time (macros/incremental_sessions.sql): the
-    pre-hook deletes the sessions this build rebuilds, int_events__sessionized re-reads their events;
+    pre-hook deletes the sessions this build rebuilds, int_events__sessionized re-reads their events
+    and the new rows are appended (a delete+insert by key would only search the whole table again
+    for keys the pre-hook already removed; a new row repeating a kept session's key, a session id
+    that reappears after more than a gap, fails session_sequences' scoped unique test instead of
+    silently replacing the kept session); tmp_relation_type as in quarantine.sql;
     `first_ms`/`last_ms` (any event), `session_user` and `build_source` are what the next build's
     cutoff is computed from. -#}
 with rolled as (

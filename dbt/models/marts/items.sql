@@ -1,12 +1,12 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='tenant', on_schema_change='sync_all_columns') }}
 {#- The item catalogue: every SKU of an accepted session, with its key (int_item_keys), category and
     price bucket when the raw catalogue (latest load per tenant) knows them, and its popularity (kept
-    events). Popularity is read from the session lists (a dispatched macro: by key on DuckDB), not
-    from the event level. -#}
+    events), summed over int_item_days (counted from the session lists, by key on DuckDB; only the
+    days an incremental build touched are counted again there), not from the event level. -#}
 with popularity as (
     {%- set in_scope -%}
-        (select * from {{ ref('int_sessions') }} where reject_reason is null
-         and tenant in (select tenant from {{ ref('stg_events__current_loads') }}))
+        (select * from {{ ref('int_item_days') }}
+         where tenant in (select tenant from {{ ref('stg_events__current_loads') }}))
     {%- endset %}
     {{ item_popularity(in_scope, ref('int_item_keys')) }}
 ),

@@ -44,7 +44,7 @@ with source as (
 select
     s.tenant,
     l.etl_id,
-    cast({{ var('load_epoch_ms', 0) | int }} as bigint) as etl_epoch_ms,
+    cast({{ env_var('RECFRAME_LOAD_EPOCH_MS', var('load_epoch_ms', 0)) | int }} as bigint) as etl_epoch_ms,
     s.session_key,
     s.user_key,
     s.event_type,

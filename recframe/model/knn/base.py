@@ -12,6 +12,7 @@ indexes the training sessions, so it takes seconds; all the work happens when sc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,11 @@ from recframe.model.knn.index import (
     top_k,
     vote,
 )
+from recframe.model.profile import DataProfile
+from recframe.model.scaling import describe, knn_defaults
 from recframe.vocab import ItemVocab
+
+log = logging.getLogger("recframe")
 
 TIE_BREAKS = ("newest", "oldest")
 
@@ -45,13 +50,16 @@ class SessionKNNBase(Model):
 
     name = "knn"
 
-    def __init__(self, k: int, sample_size: int, tie_break: str) -> None:
-        self.k = v.integer("model.k", k, 1)
-        self.sample_size = v.integer("model.sample_size", sample_size, 0)
+    def __init__(self, k: int | str, sample_size: int | str, tie_break: str) -> None:
+        self.k = v.or_auto("model.k", k, v.integer, 1)
+        self.sample_size = v.or_auto("model.sample_size", sample_size, v.integer, 0)
         self.tie_break = v.choice("model.tie_break", tie_break, TIE_BREAKS)
         self.vocab: ItemVocab | None = None
         self.index: SessionIndex | None = None
         self._column_factor: np.ndarray | None = None  # per-item vote multiplier (idf), set in _fitted
+        #: the keys that were ``auto`` and the values ``fit`` scaled them to (empty when all were given)
+        self.scaled_params: dict[str, Any] = {}
+        self.data_profile: dict[str, Any] | None = None
 
     # ---- what subclasses define -------------------------------------------------------------
 
@@ -73,9 +81,13 @@ class SessionKNNBase(Model):
     # ---- the Model contract -----------------------------------------------------------------
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None, ctx: FitContext | None = None) -> Model:
-        """Index the training sessions; there is nothing to learn beyond that."""
+        """Index the training sessions; there is nothing to learn beyond that.
+
+        Keys left at ``auto`` are scaled to the training split first (:mod:`recframe.model.scaling`).
+        """
         if train is None or len(train) == 0:
             raise DataError(f"{self.name}: the training split is empty")
+        self._resolve_auto(train)
         self.vocab = ItemVocab.from_events(train)
         items = self.vocab.encode_column(train["item_id"])
         sessions = pd.factorize(train["session_id"], sort=False)[0]
@@ -83,6 +95,19 @@ class SessionKNNBase(Model):
         self.index = SessionIndex.from_codes(sessions, items, ts, len(self.vocab))
         self._fitted()
         return self
+
+    def _resolve_auto(self, train: pd.DataFrame) -> None:
+        """Replace every ``auto`` parameter by :func:`~recframe.model.scaling.knn_defaults` for ``train``."""
+        auto = [key for key, value in self.params().items() if value == v.AUTO]
+        if not auto:
+            return
+        profile = DataProfile.of(train)
+        defaults = knn_defaults(self.name, profile)
+        for key in auto:
+            setattr(self, key, defaults[key])
+        self.scaled_params = {key: defaults[key] for key in auto}
+        self.data_profile = profile.to_dict()
+        log.info("%s: %s scaled to the data (%s)", self.name, describe(self.scaled_params), profile.summary())
 
     def _fitted(self) -> None:
         """Hook run after fit and after loading (derived per-item arrays)."""
@@ -113,15 +138,27 @@ class SessionKNNBase(Model):
             out[cold] = self.vocab.popularity().astype(np.float32)
         return out
 
+    def score_next_tensor(self, sessions: Sequence[np.ndarray]) -> Any:
+        """:meth:`score_next` as a float32 tensor over the same memory: the array is made fresh for
+        every call and the model keeps no reference to it, so the predictor ranks it without a copy."""
+        import torch
+
+        return torch.from_numpy(self.score_next(sessions))
+
     def get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.index is None:
             raise DataError(f"{self.name}: cannot save a model that has not been fitted")
         config = {"params": self.params(), "n_sessions": int(self.index.n_sessions)}
+        if self.scaled_params:
+            config["scaled_params"] = self.scaled_params
+            config["data_profile"] = self.data_profile
         return config, self.index.state()
 
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, Any], vocab: ItemVocab) -> Model:
         model = cls(**config["params"])
+        model.scaled_params = dict(config.get("scaled_params") or {})
+        model.data_profile = config.get("data_profile")
         model.vocab = vocab
         model.index = SessionIndex.from_state(tensors, len(vocab))
         model._fitted()

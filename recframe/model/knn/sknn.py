@@ -16,13 +16,20 @@ class SKNN(SessionKNNBase):
 
     ``similarity`` is ``cosine`` (|A and B| / sqrt(|A| |B|)) or ``jaccard`` (|A and B| / |A or B|),
     over the sets of distinct items. session-rec's ``cosine`` misplaces a bracket
-    (``li / sqrt(la) * sqrt(lb)``); this is the textbook definition.
+    (``li / sqrt(la) * sqrt(lb)``); this is the textbook definition. ``k`` and ``sample_size``
+    default to ``auto`` (scaled to the training data, :func:`recframe.model.scaling.knn_defaults`).
     """
 
     name = "sknn"
     SIMILARITIES = ("cosine", "jaccard")
 
-    def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine", tie_break: str = "newest"):
+    def __init__(
+        self,
+        k: int | str = "auto",
+        sample_size: int | str = "auto",
+        similarity: str = "cosine",
+        tie_break: str = "newest",
+    ) -> None:
         super().__init__(k, sample_size, tie_break)
         self.similarity = v.choice("model.similarity", similarity, self.SIMILARITIES)
 

@@ -1,11 +1,13 @@
 """``model=stan``: STAN (Garg et al. 2019), session kNN aware of sequence and time.
 
-STAN adds three exponential decays to session kNN, each switched off by setting its lambda to null:
+STAN adds three exponential decays to session kNN, each switched off by setting its lambda to null
+(``k``, ``sample_size`` and ``ts_per_day`` default to ``auto``: scaled to the training data,
+:func:`recframe.model.scaling.knn_defaults`, which also gives ``lambda_snh`` for ``auto``):
 
 * ``lambda_spw`` (sequence position weight): the item at position ``i`` of a prefix of length ``n``
   weighs ``exp((i - n) / lambda_spw)`` in a cosine similarity between the weighted prefix and the
   neighbour's item set;
-* ``lambda_snh`` (session neighbourhood, in days): a neighbour that ended ``d`` days before the
+* ``lambda_snh`` (session neighbourhood, in days of ``ts_per_day``): a neighbour that ended ``d`` days before the
   latest training session has its similarity multiplied by ``exp(-d / lambda_snh)``. session-rec
   measures from the time of the current click; that differs by a factor common to all neighbours of
   a prefix, so the ranking is the same and serving needs no clock;
@@ -37,19 +39,19 @@ class STAN(SessionKNNBase):
 
     def __init__(
         self,
-        k: int = 500,
-        sample_size: int = 5000,
+        k: int | str = "auto",
+        sample_size: int | str = "auto",
         lambda_spw: float | None = 1.02,
-        lambda_snh: float | None = 5.0,
+        lambda_snh: float | str | None = 5.0,
         lambda_inh: float | None = 2.05,
-        ts_per_day: float = 86_400_000.0,
+        ts_per_day: float | str = "auto",
         tie_break: str = "newest",
     ) -> None:
         super().__init__(k, sample_size, tie_break)
         self.lambda_spw = optional_positive("model.lambda_spw", lambda_spw)
-        self.lambda_snh = optional_positive("model.lambda_snh", lambda_snh)
+        self.lambda_snh = v.or_auto("model.lambda_snh", lambda_snh, optional_positive)
         self.lambda_inh = optional_positive("model.lambda_inh", lambda_inh)
-        self.ts_per_day = v.positive("model.ts_per_day", ts_per_day)
+        self.ts_per_day = v.or_auto("model.ts_per_day", ts_per_day, v.positive)
 
     def params(self) -> dict[str, Any]:
         return {

@@ -25,14 +25,17 @@ class VSKNN(SessionKNNBase):
       1/log10(t+1.7), ``linear``: max(0, 1-0.1t), ``same``: 1).
     * ``idf_weighting``: a vote for item ``j`` is multiplied by ``1 + idf_weighting * idf(j)``
       (0 turns it off), favouring rare items.
+
+    ``k`` and ``sample_size`` default to ``auto``: scaled to the training data in ``fit``
+    (:func:`recframe.model.scaling.knn_defaults`).
     """
 
     name = "vsknn"
 
     def __init__(
         self,
-        k: int = 100,
-        sample_size: int = 500,
+        k: int | str = "auto",
+        sample_size: int | str = "auto",
         weighting: str = "div",
         weighting_score: str = "div",
         idf_weighting: float = 0.0,

@@ -24,15 +24,15 @@ class VSTAN(STAN):
 
     def __init__(
         self,
-        k: int = 500,
-        sample_size: int = 5000,
+        k: int | str = "auto",
+        sample_size: int | str = "auto",
         similarity: str = "cosine",
         lambda_spw: float | None = 1.02,
-        lambda_snh: float | None = 5.0,
+        lambda_snh: float | str | None = 5.0,
         lambda_inh: float | None = 2.05,
         lambda_ipw: float | None = 1.02,
         lambda_idf: float | None = 5.0,
-        ts_per_day: float = 86_400_000.0,
+        ts_per_day: float | str = "auto",
         tie_break: str = "newest",
     ) -> None:
         super().__init__(k, sample_size, lambda_spw, lambda_snh, lambda_inh, ts_per_day, tie_break)

@@ -150,12 +150,33 @@ class SequenceModel(Model):
         return out
 
     def _score_last(self, sessions: Sequence[np.ndarray], dev: torch.device) -> torch.Tensor:
+        return self.score_states(self.next_states(sessions))
+
+    @torch.no_grad()
+    def next_states(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
+        """The network's state after each (non-empty) session's last item, ``[len(sessions), d]``.
+
+        With :meth:`score_states` this splits :meth:`score_next` in two, so a caller can run the
+        sequence part for many sessions at once and score them in smaller blocks (batch scoring).
+        """
+        self._check_fitted()
+        if self.net.training:
+            self.net.eval()
+        dev = self.device
         rows = [np.asarray(s, dtype=np.int64) for s in sessions]
+        fast = getattr(self.net, "last_states", None) if self.max_len is None else None
+        final = fast(rows) if fast is not None else None
+        if final is not None:  # the network reads the last states without padding (GRU4Rec on CPU)
+            return final.to(dev)
         items = torch.from_numpy(pad_sessions(rows, self.max_len)).to(dev)
         last = (items != PAD).sum(dim=1) - 1
         states = self.net.sequence_states(items)
-        final = states[torch.arange(len(rows), device=dev), last]
-        return self.net.score_all(final).float()
+        return states[torch.arange(len(rows), device=dev), last]
+
+    @torch.no_grad()
+    def score_states(self, states: torch.Tensor) -> torch.Tensor:
+        """Scores of every item ``[len(states), n_items]`` for states from :meth:`next_states` (a fresh tensor)."""
+        return self.net.score_all(states).float()
 
     @torch.no_grad()
     def score_prefixes(

@@ -92,28 +92,6 @@ def session_parallel_schedule(
     return inputs, targets, starts
 
 
-class ScheduleChunks(torch.utils.data.Dataset):
-    """A session-parallel schedule cut into chunks of ``chunk`` consecutive steps.
-
-    One Lightning batch is one chunk; the module loops over its steps and updates after each one, as
-    the reference does. Chunking only amortises the trainer's per-batch overhead: it does not change
-    the algorithm. Order matters (hidden states flow from chunk to chunk), so never shuffle this.
-    """
-
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, starts: np.ndarray, chunk: int) -> None:
-        self.inputs = torch.from_numpy(inputs)
-        self.targets = torch.from_numpy(targets)
-        self.starts = torch.from_numpy(starts)
-        self.chunk = max(1, int(chunk))
-
-    def __len__(self) -> int:
-        return (len(self.inputs) + self.chunk - 1) // self.chunk
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        sl = slice(i * self.chunk, (i + 1) * self.chunk)
-        return self.inputs[sl], self.targets[sl], self.starts[sl]
-
-
 def pad_sessions(sessions: Sequence[np.ndarray], max_len: int | None = None, left: bool = False) -> np.ndarray:
     """Stack sessions into a ``[len(sessions), L]`` matrix padded with ``PAD``.
 

@@ -17,7 +17,9 @@ it touched (the targets of the mini-batch plus the shared negatives), which the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -236,6 +238,16 @@ class GRU4RecNet(nn.Module):
             x = gru(x)[0]
             x = self.drop_hidden(x)
         return x
+
+    def last_states(self, sessions: Sequence[np.ndarray]) -> torch.Tensor | None:
+        """The state after each non-empty session's last item, or None where only ``sequence_states`` applies.
+
+        On CPU inference this runs the packed numpy recurrence of
+        :mod:`~recframe.model.seq.nets.gru_last_state` (what serving and batch scoring read).
+        """
+        from recframe.model.seq.nets import gru_last_state
+
+        return gru_last_state.last_states(self, sessions) if gru_last_state.eligible(self) else None
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every item ``[n, n_items]`` for ``[n, d]`` states, bias included (see ``item_scores``)."""

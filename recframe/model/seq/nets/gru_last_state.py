@@ -1,0 +1,106 @@
+"""The final GRU4Rec state of each session, for serving and batch scoring on CPU.
+
+Why a path of its own: serving reads one state per session (the last), yet ``nn.GRU`` over a
+right-padded batch runs every row for as many steps as the longest session, and on AMD EPYC CPUs
+torch's small matrix products (the ``[batch, hidden] @ [hidden, 3 * hidden]`` of every step) run
+several times slower than numpy's BLAS (scoring figures: docs/benchmarks.md). Here the sessions are
+sorted by length, longest first, so at step ``t`` the sessions still running are a prefix of the
+batch and padding costs nothing; the input projection of every event is one large product, the
+recurrence one small product per step, both through numpy.
+
+The arithmetic is PyTorch's GRU cell (gate order r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h
++ b_hn))``), so the states equal ``GRU4RecNet.sequence_states`` read at each session's last
+position up to float32 rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from recframe.model.seq.nets.gru import GRU4RecNet
+
+
+def eligible(net: GRU4RecNet) -> bool:
+    """True when the fast path computes what ``sequence_states`` would: CPU, float32, inference."""
+    return (
+        not net.training
+        and not torch.is_grad_enabled()
+        and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in net.parameters())
+    )
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+def _sigmoid_(x: np.ndarray) -> np.ndarray:
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    return np.reciprocal(x, out=x)
+
+
+def _recur(gx: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray, counts: np.ndarray, keep_all: bool) -> np.ndarray:
+    """Run one GRU layer over time-major packed gate inputs ``gx`` (``[events, 3 * hidden]``).
+
+    ``counts[t]`` sessions are still running at step ``t`` (a prefix of the length-sorted batch).
+    Returns every step's states (packed like ``gx``) when ``keep_all``, else each session's last state.
+    """
+    hidden = w_hh.shape[1]
+    w = np.ascontiguousarray(w_hh.T)  # [hidden, 3 * hidden]
+    h = np.zeros((int(counts[0]), hidden), dtype=np.float32)
+    out = np.empty((len(gx), hidden), dtype=np.float32) if keep_all else None
+    start = 0
+    for t, m in enumerate(counts.tolist()):
+        g = gx[start : start + m]
+        hm = h[:m]
+        gh = np.broadcast_to(b_hh, (m, 3 * hidden)) if t == 0 else hm @ w + b_hh  # h = 0 at t = 0
+        rz = g[:, : 2 * hidden] + gh[:, : 2 * hidden]
+        _sigmoid_(rz)
+        r, z = rz[:, :hidden], rz[:, hidden:]
+        n = gh[:, 2 * hidden :] * r
+        n += g[:, 2 * hidden :]
+        np.tanh(n, out=n)
+        hm -= n  # h' = n + z * (h - n)
+        hm *= z
+        hm += n
+        if out is not None:
+            out[start : start + m] = hm
+        start += m
+    return out if keep_all else h
+
+
+def last_states(net: GRU4RecNet, sessions: Sequence[np.ndarray]) -> torch.Tensor:
+    """Final-layer state ``[len(sessions), d]`` after each (non-empty) session's last item."""
+    lens = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
+    if len(lens) == 0 or lens.min() < 1:
+        raise ValueError("last_states needs non-empty sessions")
+    order = np.argsort(-lens, kind="stable")
+    sorted_lens = lens[order]
+    steps = int(sorted_lens[0])
+    counts = (sorted_lens[None, :] > np.arange(steps)[:, None]).sum(axis=1)
+    flat = np.concatenate([np.asarray(sessions[i], dtype=np.int64) for i in order])
+    # time-major packing: step t holds the t-th item of the counts[t] longest sessions
+    offsets = np.concatenate([[0], np.cumsum(sorted_lens)[:-1]])
+    step_of = np.arange(len(flat)) - np.repeat(offsets, sorted_lens)
+    rank = np.repeat(np.arange(len(lens)), sorted_lens)
+    packed = flat[np.lexsort((rank, step_of))]
+
+    layers = list(net.grus)
+    if net.onehot is not None:  # the first layer reads the item index: its input gates are a lookup
+        gx = _np(net.onehot.wx.weight)[packed] + _np(net.onehot.bx)
+        x = _recur(gx, _np(net.onehot.wh.weight), _np(net.onehot.wh.bias), counts, keep_all=bool(layers))
+    else:
+        x = _np(net.Wy.weight if net.constrained else net.E.weight)[packed]
+    for i, gru in enumerate(layers):
+        gx = x @ np.ascontiguousarray(_np(gru.weight_ih_l0).T)
+        gx += _np(gru.bias_ih_l0)
+        x = _recur(gx, _np(gru.weight_hh_l0), _np(gru.bias_hh_l0), counts, keep_all=i < len(layers) - 1)
+    out = np.empty_like(x)  # x: the last layer's state of each session, in length order
+    out[order] = x
+    return torch.from_numpy(out)

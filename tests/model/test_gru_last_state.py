@@ -1,0 +1,59 @@
+"""GRU4Rec's packed last-state path (serving, batch scoring) against the padded ``sequence_states``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recframe.model.seq.data import PAD, pad_sessions
+from recframe.model.seq.nets.gru import GRU4RecNet
+
+MODES = {
+    "constrained": {"constrained_embedding": True},
+    "embedding": {"constrained_embedding": False, "embedding": 12},
+    "onehot": {"constrained_embedding": False, "embedding": 0},
+}
+
+
+def _padded_last(net: GRU4RecNet, sessions: list[np.ndarray]) -> torch.Tensor:
+    items = torch.from_numpy(pad_sessions(sessions))
+    last = (items != PAD).sum(dim=1) - 1
+    return net.sequence_states(items)[torch.arange(len(sessions)), last]
+
+
+@pytest.mark.parametrize("layers", [[10], [10, 7]])
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_last_states_equal_padded_states_at_each_sessions_end(mode, layers):
+    torch.manual_seed(0)
+    n_items = 50
+    net = GRU4RecNet(n_items, layers, **MODES[mode]).eval()
+    with torch.no_grad():  # non-zero biases, so a misplaced bias term cannot hide
+        for name, p in net.named_parameters():
+            if "bias" in name or name.endswith("bx"):
+                p.uniform_(-0.5, 0.5)
+    rng = np.random.default_rng(1)
+    lengths = [1, 9, 3, 3, 1, 14, 2, 5, 9, 1]  # unsorted, with ties and singletons
+    sessions = [rng.integers(0, n_items, n).astype(np.int64) for n in lengths]
+    with torch.no_grad():
+        fast = net.last_states(sessions)
+        ref = _padded_last(net, sessions)
+    assert fast is not None and fast.shape == (len(sessions), layers[-1])
+    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=0, atol=1e-5)
+    # one session at a time gives the same states as the batch (no leak between rows)
+    with torch.no_grad():
+        single = torch.cat([net.last_states([s]) for s in sessions])
+    np.testing.assert_allclose(single.numpy(), fast.numpy(), rtol=0, atol=1e-6)
+
+
+def test_last_states_defer_to_sequence_states_outside_cpu_inference():
+    net = GRU4RecNet(20, [6])
+    sessions = [np.array([1, 2, 3])]
+    with torch.no_grad():
+        assert net.last_states(sessions) is None  # training mode: dropout may apply
+    net.eval()
+    assert net.last_states(sessions) is None  # autograd on: gradients need the torch graph
+    with torch.no_grad():
+        assert net.last_states(sessions) is not None
+    with torch.no_grad(), pytest.raises(ValueError, match="non-empty"):
+        net.last_states([np.array([], dtype=np.int64)])
