@@ -167,6 +167,8 @@ def run_model(
     if not cpu_only:
         trainer["callbacks"] = [*trainer.get("callbacks", []), epoch_progress(name, n_transitions)]
     ctx = FitContext(trainer=trainer, seed=args.seed, progress=False)
+    if hasattr(model, "search_log"):  # model=auto: its trials and stages as progress lines
+        show_search_progress()
     progress(f"[{name}] fitting {target} on {len(train):,} events ({n_transitions:,} transitions)")
     with measure() as total:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -202,6 +204,19 @@ def run_model(
         f"fit {train_s:.1f}s  eval {eval_s:.1f}s  ({metrics['targets']:,} targets)"
     )
     return result
+
+
+def show_search_progress() -> None:
+    """Send recframe's INFO log lines (one per trial and stage of ``model=auto``) to stderr."""
+    import logging
+
+    logger = logging.getLogger("recframe")
+    if not any(getattr(h, "_auto_progress", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[auto] %(message)s"))
+        handler._auto_progress = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def auto_summary(search: dict[str, Any]) -> dict[str, Any]:

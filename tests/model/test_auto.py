@@ -173,3 +173,17 @@ def test_weight_grid_covers_the_simplex() -> None:
     two = weight_grid(2)
     assert len(two) == 11 and (1.0, 0.0) in two and (0.0, 1.0) in two
     assert all(abs(sum(p) - 1.0) < 1e-9 for p in weight_grid(3)) and len(weight_grid(3)) == 21
+
+
+def test_the_run_report_shows_the_search(fitted, tmp_path: Path) -> None:
+    from recframe.report.run_report import render_report
+
+    model, work = fitted
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "auto_search.json").write_text((work / "auto_search.json").read_text())
+    page = render_report(tmp_path)
+    assert "Model search" in page and "Why this model" in page
+    assert page.count("best of its model") >= 1
+    for trial in model.search_log["trials"]:
+        assert f"<td>{trial['model']}</td>" in page
+    assert "Model search" not in render_report(tmp_path / "other"), "runs of other models have no such section"

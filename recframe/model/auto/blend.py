@@ -5,7 +5,8 @@ for GRU4Rec, both min-max and softmax scaling) the blended scores are ranked aga
 batch by batch, so the score matrices are never all held at once. A grid over a handful of
 members is small (11 points for two members, 21 for three) and each point costs one ranking pass,
 which is why the grid is exhaustive rather than searched. The grid's corners are the single members:
-a blend is kept only when it scores strictly higher than the best of them.
+a blend is kept only when it scores strictly higher than the best of them. Blends of three members
+are scored with min-max scaling only, to keep the grid at 21 ranking passes.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def weight_grid(n: int) -> list[tuple[float, ...]]:
 
 
 def scalings(names: list[str], neural: set[str]) -> list[dict[str, str]]:
-    """Score scalings to try: min-max for all; softmax besides for neural members (logits)."""
-    options = [["minmax", "softmax"] if n in neural else ["minmax"] for n in names]
+    """Score scalings to try: min-max for all; for a neural member (logits) in a blend of two, softmax too."""
+    both = len(names) <= 2
+    options = [["minmax", "softmax"] if n in neural and both else ["minmax"] for n in names]
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*options)]
 
 

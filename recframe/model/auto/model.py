@@ -119,6 +119,7 @@ class AutoModel(WeightedHybrid):
             pool["gru"] = neural[0]
         if not pool:
             raise DataError("model=auto: every trial failed, so there is no model to choose (see the log)")
+        log.info("model=auto: blending %s on %d validation targets", ", ".join(pool), validset.targets)
         with Stopwatch(budget, "blend"):
             points = fit_blend(pool, validset, neural={"gru"})
             chosen, best_single, why = choose(points)
@@ -155,7 +156,7 @@ class AutoModel(WeightedHybrid):
             },
             "budget": budget.summary(),
         }
-        log.info("model=auto: %s", why)
+        log.info("model=auto: %s; seconds per stage %s", why, budget.stages)
         if ctx.work_dir is not None:
             atomic.write_json(ctx.work_dir / SEARCH_FILE, self.search_log)
         return self
