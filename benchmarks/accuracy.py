@@ -1,7 +1,8 @@
 """Accuracy benchmark: train models on a session data set and rank every item for every next click.
 
 DIR holds ``train.tsv.gz`` and ``test.tsv.gz`` (``SessionId, ItemId, Time``, as in
-``../shared/data/diginetica``). Each model is built from its ``conf/model/<name>.yaml`` through
+``../shared/data/diginetica``), or one of the other layouts :mod:`datasets` reads (YooChoose's
+``train_full.tsv.gz``, REES46's raw ``events.csv.gz``). Each model is built from its ``conf/model/<name>.yaml`` through
 Hydra's compose API (so ``--set`` takes the same overrides as the CLI), fitted on train and
 evaluated with :mod:`recframe.evaluation`: full ranking over the catalogue, ties counted against
 the target, the next item predicted at every position, items already in the session rankable.
@@ -10,6 +11,10 @@ the target, the next item predicted at every position, items already in the sess
     python benchmarks/accuracy.py --dataset DIR --models vsknn --set model.k=500 --set model.sample_size=5000
     python benchmarks/accuracy.py --dataset DIR --models gru,sasrec --device cuda --epochs 10
     python benchmarks/accuracy.py --dataset DIR --experiments vsknn_diginetica,gru4rec_diginetica
+    python benchmarks/accuracy.py --dataset DIR --models auto --set model.budget_minutes=15
+
+``model=auto`` adds an ``auto`` block to its side: the chosen members, weights and parameters, the
+validation score, the number of trials, GRU4Rec's epochs and the seconds of each stage.
 
 ``--set model.KEY=VALUE`` applies to every listed model whose config has KEY (a KEY none has is an
 error), ``--set NAME.KEY=VALUE`` to model NAME only. ``--experiments`` runs presets
@@ -55,7 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Last line of output: one JSON object with the results.",
     )
     p.add_argument(
-        "--dataset", required=True, help="folder with train.tsv.gz and test.tsv.gz (SessionId, ItemId, Time)"
+        "--dataset",
+        required=True,
+        help="folder with train.tsv.gz + test.tsv.gz (SessionId, ItemId, Time), train_full.tsv.gz + test.tsv.gz "
+        "(YooChoose) or events.csv.gz (REES46: newest tenth of sessions as test); see benchmarks/datasets.py",
     )
     p.add_argument("--models", default="", help="comma-separated names of conf/model/<name>.yaml, e.g. pop,vsknn")
     p.add_argument(
@@ -239,7 +247,8 @@ def auto_summary(search: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from _common import emit, load_split, progress, summary
+    from _common import emit, progress, summary
+    from datasets import load_dataset
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     experiments = tuple(n.strip() for n in args.experiments.split(",") if n.strip())
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         model_overrides(name, args.overrides, names, experiments)
     import torch  # noqa: F401 - imported here so its start-up time is not billed to the first model's eval
 
-    train, test = load_split(args.dataset)
+    train, test = load_dataset(args.dataset)
     if args.test_sessions is not None:
         keep = test["session_id"].drop_duplicates().iloc[: args.test_sessions]
         test = test[test["session_id"].isin(set(keep))]
