@@ -47,9 +47,10 @@ class Budget:
         """Elapsed-time mark by which the kNN search must stop starting trials."""
         return self.seconds * KNN_SHARE
 
-    def neural_seconds(self) -> float:
-        """What GRU4Rec may use: all that is left now except the reserve for blending and refitting."""
-        return max(0.0, self.left() - self.seconds * FINISH_SHARE)
+    def neural_seconds(self, finish_estimate: float = 0.0) -> float:
+        """What GRU4Rec may use: all that is left now except the reserve for blending and refitting,
+        a tenth of the budget or ``finish_estimate`` (measured from the trials) if that is more."""
+        return max(0.0, self.left() - max(self.seconds * FINISH_SHARE, finish_estimate))
 
     def record(self, stage: str, seconds: float) -> None:
         self.stages[stage] = round(self.stages.get(stage, 0.0) + seconds, 3)

@@ -83,6 +83,11 @@ class AutoModel(WeightedHybrid):
         self.vocab: ItemVocab | None = None
         self.search_log: dict[str, Any] = {}
 
+    @property
+    def epochs_run(self) -> int | None:
+        """GRU4Rec's epochs in the last search (None when GRU4Rec was not trained)."""
+        return (self.search_log.get("gru") or {}).get("epochs")
+
     def settings(self) -> dict[str, Any]:
         return {
             "budget_minutes": self.budget_minutes,
@@ -114,7 +119,10 @@ class AutoModel(WeightedHybrid):
             search.run(tr)
         best = search.ranking()[:KNN_IN_BLEND]
         pool: dict[str, Model] = {t.model: build(t.model, t.params, search.base) for t in best}
-        neural = self._neural(tr, va, profile, ctx, budget, validset, vocab)
+        # the blend scores each pooled kNN member once more on the sample, then ranks the grid: about
+        # twice what their trials took
+        finish = 2.0 * sum(t.seconds for t in best)
+        neural = self._neural(tr, va, profile, ctx, budget, validset, vocab, finish)
         if neural is not None:
             pool["gru"] = neural[0]
         if not pool:
@@ -163,11 +171,11 @@ class AutoModel(WeightedHybrid):
 
     def _neural(
         self, tr: pd.DataFrame, va: pd.DataFrame, profile: Any, ctx: FitContext, budget: Budget, validset: ValidSet,
-        vocab: ItemVocab,
+        vocab: ItemVocab, finish: float,
     ) -> tuple[Model, dict[str, Any]] | None:  # fmt: skip
         if "gru" not in self.candidates:
             return None
-        seconds = None if budget.by_trials else budget.neural_seconds()
+        seconds = None if budget.by_trials else budget.neural_seconds(finish)
         if seconds is not None and seconds < MIN_SECONDS:
             log.warning("model=auto: %.0fs left for GRU4Rec, under %.0fs: skipping it", seconds, MIN_SECONDS)
             return None

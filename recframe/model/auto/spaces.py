@@ -13,8 +13,9 @@ so the ranges are set from those properties instead of fixed numbers:
 * idf weighting matters more when popular items dominate; it is searched over a few levels
   including off.
 
-Each space has a start point (session-rec's defaults, clipped to the ranges): the first trial of
-every model, so the search never ends below the defaults it would otherwise be compared with.
+Each space has a start point (the single models' data-scaled defaults, clipped to the ranges): the
+first trial of every model, so the search never ends below the defaults a user would get with
+``model=stan`` and friends.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import optuna
 
 from recframe.model.knn.weights import WEIGHTINGS
+from recframe.model.scaling import knn_defaults
 
 KNN_MODELS = ("sknn", "vsknn", "stan", "vstan")
 MS_PER_DAY = 86_400_000.0
@@ -106,14 +108,12 @@ SPACES: dict[str, Callable[[optuna.trial.Trial, Any], dict[str, Any]]] = {
 
 
 def start_point(name: str, profile: Any) -> dict[str, Any]:
-    """The first trial of ``name``: session-rec's defaults, clipped into the scaled ranges."""
+    """The first trial of ``name``: the data-scaled single-model defaults (:func:`recframe.model.scaling.knn_defaults`)
+    and session-rec's other defaults, clipped into the search ranges."""
     lim = _limits(profile)
-    big = name in ("stan", "vstan")
-    k = int(min(500 if big else 100, lim["k_hi"]))
-    point: dict[str, Any] = {
-        "k": k,
-        "sample_size": int(min(max(5000 if big else 500, lim["ss_lo"]), lim["ss_hi"])),
-    }
+    scaled = knn_defaults(name, profile)
+    k = int(min(max(scaled["k"], 10), lim["k_hi"]))
+    point: dict[str, Any] = {"k": k, "sample_size": int(min(max(scaled["sample_size"], lim["ss_lo"]), lim["ss_hi"]))}
     clip = lambda v: float(min(max(v, lim["len_lo"]), lim["len_hi"]))  # noqa: E731
     if name == "sknn":
         point["similarity"] = "cosine"
@@ -121,9 +121,9 @@ def start_point(name: str, profile: Any) -> dict[str, Any]:
         point.update(weighting="div", weighting_score="div", idf_weighting=0.0)
     else:
         point.update(lambda_spw=clip(1.02), lambda_inh=clip(2.05))
-        if lim["span_days"] > 0:  # session-rec's 5 days on a clock; off (100 spans) on an ordinal
+        if lim["span_days"] > 0:  # session-rec's 5 days on a clock; 5 training spans on an ordinal
             known = profile.ts_per_day_guess is not None
-            point["recency_share"] = float(min(max(5.0 / lim["span_days"], 0.01), 100.0)) if known else 100.0
+            point["recency_share"] = float(min(max(5.0 / lim["span_days"], 0.01), 100.0)) if known else 5.0
         if name == "vstan":
             point.update(similarity="cosine", lambda_ipw=clip(1.02), lambda_idf=5.0)
     return point
