@@ -1,7 +1,7 @@
 """Accuracy benchmark: train models on a session data set and rank every item for every next click.
 
 DIR holds ``train.tsv.gz`` and ``test.tsv.gz`` (``SessionId, ItemId, Time``, as in
-``../shared/data/diginetica``), or one of the other layouts :mod:`datasets` reads (YooChoose's
+``../shared/data/diginetica``), or one of the other layouts :mod:`session_data` reads (YooChoose's
 ``train_full.tsv.gz``, REES46's raw ``events.csv.gz``). Each model is built from its ``conf/model/<name>.yaml`` through
 Hydra's compose API (so ``--set`` takes the same overrides as the CLI), fitted on train and
 evaluated with :mod:`recframe.evaluation`: full ranking over the catalogue, ties counted against
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset",
         required=True,
         help="folder with train.tsv.gz + test.tsv.gz (SessionId, ItemId, Time), train_full.tsv.gz + test.tsv.gz "
-        "(YooChoose) or events.csv.gz (REES46: newest tenth of sessions as test); see benchmarks/datasets.py",
+        "(YooChoose) or events.csv.gz (REES46: newest tenth of sessions as test); see benchmarks/session_data.py",
     )
     p.add_argument("--models", default="", help="comma-separated names of conf/model/<name>.yaml, e.g. pop,vsknn")
     p.add_argument(
@@ -248,7 +248,7 @@ def auto_summary(search: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from _common import emit, progress, summary
-    from datasets import load_dataset
+    from session_data import load_dataset
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     experiments = tuple(n.strip() for n in args.experiments.split(",") if n.strip())
