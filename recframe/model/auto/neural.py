@@ -1,10 +1,10 @@
 """The GRU4Rec stage of ``model=auto``: parameters sized to the data and the device, trained to fit the budget.
 
-Sizes follow the data: a wider layer, a larger batch of session-parallel lanes and more sampled
-negatives pay off on many sessions and a large catalogue, and cost time that a small data set does
-not repay. A GPU gets the larger sizes, where they cost little. The rest are the medians of the
-published per-data-set GRU4Rec parameters (Hidasi & Czapp 2023: Yoochoose, Diginetica, Retailrocket,
-REES46, Coveo): a setting no single data set was tuned for.
+The parameters are those ``model=gru`` scales to the data and the device
+(:func:`recframe.model.scaling.gru_defaults`: loss by data size, layer width, lanes and sampled
+negatives by sessions, events and catalogue, smaller on CPU so an epoch stays affordable; the rest
+the medians of the published per-data-set settings), with a shorter patience. Early stopping
+scores a seeded sample of validation of the same size as the kNN trials' sample.
 
 Training stops at the first of: early stopping on validation MRR@20, the epoch cap
 (``model.max_epochs``), or, in time mode, the GRU4Rec share of the budget: after each epoch
@@ -20,29 +20,19 @@ import time
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pandas as pd
 
 from recframe.interfaces import FitContext
+from recframe.model.auto.validset import MAX_TARGETS
+from recframe.model.scaling import gru_defaults
 from recframe.model.seq.gru import GRU4RecModel
 
 log = logging.getLogger("recframe")
 
-# medians of the published per-data-set parameters (conf/experiment/gru4rec_*.yaml)
-SHARED = {
-    "loss": "bpr-max",
-    "constrained_embedding": True,
-    "embedding": 0,
-    "elu_param": 1.0,
-    "dropout_p_embed": 0.45,
-    "dropout_p_hidden": 0.05,
-    "learning_rate": 0.05,
-    "momentum": 0.15,
-    "sample_alpha": 0.3,
-    "bpreg": 1.85,
-    "logq": 0.0,
-    "patience": 2,
-    "resume": False,
-}
+# what auto sets besides the data-scaled defaults: early stopping soon (the budget is short), and
+# no resuming (a checkpoint from another search would skip the budget's accounting)
+SHARED = {"patience": 2, "resume": False}
 TRAIN_SHARE = 0.9  # of GRU4Rec's seconds, what the epochs themselves may use
 MIN_SECONDS = 20.0  # below this GRU4Rec cannot finish an epoch on any but toy data: skip it
 
@@ -52,19 +42,21 @@ def on_gpu(trainer: dict[str, Any]) -> bool:
 
 
 def gru_params(profile: Any, gpu: bool) -> dict[str, Any]:
-    """GRU4Rec parameters for data of this profile on this device (see the module docstring)."""
-    sessions, items = int(profile.sessions), int(profile.items)
-    if gpu:
-        width = 512 if sessions >= 20_000 else 256 if sessions >= 2_000 else 64
-        batch = 256 if sessions >= 100_000 else 128 if sessions >= 10_000 else 32
-        negatives = 2048
-    else:
-        width = 256 if sessions >= 50_000 else 128 if sessions >= 5_000 else 64
-        batch = 256 if sessions >= 100_000 else 128 if sessions >= 20_000 else 32
-        negatives = 1024
-    batch = max(1, min(batch, sessions // 4 or 1))
-    negatives = int(min(negatives, max(0, items // 4)))
-    return {**SHARED, "layers": [width], "batch_size": batch, "n_sample": negatives}
+    """GRU4Rec parameters for data of this profile on this device: the single model's data-scaled
+    defaults (:func:`recframe.model.scaling.gru_defaults`) plus :data:`SHARED`."""
+    return {**gru_defaults(profile, "cuda" if gpu else "cpu"), **SHARED}
+
+
+def validation_sample(valid: pd.DataFrame, max_targets: int, seed: int) -> pd.DataFrame:
+    """A seeded random subset of ``valid``'s sessions with about ``max_targets`` targets: what early
+    stopping scores after each epoch (ranking the full catalogue on CPU costs as much as training)."""
+    lengths = valid.groupby("session_id", sort=True).size()
+    if int((lengths - 1).clip(lower=0).sum()) <= max_targets:
+        return valid
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    counts = (lengths.to_numpy()[order] - 1).clip(min=0)
+    keep = lengths.index[order[: int(np.searchsorted(np.cumsum(counts), max_targets)) + 1]]
+    return valid[valid["session_id"].isin(set(keep))]
 
 
 class EpochBudget(L.Callback):
@@ -108,7 +100,9 @@ def fit_gru(
     model = GRU4RecModel(**params)
     work = None if ctx.work_dir is None else ctx.work_dir / "gru"
     t0 = time.perf_counter()
-    model.fit(train, valid, dataclasses.replace(ctx, trainer=trainer, work_dir=work))
+    model.fit(
+        train, validation_sample(valid, MAX_TARGETS, ctx.seed), dataclasses.replace(ctx, trainer=trainer, work_dir=work)
+    )
     info = {
         "params": params,
         "device": "gpu" if gpu else "cpu",
