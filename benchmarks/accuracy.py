@@ -1,7 +1,8 @@
 """Accuracy benchmark: train models on a session data set and rank every item for every next click.
 
 DIR holds ``train.tsv.gz`` and ``test.tsv.gz`` (``SessionId, ItemId, Time``, as in
-``../shared/data/diginetica``). Each model is built from its ``conf/model/<name>.yaml`` through
+``../shared/data/diginetica``), or one of the other layouts :mod:`session_data` reads (YooChoose's
+``train_full.tsv.gz``, REES46's raw ``events.csv.gz``). Each model is built from its ``conf/model/<name>.yaml`` through
 Hydra's compose API (so ``--set`` takes the same overrides as the CLI), fitted on train and
 evaluated with :mod:`recframe.evaluation`: full ranking over the catalogue, ties counted against
 the target, the next item predicted at every position, items already in the session rankable.
@@ -10,6 +11,10 @@ the target, the next item predicted at every position, items already in the sess
     python benchmarks/accuracy.py --dataset DIR --models vsknn --set model.k=500 --set model.sample_size=5000
     python benchmarks/accuracy.py --dataset DIR --models gru,sasrec --device cuda --epochs 10
     python benchmarks/accuracy.py --dataset DIR --experiments vsknn_diginetica,gru4rec_diginetica
+    python benchmarks/accuracy.py --dataset DIR --models auto --set model.budget_minutes=15
+
+``model=auto`` adds an ``auto`` block to its side: the chosen members, weights and parameters, the
+validation score, the number of trials, GRU4Rec's epochs and the seconds of each stage.
 
 ``--set model.KEY=VALUE`` applies to every listed model whose config has KEY (a KEY none has is an
 error), ``--set NAME.KEY=VALUE`` to model NAME only. ``--experiments`` runs presets
@@ -55,7 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Last line of output: one JSON object with the results.",
     )
     p.add_argument(
-        "--dataset", required=True, help="folder with train.tsv.gz and test.tsv.gz (SessionId, ItemId, Time)"
+        "--dataset",
+        required=True,
+        help="folder with train.tsv.gz + test.tsv.gz (SessionId, ItemId, Time), train_full.tsv.gz + test.tsv.gz "
+        "(YooChoose) or events.csv.gz (REES46: newest tenth of sessions as test); see benchmarks/session_data.py",
     )
     p.add_argument("--models", default="", help="comma-separated names of conf/model/<name>.yaml, e.g. pop,vsknn")
     p.add_argument(
@@ -167,6 +175,8 @@ def run_model(
     if not cpu_only:
         trainer["callbacks"] = [*trainer.get("callbacks", []), epoch_progress(name, n_transitions)]
     ctx = FitContext(trainer=trainer, seed=args.seed, progress=False)
+    if hasattr(model, "search_log"):  # model=auto: its trials and stages as progress lines
+        show_search_progress()
     progress(f"[{name}] fitting {target} on {len(train):,} events ({n_transitions:,} transitions)")
     with measure() as total:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -193,6 +203,10 @@ def run_model(
         device="cpu" if cpu_only else args.device,
         targets=metrics["targets"],
     )
+    search = getattr(model, "search_log", None)
+    if search:  # model=auto: what it chose and the seconds each stage took
+        result["auto"] = auto_summary(search)
+        progress(f"[{name}] chose {result['auto']['members']}: {search['winner']['why']}")
     progress(
         f"[{name}] HR@20 {result['hr@20']:.4f}  MRR@20 {result['mrr@20']:.4f}  NDCG@20 {result['ndcg@20']:.4f}  "
         f"fit {train_s:.1f}s  eval {eval_s:.1f}s  ({metrics['targets']:,} targets)"
@@ -200,9 +214,41 @@ def run_model(
     return result
 
 
+def show_search_progress() -> None:
+    """Send recframe's INFO log lines (one per trial and stage of ``model=auto``) to stderr."""
+    import logging
+
+    logger = logging.getLogger("recframe")
+    if not any(getattr(h, "_auto_progress", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[auto] %(message)s"))
+        handler._auto_progress = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def auto_summary(search: dict[str, Any]) -> dict[str, Any]:
+    """The JSON side's view of a ``model=auto`` search: chosen members, weights, parameters, time per stage."""
+    winner, budget = search["winner"], search["budget"]
+    return {
+        "members": winner["members"],
+        "weights": winner["weights"],
+        "normalize": winner["normalize"],
+        "params": winner["params"],
+        "validation_score": winner["score"],
+        "metric": search["metric"],
+        "trials": len(search["trials"]),
+        "gru_epochs": (search.get("gru") or {}).get("epochs"),
+        "budget_s": budget["budget_s"],
+        "used_s": budget["used_s"],
+        "stage_s": {k: v["seconds"] for k, v in budget["stages"].items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from _common import emit, load_split, progress, summary
+    from _common import emit, progress, summary
+    from session_data import load_dataset
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     experiments = tuple(n.strip() for n in args.experiments.split(",") if n.strip())
@@ -217,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         model_overrides(name, args.overrides, names, experiments)
     import torch  # noqa: F401 - imported here so its start-up time is not billed to the first model's eval
 
-    train, test = load_split(args.dataset)
+    train, test = load_dataset(args.dataset)
     if args.test_sessions is not None:
         keep = test["session_id"].drop_duplicates().iloc[: args.test_sessions]
         test = test[test["session_id"].isin(set(keep))]

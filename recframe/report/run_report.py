@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from recframe import atomic
 from recframe.report import svg
+from recframe.report.auto_search import search_section
 from recframe.report.rendering import render
 from recframe.report.run_files import read_config, read_json, read_training_curves
 
@@ -418,6 +419,10 @@ def render_report(run_dir: str | Path, result: TestResult | None = None) -> str:
         ("deployment", "Deployment", _deployment(run_dir)),
         ("config", "Run configuration", _config(run_dir, report.get("settings"))),
     ]
+    search = search_section(run_dir)
+    if search is not None:  # model=auto: its search, just before the training curves
+        at = next(i for i, s in enumerate(sections) if s[0] == "training")
+        sections.insert(at, ("model-search", "Model search", search))
     return render(
         "run_report.html.j2",
         model=model,

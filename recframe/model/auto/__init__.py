@@ -1,0 +1,1 @@
+"""``model=auto``: a recommender that searches, trains and blends its members on validation."""
