@@ -26,7 +26,11 @@ class ItemScorer:
         self._key: tuple | None = None
         self._packed: np.ndarray | None = None
 
-    def __call__(self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def __call__(
+        self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The scores; on the BLAS path written into ``out`` when it fits (a caller scoring block after
+        block reuses one buffer: a fresh ``[n, n_items]`` result costs page faults on every block)."""
         if not _blas_eligible(states, table, bias):
             if bias is None:
                 return states @ table.T
@@ -37,6 +41,11 @@ class ItemScorer:
         x[:, :d] = states.detach().numpy()
         if bias is not None:
             x[:, d] = 1.0
+        n_out = (states.shape[0], packed.shape[1])
+        if out is not None and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous() \
+                and tuple(out.shape) == n_out:  # fmt: skip
+            np.matmul(x, packed, out=out.numpy())
+            return out
         return torch.from_numpy(x @ packed)
 
     def _pack(self, table: torch.Tensor, bias: torch.Tensor | None) -> np.ndarray:
