@@ -1,10 +1,11 @@
 """Writing recframe's own tables (``recommendations``, ``model_registry``) into a warehouse.
 
 One small interface over DuckDB and Snowflake: run statements with ``?`` parameters, fetch rows, and
-replace a set of rows atomically. :meth:`WarehouseWriter.replace_rows` loads the new rows into a
-staging table first (DuckDB: an Arrow scan; Snowflake: the bulk load, Parquet ``PUT`` + ``COPY INTO``),
-then deletes the old rows and inserts the new ones in one transaction, so a reader sees the old rows
-or the new ones, and a failure at any point leaves the old rows in place.
+replace a set of rows atomically (:meth:`WarehouseWriter.replace_rows`), so a reader sees the old
+rows or the new ones, and a failure at any point leaves the old rows in place. Snowflake loads the
+new rows into a staging table first (the bulk load, Parquet ``PUT`` + ``COPY INTO``), then deletes
+the old rows and inserts the new ones in one transaction; DuckDB, whose transactions already give
+readers that view, deletes and inserts straight from the Arrow (or pandas) scan in one transaction.
 
 :func:`writer_for` picks the warehouse a run read from: the DuckDB file of ``datasource=duckdb``,
 the Snowflake database and schema of ``datasource=snowflake``, or for ``datasource=files`` the DuckDB
@@ -52,7 +53,7 @@ class WarehouseWriter(ABC):
 
     @abstractmethod
     def _stage(self, staging: str, frame: pd.DataFrame | pa.Table) -> None:
-        """Load ``frame`` into the (already created, empty) staging table ``staging``."""
+        """Append ``frame`` to the (already created) table ``staging``."""
 
     @abstractmethod
     @contextlib.contextmanager
@@ -99,12 +100,15 @@ class WarehouseWriter(ABC):
         except RecframeError:
             raise
         except Exception as e:
-            msg = " ".join(str(e).split())[:300] or type(e).__name__
-            raise WarehouseWriteError(f"writing {target} in {self.where} failed, previous rows kept: {msg}") from None
+            raise self._write_error(target, e) from None
         finally:
             with contextlib.suppress(Exception):
                 self.execute(f"drop table if exists {staging}")
         return len(frame)
+
+    def _write_error(self, target: str, e: Exception) -> WarehouseWriteError:
+        msg = " ".join(str(e).split())[:300] or type(e).__name__
+        return WarehouseWriteError(f"writing {target} in {self.where} failed, previous rows kept: {msg}")
 
 
 class DuckDBWriter(WarehouseWriter):
@@ -132,6 +136,36 @@ class DuckDBWriter(WarehouseWriter):
 
     def table(self, name: str) -> str:
         return f'"{self.schema}"."{name}"'
+
+    def replace_rows(
+        self,
+        name: str,
+        ddl: str,
+        frame: pd.DataFrame | pa.Table,
+        where: str,
+        params: Sequence[Any],
+        before_swap: Callable[[], None] | None = None,
+    ) -> int:
+        """DuckDB: delete and insert in one transaction, straight from the frame's scan.
+
+        A staging copy buys nothing here: DuckDB's transaction alone keeps readers on the old rows
+        until the commit and rolls everything back on a failure, and skipping the copy halves the
+        write. ``before_swap`` runs inside the transaction, after the new rows are in.
+        """
+        target = self.table(name)
+        try:
+            self.execute(f"create table if not exists {target} ({ddl})")
+            with self.transaction():
+                self.execute(f"delete from {target} where {where}", params)
+                if len(frame):
+                    self._stage(target, frame)
+                if before_swap is not None:
+                    before_swap()
+        except RecframeError:
+            raise
+        except Exception as e:
+            raise self._write_error(target, e) from None
+        return len(frame)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.con.execute(sql, list(params))

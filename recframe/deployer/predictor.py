@@ -227,6 +227,8 @@ class Predictor:
         sequence model still reads many sessions per pass (``next_states``), which on CPU costs far
         less per session than small passes.
         """
+        import torch
+
         n = len(prefixes)
         ks = np.minimum(np.asarray(_per_session(k if k is not None else self.limits.default_k, n), dtype=np.int64),
                         self.n_items)  # fmt: skip
@@ -243,13 +245,17 @@ class Predictor:
         step = max(1, int(chunk)) if chunk else max(len(warm), 1)
         two_stage = hasattr(self.model, "next_states") and hasattr(self.model, "score_states")
         group = step * STATES_PER_CHUNK if two_stage else step
+        buffer = None  # one score matrix reused block after block (the blocks are ranked one at a time)
         for lo in range(0, len(warm), group):
             rows = warm[lo : lo + group]
             states = self.model.next_states([prefixes[i] for i in rows]) if two_stage else None
             for at in range(0, len(rows), step):
                 part = rows[at : at + step]
                 if states is not None:
-                    scores = self._checked(self.model.score_states(states[at : at + step]), len(part))
+                    if buffer is None and len(warm) > step and states.device.type == "cpu":
+                        buffer = torch.empty((step, self.n_items), dtype=torch.float32)
+                    into = buffer[: len(part)] if buffer is not None else None
+                    scores = self._checked(self.model.score_states(states[at : at + step], out=into), len(part))
                 else:
                     scores = self._scores([prefixes[i] for i in part])
                 self._rank_scores(scores, part, prefixes, ks, excl, out)

@@ -26,9 +26,14 @@ def topk_rows(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.T
         return torch.topk(scores, k, dim=1)
     head = scores[:, : n_blocks * block].reshape(n, n_blocks, block)
     best_blocks = torch.topk(head.amax(dim=2), k, dim=1).indices
-    cols = (best_blocks.unsqueeze(2) * block + torch.arange(block, device=scores.device)).reshape(n, k * block)
-    if n_blocks * block < m:  # the ragged tail is always a candidate
-        tail = torch.arange(n_blocks * block, m, device=scores.device).expand(n, -1)
-        cols = torch.cat([cols, tail], dim=1)
-    values, pick = torch.topk(scores.gather(1, cols), k, dim=1)
-    return values, cols.gather(1, pick)
+    # the candidates' values, block by block: gathering whole blocks through the 3-d view reads
+    # contiguous runs and builds no [n, k * block] index matrix (the column is computed only for
+    # the k picked); the ragged tail is always a candidate
+    cand = head.gather(1, best_blocks.unsqueeze(2).expand(n, k, block)).reshape(n, k * block)
+    if n_blocks * block < m:
+        cand = torch.cat([cand, scores[:, n_blocks * block :]], dim=1)
+    values, pick = torch.topk(cand, k, dim=1)
+    in_block = pick < k * block
+    block_of = best_blocks.gather(1, torch.where(in_block, pick // block, 0))
+    cols = torch.where(in_block, block_of * block + pick % block, n_blocks * block + pick - k * block)
+    return values, cols

@@ -57,3 +57,18 @@ def test_last_states_defer_to_sequence_states_outside_cpu_inference():
         assert net.last_states(sessions) is not None
     with torch.no_grad(), pytest.raises(ValueError, match="non-empty"):
         net.last_states([np.array([], dtype=np.int64)])
+
+
+def test_cached_input_gates_follow_weight_changes():
+    torch.manual_seed(1)
+    net = GRU4RecNet(30, [8]).eval()
+    sessions = [np.arange(i, i + 20) % 30 for i in range(3)]  # as many events as items: the table is built
+    with torch.no_grad():
+        before = net.last_states(sessions)
+        assert getattr(net, "_input_gates_cache", None) is not None
+        net.Wy.weight.mul_(1.5)  # an in-place step, as an optimiser makes
+        net.grus[0].bias_ih_l0.add_(0.25)
+        after = net.last_states(sessions)
+        ref = _padded_last(net, sessions)
+    assert not torch.allclose(before, after)
+    np.testing.assert_allclose(after.numpy(), ref.numpy(), rtol=0, atol=1e-5)

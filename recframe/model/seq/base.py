@@ -174,9 +174,13 @@ class SequenceModel(Model):
         return states[torch.arange(len(rows), device=dev), last]
 
     @torch.no_grad()
-    def score_states(self, states: torch.Tensor) -> torch.Tensor:
-        """Scores of every item ``[len(states), n_items]`` for states from :meth:`next_states` (a fresh tensor)."""
-        return self.net.score_all(states).float()
+    def score_states(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of every item ``[len(states), n_items]`` for states from :meth:`next_states`.
+
+        A fresh tensor, or ``out`` (a float32 ``[len(states), n_items]`` buffer) when the network could
+        write into it; use the returned tensor either way.
+        """
+        return self.net.score_all(states, out).float()
 
     @torch.no_grad()
     def score_prefixes(

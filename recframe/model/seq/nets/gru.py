@@ -249,6 +249,6 @@ class GRU4RecNet(nn.Module):
 
         return gru_last_state.last_states(self, sessions) if gru_last_state.eligible(self) else None
 
-    def score_all(self, states: torch.Tensor) -> torch.Tensor:
+    def score_all(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every item ``[n, n_items]`` for ``[n, d]`` states, bias included (see ``item_scores``)."""
-        return self._scorer(states, self.Wy.weight, self.By.weight.reshape(-1))
+        return self._scorer(states, self.Wy.weight, self.By.weight.reshape(-1), out)

@@ -5,8 +5,9 @@ right-padded batch runs every row for as many steps as the longest session, and 
 torch's small matrix products (the ``[batch, hidden] @ [hidden, 3 * hidden]`` of every step) run
 several times slower than numpy's BLAS (scoring figures: docs/benchmarks.md). Here the sessions are
 sorted by length, longest first, so at step ``t`` the sessions still running are a prefix of the
-batch and padding costs nothing; the input projection of every event is one large product, the
-recurrence one small product per step, both through numpy.
+batch and padding costs nothing; the input projection of every event is one large product (or, for
+the first layer, a lookup in a cached per-item table), the recurrence one small product per step,
+both through numpy.
 
 The arithmetic is PyTorch's GRU cell (gate order r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h
 + b_hn))``), so the states equal ``GRU4RecNet.sequence_states`` read at each session's last
@@ -96,11 +97,52 @@ def last_states(net: GRU4RecNet, sessions: Sequence[np.ndarray]) -> torch.Tensor
         gx = _np(net.onehot.wx.weight)[packed] + _np(net.onehot.bx)
         x = _recur(gx, _np(net.onehot.wh.weight), _np(net.onehot.wh.bias), counts, keep_all=bool(layers))
     else:
-        x = _np(net.Wy.weight if net.constrained else net.E.weight)[packed]
+        x = _np(net.Wy.weight if net.constrained else net.E.weight)[packed] if not _cached(net) else None
     for i, gru in enumerate(layers):
-        gx = x @ np.ascontiguousarray(_np(gru.weight_ih_l0).T)
-        gx += _np(gru.bias_ih_l0)
+        table = _input_gates(net, gru, len(packed)) if i == 0 and net.onehot is None else None
+        if table is not None:
+            gx = table[packed]
+        else:
+            gx = x @ np.ascontiguousarray(_np(gru.weight_ih_l0).T)
+            gx += _np(gru.bias_ih_l0)
         x = _recur(gx, _np(gru.weight_hh_l0), _np(gru.bias_hh_l0), counts, keep_all=i < len(layers) - 1)
     out = np.empty_like(x)  # x: the last layer's state of each session, in length order
     out[order] = x
     return torch.from_numpy(out)
+
+
+#: largest per-item input-gate table kept (float32 values): 43k items x 300 gates is 13M
+MAX_TABLE_VALUES = 64_000_000
+
+
+def _key(net: GRU4RecNet, gru: torch.nn.GRU) -> tuple:
+    from recframe.model.seq.nets.item_scores import _version
+
+    emb = net.Wy.weight if net.constrained else net.E.weight
+    return tuple((t.data_ptr(), _version(t)) for t in (emb, gru.weight_ih_l0, gru.bias_ih_l0))
+
+
+def _cached(net: GRU4RecNet) -> bool:
+    cache = getattr(net, "_input_gates_cache", None)
+    return net.onehot is None and cache is not None and cache[0] == _key(net, net.grus[0])
+
+
+def _input_gates(net: GRU4RecNet, gru: torch.nn.GRU, events: int) -> np.ndarray | None:
+    """The first layer's input gates of every item, ``[n_items, 3 * hidden]``, cached on the network.
+
+    The gates of an event depend only on its item, so a call with about as many events as items
+    pays for the table at once, and later calls (serving, the next batch) look rows up instead of
+    multiplying. Rebuilt when a weight changes (its version counter moves); not kept for huge
+    catalogues.
+    """
+    key = _key(net, gru)
+    cache = getattr(net, "_input_gates_cache", None)
+    if cache is not None and cache[0] == key:
+        return cache[1]
+    emb = _np(net.Wy.weight if net.constrained else net.E.weight)
+    if emb.shape[0] * gru.weight_ih_l0.shape[0] > MAX_TABLE_VALUES or 2 * events < emb.shape[0]:
+        return None
+    table = emb @ np.ascontiguousarray(_np(gru.weight_ih_l0).T)
+    table += _np(gru.bias_ih_l0)
+    net._input_gates_cache = (key, table)
+    return table

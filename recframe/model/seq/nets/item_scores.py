@@ -38,7 +38,11 @@ class ItemScorer:
         self._onednn: torch.Tensor | None = None
         self._onednn_ok = _onednn_available()
 
-    def __call__(self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def __call__(
+        self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The scores; on the BLAS path written into ``out`` when it fits (a caller scoring block after
+        block reuses one buffer: a fresh ``[n, n_items]`` result costs page faults on every block)."""
         if not _blas_eligible(states, table, bias):
             if bias is None:
                 return states @ table.T
@@ -54,6 +58,11 @@ class ItemScorer:
         x[:, :d] = states.detach().numpy()
         if bias is not None:
             x[:, d] = 1.0
+        n_out = (states.shape[0], packed.shape[1])
+        if out is not None and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous() \
+                and tuple(out.shape) == n_out:  # fmt: skip
+            np.matmul(x, packed, out=out.numpy())
+            return out
         return torch.from_numpy(x @ packed)
 
     def _onednn_scores(self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -42,5 +42,5 @@ class LSTMNet(nn.Module):
     def output_bias(self, items: torch.Tensor) -> torch.Tensor:
         return self.out.bias[items]
 
-    def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        return self._scorer(states, self.out.weight, self.out.bias)
+    def score_all(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return self._scorer(states, self.out.weight, self.out.bias, out)

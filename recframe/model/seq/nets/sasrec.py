@@ -61,5 +61,5 @@ class SASRecNet(nn.Module):
     def output_bias(self, items: torch.Tensor) -> torch.Tensor:
         return torch.zeros(items.shape, device=items.device)
 
-    def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        return self._scorer(states, self.output_table(), None)
+    def score_all(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return self._scorer(states, self.output_table(), None, out)

@@ -1,0 +1,85 @@
+"""The rows of batch scoring against a ranking computed directly from the network, session by session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recframe.model.seq.data import PAD, pad_sessions
+from recframe.model.seq.gru import GRU4RecModel
+from recframe.score import ScoreSettings, recommend
+from recframe.vocab import ItemVocab
+
+N_ITEMS = 120
+
+
+@pytest.fixture(scope="module")
+def model() -> GRU4RecModel:
+    torch.manual_seed(3)
+    m = GRU4RecModel(layers=[16])
+    m.vocab = ItemVocab([f"i{j}" for j in range(N_ITEMS)], list(range(2 * N_ITEMS, N_ITEMS, -1)))
+    m.net = m.build_net(N_ITEMS).eval()
+    with torch.no_grad():
+        m.net.By.weight.uniform_(-0.3, 0.3)
+    return m
+
+
+def _sessions(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    items = []
+    for i in range(n):
+        s = [f"i{j}" for j in rng.integers(0, N_ITEMS, int(rng.integers(1, 14)))]
+        if i % 7 == 0:
+            s.insert(int(rng.integers(0, len(s))), "unknown-sku")
+        items.append(s)
+    items[3] = ["unknown-a", "unknown-b"]  # cold: popularity
+    items[4] = [items[5][0]] * 3  # repeats
+    users = [None if i % 3 else f"u{i}" for i in range(n)]
+    return pd.DataFrame({"session_key": [f"s{i}" for i in range(n)], "user_key": users, "items": items})
+
+
+def _reference(model: GRU4RecModel, items: list[str], k: int, exclude: bool) -> tuple[list[str], np.ndarray]:
+    known = [model.vocab.index[x] for x in items if x in model.vocab.index]
+    if not known:
+        return [f"i{j}" for j in range(k)], np.arange(2 * N_ITEMS, 2 * N_ITEMS - k, -1, dtype=float)
+    with torch.no_grad():
+        padded = torch.from_numpy(pad_sessions([np.asarray(known)]))
+        state = model.net.sequence_states(padded)[0, int((padded != PAD).sum()) - 1]
+        scores = (model.net.Wy.weight @ state + model.net.By.weight[:, 0]).numpy().astype(np.float64)
+    if exclude:
+        scores[known] = -np.inf
+    order = np.argsort(-scores, kind="stable")[:k]
+    order = order[np.isfinite(scores[order])]
+    return [f"i{j}" for j in order], scores[order]
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_rows_equal_a_direct_ranking_of_every_session(model, exclude):
+    sessions = _sessions(150)  # batch_size 4: many blocks, and more than one pass of sequence states
+    k = 7
+    table = recommend(model, sessions, ScoreSettings(k=k, batch_size=4, exclude_seen=exclude), "t1", "v1", "r1")
+    rows = table.to_pandas().astype({"session_key": object, "sku": object, "tenant": object})
+    assert set(rows["tenant"]) == {"t1"} and set(rows["model_version"].astype(str)) == {"v1"}
+    assert rows["scored_at"].nunique() == 1
+    by_session = dict(tuple(rows.groupby("session_key", sort=False)))
+    assert set(by_session) == set(sessions["session_key"])
+    for _, s in sessions.iterrows():
+        got = by_session[s["session_key"]]
+        want_items, want_scores = _reference(model, s["items"], k, exclude)
+        assert got["rank"].tolist() == list(range(1, len(want_items) + 1))
+        assert got["sku"].tolist() == want_items, s["session_key"]
+        np.testing.assert_allclose(got["score"].to_numpy(), want_scores, rtol=1e-5, atol=1e-5)
+        assert got["user_key"].tolist() == [s["user_key"]] * len(got)
+        if exclude:
+            assert not set(got["sku"]) & set(s["items"])
+    # each session's rows are contiguous and in rank order
+    starts = rows["rank"].to_numpy() == 1
+    assert starts.sum() == len(sessions) and rows["session_key"][starts].is_unique
+
+
+def test_no_sessions_give_an_empty_table(model):
+    empty = pd.DataFrame({"session_key": [], "user_key": [], "items": []})
+    table = recommend(model, empty, ScoreSettings(k=5), "t", "v", "r")
+    assert table.num_rows == 0 and table.column_names[0] == "tenant"
