@@ -171,8 +171,8 @@ def _width_for_data(events: int) -> int:
 
     Anchors: the shipped default (128 units) on the synthetic data's 77,000 training events, and the
     published winners of 0.9M events and more (Diginetica, Coveo, Rees46 512; Yoochoose 480;
-    RetailRocket 224 is the one exception). The square root keeps small data from a layer it would
-    overfit, which dropout alone does not (GRU4Rec's search space spans 64 to 512 units).
+    RetailRocket 224 is the one exception). The square root joins the two anchors, and keeps small
+    data sets at small, fast layers (GRU4Rec's official search space spans 64 to 512 units).
     """
     target = math.sqrt(max(events, 1)) / 2.0
     return min(WIDTHS, key=lambda w: abs(math.log(w / target)))
