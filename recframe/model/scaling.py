@@ -15,8 +15,6 @@ from typing import Any
 
 from recframe.model.profile import DataProfile
 
-AUTO = "auto"
-
 KNN_MODELS = ("sknn", "vsknn", "stan", "vstan")
 KNN_SCALED = {
     "sknn": ("k", "sample_size"),
@@ -26,8 +24,9 @@ KNN_SCALED = {
 }
 
 # session-rec's defaults bracket the neighbourhood: V-SKNN/S-KNN ship k=100 of 500 candidates,
-# STAN/V-STAN k=500 of 5,000, and every tuned configuration we know keeps k within [100, 500] of
-# at most 5,000 (conf/experiment/vsknn_diginetica.yaml: 500 of 5,000).
+# STAN/V-STAN k=500 of 5,000. Tuned configurations on sparse data reach 500 (V-SKNN on Diginetica,
+# conf/experiment/vsknn_diginetica.yaml) and beyond (STAN up to 3,000); the cap of 500 bounds the
+# scoring cost, which grows with k and sample_size.
 K_MIN, K_MAX = 100, 500
 SAMPLE_PER_K = 10  # STAN's published ratio (500 of 5,000) and session-rec's tuned Diginetica V-SKNN
 LAMBDA_SNH_DAYS = 5.0  # session-rec's STAN/V-STAN default
@@ -172,8 +171,8 @@ def _width_for_data(events: int) -> int:
 
     Anchors: the shipped default (128 units) on the synthetic data's 77,000 training events, and the
     published winners of 0.9M events and more (Diginetica, Coveo, Rees46 512; Yoochoose 480;
-    RetailRocket 224 is the one exception). The square root keeps small data from a layer it would
-    overfit, which dropout alone does not (GRU4Rec's search space spans 64 to 512 units).
+    RetailRocket 224 is the one exception). The square root joins the two anchors, and keeps small
+    data sets at small, fast layers (GRU4Rec's official search space spans 64 to 512 units).
     """
     target = math.sqrt(max(events, 1)) / 2.0
     return min(WIDTHS, key=lambda w: abs(math.log(w / target)))
