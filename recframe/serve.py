@@ -110,6 +110,7 @@ class Reloader(threading.Thread):
         self._forced = False
         self._last_error: str | None = None
         self._fingerprint: tuple[Any, ...] | None = None
+        self.on_first_model: Any = None  # called once the first model serves
 
     def request(self) -> None:
         """Reload now (SIGHUP); safe to call from a signal handler."""
@@ -155,10 +156,8 @@ class Reloader(threading.Thread):
             first = self.app.predictor is None
             self.app.swap(Predictor.from_artifact(model_dir, self.limits), version)
             log.warning("serving %s from %s", version, model_dir)
-            if first:  # the long-lived heap is in place: keep full collections from walking it
-                from recframe.deployer.serving_process import freeze_heap
-
-                freeze_heap()
+            if first and self.on_first_model is not None:
+                self.on_first_model()
         self._fingerprint = fingerprint
 
 
@@ -177,6 +176,7 @@ class ModelServer:
         self._server: Any = None
         self._sock: Any = None
         self.reloader: Reloader | None = None
+        self.on_first_model: Any = None  # e.g. freeze_heap, where this server owns its process
 
     def start(self) -> str:
         import uvicorn
@@ -192,6 +192,7 @@ class ModelServer:
         self._server = uvicorn.Server(config)
         limits = ServingLimits(exclude_seen=s.exclude_seen)
         self.reloader = Reloader(self.app, self.source, limits, s.watch_s, on_fatal=self.stop)
+        self.reloader.on_first_model = self.on_first_model
         self.reloader.start()
         return self.url
 
@@ -371,11 +372,12 @@ def serve(source: ModelSource, settings: ServeSettings, announce: Any = print) -
     :class:`~recframe.interfaces.RecframeError`."""
     if settings.workers > 1:
         return run_workers(source, settings, announce)
-    from recframe.deployer.serving_process import serving_threads, short_switch_interval
+    from recframe.deployer.serving_process import freeze_heap, serving_threads, short_switch_interval
 
     serving_threads(int(os.environ.get("RECFRAME_TORCH_THREADS", "1")))  # the event loop needs a core
     short_switch_interval()
     server = ModelServer(source, settings)
+    server.on_first_model = freeze_heap  # the loaded heap stays out of full collections
     url = server.start()
     announce(f"recframe serve: listening on {url} ({source.describe()})")
     server.run()

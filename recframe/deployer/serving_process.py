@@ -46,9 +46,9 @@ def serving_threads(n: int) -> Callable[[], None]:
         log.debug("threadpoolctl is not installed: numpy's BLAS keeps its own thread count")
 
     def restore() -> None:
-        torch.set_num_threads(saved)
-        if blas is not None:
+        if blas is not None:  # first: restoring torch's bundled MKL also moves torch's count
             blas.restore_original_limits()
+        torch.set_num_threads(saved)
 
     return restore
 
@@ -61,6 +61,10 @@ def short_switch_interval(seconds: float = SWITCH_INTERVAL_S) -> Callable[[], No
 
 
 def freeze_heap() -> Callable[[], None]:
-    """Keep every object alive now out of the cyclic collector's walks (call once the model is loaded)."""
+    """Keep every object alive now out of the cyclic collector's walks (call once the model is loaded).
+
+    The undo unfreezes only what was not frozen before, so endpoints nested in one process (tests)
+    leave the heap to the outermost one."""
+    outer = gc.get_freeze_count() > 0
     gc.freeze()
-    return gc.unfreeze
+    return (lambda: None) if outer else gc.unfreeze

@@ -97,6 +97,28 @@ def test_teardown_is_idempotent_and_frees_the_port(probe_artifact: Path, tmp_pat
         s.bind(("127.0.0.1", port))
 
 
+def test_process_settings_hold_while_serving_and_teardown_undoes_them(probe_artifact: Path, tmp_path: Path) -> None:
+    """A thread-mode endpoint tunes its process (math threads, switch interval, frozen heap) and
+    hands it back as it was: a pipeline or test session goes on with its own settings."""
+    import gc
+    import sys
+
+    import torch
+
+    from recframe.deployer.serving_process import SWITCH_INTERVAL_S
+
+    before = (torch.get_num_threads(), sys.getswitchinterval(), gc.get_freeze_count())
+    deployer = LocalDeployer(torch_threads=1)
+    deployer.deploy(probe_artifact, tmp_path)
+    try:
+        assert torch.get_num_threads() == 1
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S and gc.get_freeze_count() > 0
+    finally:
+        deployer.teardown()
+    assert (torch.get_num_threads(), sys.getswitchinterval()) == before[:2]
+    assert (gc.get_freeze_count() == 0) == (before[2] == 0)  # an outer endpoint's frozen heap stays frozen
+
+
 def test_wait_returns_when_the_server_stops(probe_artifact: Path, tmp_path: Path) -> None:
     """``keep_alive`` blocks in ``wait()`` while serving and returns once the server is torn down."""
     deployer = LocalDeployer(keep_alive=True)
