@@ -187,3 +187,20 @@ def test_the_run_report_shows_the_search(fitted, tmp_path: Path) -> None:
     for trial in model.search_log["trials"]:
         assert f"<td>{trial['model']}</td>" in page
     assert "Model search" not in render_report(tmp_path / "other"), "runs of other models have no such section"
+
+
+def test_knn_winners_keep_items_seen_only_in_validation(events: pd.DataFrame) -> None:
+    """kNN members alone take every item of train plus validation, so an item first clicked in
+    the newest sessions can be recommended; a vocabulary of train's items alone would drop it."""
+    sessions = events["session_id"].unique()
+    train = events[events["session_id"].isin(sessions[:250])]
+    valid = events[events["session_id"].isin(sessions[250:])].copy()
+    first = valid["session_id"].iloc[0]
+    valid.loc[valid["session_id"] == first, "item_id"] = [
+        "brand-new",
+        *valid.loc[valid["session_id"] == first, "item_id"][1:],
+    ]
+    model = AutoModel(members=["vsknn"], max_trials=2).fit(train, valid, fit_ctx())
+    assert "brand-new" not in set(train["item_id"])
+    assert "brand-new" in list(model.vocab.items)
+    assert list(model.members["vsknn"].vocab.items) == list(model.vocab.items)

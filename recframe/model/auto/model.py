@@ -141,8 +141,11 @@ class AutoModel(WeightedHybrid):
             chosen, best_single, why = choose(points)
         with Stopwatch(budget, "refit"):
             full = train_plus_valid(tr, va)
-            shared = shared_vocab(vocab, full)
             members = {k: pool[k] for k in chosen.members}
+            # kNN members alone can take every item of train plus validation; a trained GRU4Rec
+            # knows train's items only, and a blend needs one vocabulary for all its members
+            knn_only = all(k in KNN_CLASSES for k in members)
+            shared = ItemVocab.from_events(full) if knn_only else shared_vocab(vocab, full)
             for key, member in members.items():
                 if key in KNN_CLASSES:
                     refit_knn(member, full, shared)

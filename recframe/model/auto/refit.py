@@ -5,9 +5,10 @@ and a kNN model "trains" by indexing sessions in a second, so once the search ha
 parameters the kNN members index train and validation together. GRU4Rec is not retrained: that
 would cost its whole budget again, and validation has already decided its epochs.
 
-A blend needs one item vocabulary for all members, so the index is built in the vocabulary of the
-search (train's items, with counts over train plus validation); validation events with items that
-train never saw are left out of the index.
+A blend with GRU4Rec needs one item vocabulary for all members, so its kNN index is built in the
+vocabulary of the search (train's items, with counts over train plus validation); validation
+events with items that train never saw are left out of it, and those items cannot be recommended.
+When the chosen members are all kNN models, the vocabulary is that of train plus validation.
 """
 
 from __future__ import annotations
