@@ -265,21 +265,12 @@ class SnowflakeSource(DataSource):
             "SNOWFLAKE_DATABASE": self.database.upper() if self.database else None,
             "SNOWFLAKE_SCHEMA": self.schema.upper() if self.schema else None,
         }
-        saved = {k: os.environ.get(k) for k in values}
-        try:
-            for k, val in values.items():
-                if val is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = str(val)
-            os.environ.setdefault("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
+        if "SNOWFLAKE_DISABLE_PLATFORM_DETECTION" not in os.environ:  # no cloud-metadata probes
+            values["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] = "true"
+        from recframe.datasource.transform import environment
+
+        with environment(values):
             yield
-        finally:
-            for k, old in saved.items():
-                if old is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = old
 
     def _raw(self, table: str) -> str:
         """A fully qualified raw table (``"DB"."RAW".EVENTS``); ``table`` is one of recframe's constants."""

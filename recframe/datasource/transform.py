@@ -144,7 +144,7 @@ def run_dbt(
     if target:
         cli += ["--target", target]
     try:
-        with _environment(env or {}):
+        with environment(env or {}):
             res = dbtRunner(manifest=manifest).invoke(cli)
     finally:
         release_duckdb()
@@ -158,11 +158,16 @@ def run_dbt(
 
 
 @contextlib.contextmanager
-def _environment(env: Mapping[str, str]) -> Any:
-    """Set ``env`` in ``os.environ`` for the block, then restore what was there."""
+def environment(env: Mapping[str, Any]) -> Any:
+    """Set ``env`` in ``os.environ`` for the block (a None value unsets its variable), then restore
+    what was there: how credentials and load ids reach dbt without being written anywhere."""
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
+        for k, val in env.items():
+            if val is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = str(val)
         yield
     finally:
         for k, old in saved.items():

@@ -204,3 +204,12 @@ def test_knn_winners_keep_items_seen_only_in_validation(events: pd.DataFrame) ->
     assert "brand-new" not in set(train["item_id"])
     assert "brand-new" in list(model.vocab.items)
     assert list(model.members["vsknn"].vocab.items) == list(model.vocab.items)
+
+
+def test_loading_the_model_class_does_not_need_optuna() -> None:
+    """A serving container has no Optuna: the class an auto artifact names must import without it."""
+    import subprocess
+    import sys
+
+    code = "import sys, recframe.model.auto.model; assert 'optuna' not in sys.modules, 'optuna imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

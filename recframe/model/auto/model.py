@@ -31,7 +31,6 @@ from recframe.model.auto.budget import Budget, Stopwatch
 from recframe.model.auto.holdout import split_validation
 from recframe.model.auto.neural import MIN_SECONDS, fit_gru
 from recframe.model.auto.refit import refit_knn, shared_vocab, train_plus_valid
-from recframe.model.auto.search import KNN_CLASSES, KNNSearch, build
 from recframe.model.auto.validset import ValidSet, parse_metric
 from recframe.model.hybrid import WeightedHybrid
 from recframe.model.profile import DataProfile
@@ -122,6 +121,9 @@ class AutoModel(WeightedHybrid):
                 "model=auto: validation has no session of two or more known items to score choices on; "
                 "give it more data or pick a model (model=stan, model=gru)"
             )
+        # Optuna is needed to search, not to serve the result: a loaded artifact never imports it
+        from recframe.model.auto.search import KNN_CLASSES, KNNSearch, build
+
         search = KNNSearch([n for n in self.candidates if n in KNN_CLASSES], profile, validset, budget, ctx.seed)
         with Stopwatch(budget, "knn_search"):
             search.run(tr)
