@@ -55,9 +55,19 @@ class WarehouseWriter(ABC):
     def _stage(self, staging: str, frame: pd.DataFrame | pa.Table) -> None:
         """Append ``frame`` to the (already created) table ``staging``."""
 
-    @abstractmethod
+    #: the statement that opens a transaction in this warehouse's dialect
+    BEGIN = "begin transaction"
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]: ...
+    def transaction(self) -> Iterator[None]:
+        """Everything in the block commits together, or is rolled back if the block raises."""
+        self.execute(self.BEGIN)
+        try:
+            yield
+        except BaseException:
+            self.execute("rollback")
+            raise
+        self.execute("commit")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""
@@ -181,16 +191,6 @@ class DuckDBWriter(WarehouseWriter):
         finally:
             self.con.unregister("_recframe_stage_src")
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.execute("begin transaction")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("rollback")
-            raise
-        self.con.execute("commit")
-
     def close(self) -> None:
         if getattr(self, "con", None) is not None:
             self.con.close()
@@ -204,6 +204,8 @@ class SnowflakeWriter(WarehouseWriter):
     ``source`` is a :class:`~recframe.datasource.snowflake.SnowflakeSource` (it holds the
     connection settings; its ``connect`` turns failures into one line without the password).
     """
+
+    BEGIN = "begin"
 
     def __init__(self, source: Any) -> None:
         self.source = source
@@ -252,16 +254,6 @@ class SnowflakeWriter(WarehouseWriter):
         got = self.fetch(f"select count(*) from {staging}")[0][0]
         if got != len(frame):
             raise WarehouseWriteError(f"bulk load into {staging} wrote {got} of {len(frame)} rows")
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.cur.execute("begin")
-        try:
-            yield
-        except BaseException:
-            self.cur.execute("rollback")
-            raise
-        self.cur.execute("commit")
 
     def close(self) -> None:
         if getattr(self, "con", None) is not None:

@@ -26,7 +26,7 @@ import pandas as pd
 from recframe.interfaces import FitContext
 from recframe.model.auto.validset import MAX_TARGETS
 from recframe.model.scaling import gru_defaults
-from recframe.model.seq.gru import GRU4RecModel
+from recframe.model.seq.gru import GRU4RecModel, training_device
 
 log = logging.getLogger("recframe")
 
@@ -35,10 +35,6 @@ log = logging.getLogger("recframe")
 SHARED = {"patience": 2, "resume": False}
 TRAIN_SHARE = 0.9  # of GRU4Rec's seconds, what the epochs themselves may use
 MIN_SECONDS = 20.0  # below this GRU4Rec cannot finish an epoch on any but toy data: skip it
-
-
-def on_gpu(trainer: dict[str, Any]) -> bool:
-    return str(trainer.get("accelerator", "cpu")).lower() in ("gpu", "cuda")
 
 
 def gru_params(profile: Any, gpu: bool) -> dict[str, Any]:
@@ -86,7 +82,7 @@ def fit_gru(
 ) -> tuple[GRU4RecModel, dict[str, Any]]:
     """Train GRU4Rec on ``train`` with early stopping on ``valid``; ``seconds=None`` is trial mode."""
     trainer = dict(ctx.trainer or {})
-    gpu = on_gpu(trainer)
+    gpu = training_device(trainer) == "cuda"  # as model=gru decides, "auto" included
     params = gru_params(profile, gpu)
     trainer["max_epochs"] = int(max_epochs)
     if not gpu:
