@@ -71,8 +71,9 @@ class KNNSearch:
         if not self.names:
             return self.trials
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # the index every trial shares (it does not depend on parameters)
-        base = self.base = SKNN().fit(train)
+        # the index every trial shares (it does not depend on parameters); explicit k and
+        # sample_size, never used, so fitting it does not profile the data again for scaled defaults
+        base = self.base = SKNN(k=1, sample_size=0).fit(train)
         studies = {name: self._study(name, i) for i, name in enumerate(self.names)}
         queue = list(self.names)  # phase 1: one start point each
         while self._may_start(queue[0] if queue else self._next()):
