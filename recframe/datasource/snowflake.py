@@ -14,8 +14,9 @@ The same four steps as :mod:`recframe.datasource.duckdb`, with Snowflake as the 
    With ``raw.mode=in_place`` there is no ingest: an existing table or view is checked, fingerprinted
    and read by dbt where it is (:mod:`recframe.datasource.in_place`); nothing is written to it.
 3. **query** and 4. **split** in Snowflake (:mod:`recframe.datasource.snowflake_split`): the date
-   window, length bound and time split run there, and only the labelled sessions of the three splits
-   are fetched, as Arrow batches; ``lineage.json`` is written as on DuckDB.
+   window, length bound, time split and the drop of valid/test items unseen in train run there, and
+   only the surviving events of the three splits (and the item table) are fetched, as Arrow batches;
+   ``lineage.json`` is written as on DuckDB.
 
 Identifiers from config (database, schemas) must be plain Snowflake identifiers; they are upper-cased
 and quoted, which names the same objects dbt creates with its default (unquoted) relations.

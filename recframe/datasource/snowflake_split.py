@@ -8,6 +8,8 @@ lists are unnested to one row per event, the training items are collected and, w
 the sessions left shorter than ``min_length`` with them (a window count). Only the surviving events
 of the three splits travel, ordered by split, session and position, as Arrow record batches, so the
 client's memory grows with the splits, never with the mart, and no local copy of the mart is made.
+The unseen counts (and the number of training items) come from one aggregate query over the same
+CTEs before the fetch; the dropped events themselves never leave the warehouse.
 
 The lists are unnested without ``LATERAL FLATTEN``: each session is joined to the positions
 ``0 .. length - 1`` (a ``GENERATOR`` numbered with ``ROW_NUMBER``, joined through the distinct
@@ -147,22 +149,22 @@ def event_ctes(labelled: str, max_length: int, min_length: int, drop_unseen: boo
         ) as g on g.pos < l.length
     ),
     events as (
-        select s.split, s.session_id, p.pos,
-               to_json(get(s.items, p.pos)) as item_id,
-               get(s.timestamps, p.pos)::bigint as ts,
-               to_json(get(s.actions, p.pos)) as action
-        from labelled as s
-        inner join positions as p on s.length = p.length
-        where s.split is not null
+        select ls.split, ls.session_id, p.pos,
+               to_json(get(ls.items, p.pos)) as item_id,
+               get(ls.timestamps, p.pos)::bigint as ts,
+               to_json(get(ls.actions, p.pos)) as action
+        from labelled as ls
+        inner join positions as p on ls.length = p.length
+        where ls.split is not null
     )"""
     if not drop_unseen:
         return f"{ctes}, kept as (select * from events)"
     return f"""{ctes},
     known as (select distinct item_id from events where split = 'train'),
     marked as (
-        select e.*, e.split = 'train' or k.item_id is not null as seen
-        from events as e
-        left join known as k on e.item_id = k.item_id
+        select ev.*, ev.split = 'train' or k.item_id is not null as seen
+        from events as ev
+        left join known as k on ev.item_id = k.item_id
     ),
     kept as (
         select * from marked

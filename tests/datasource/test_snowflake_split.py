@@ -203,11 +203,18 @@ def test_a_larger_random_split_equals_duckdbs_event_for_event(fakesnow_port):
     rows = _rows(sessions, "big")
     with _deadline(240):
         _load_snowflake(fakesnow_port, rows)
-        sf, duck = _both(fakesnow_port, rows, "big", {"test_days": 2, "valid_days": 1, "min_length": 3})
+        split = {"test_days": 2, "valid_days": 1, "min_length": 3}
+        sf, duck = _both(fakesnow_port, rows, "big", split)
+        kept_all, kept_all_duck = _both(fakesnow_port, rows, "big", {**split, "drop_unseen": False})
     _assert_same(sf, duck)
+    _assert_same(kept_all, kept_all_duck)
     stats = sf[3]
     assert stats["valid_unseen"]["unseen_dropped"] > 0 and stats["test_unseen"]["unseen_dropped"] > 0
     assert stats["test_unseen"]["short_sessions_dropped"] > 0
+    # without drop_unseen every event of the labelled sessions arrives, the unseen ones included
+    assert "test_unseen" not in kept_all[3]
+    for i, key in ((1, "valid_unseen"), (2, "test_unseen")):
+        assert len(kept_all[i]) - len(sf[i]) == stats[key]["events_dropped"]
     # the fetched order is the lists' order: each session's times strictly increase (one minute apart)
     for frame in sf[:3]:
         sid, ts = frame["session_id"].to_numpy(), frame["ts"].to_numpy()
