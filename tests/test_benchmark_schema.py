@@ -102,3 +102,37 @@ def test_train_speed_prints_each_epoch_and_counts_transitions(capsys) -> None:
     train, _ = bench.synthetic(200)
     assert gru["events"] == len(train) and gru["transitions"] == len(train) - train["session_id"].nunique()
     assert gru["epochs"] == 2 and gru["events_per_s"] > gru["transitions_per_s"] > 0
+
+
+def test_train_speed_times_the_batches_and_reports_a_failing_model(capsys) -> None:
+    """--precision, --eval-repeats, the first-to-last-batch span, and a model that fails beside one that works."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_speed_benchmark", BENCHMARKS / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--models", "gru,nosuchmodel", "--epochs", "2", "--synthetic-sessions", "200", "--threads", "1"]
+    argv += ["--device", "cpu", "--precision", "bf16-mixed", "--evaluate", "--eval-repeats", "2"]
+    argv += ["--set", "model.layers=[8]", "--set", "model.n_sample=16"]
+    assert bench.main(argv) == 1  # one model failed
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(out["sides"]) == ["gru"] and list(out["errors"]) == ["nosuchmodel"]
+    gru = out["sides"]["gru"]
+    assert gru["precision"] == "bf16-mixed" and gru["epochs"] == 2 and gru["batches"] >= 2
+    assert 0 < gru["batches_s"] <= gru["train_s"] and gru["before_first_batch_s"] >= 0
+    assert gru["batch_transitions_per_s"] >= gru["transitions_per_s"] > 0
+    assert len(gru["eval_s_runs"]) == 2 and gru["eval_s"] == gru["eval_s_runs"][0] and gru["targets"] > 0
+
+
+def test_train_speed_max_seconds_stops_training_and_counts_the_epochs_trained(capsys) -> None:
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_speed_benchmark", BENCHMARKS / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--models", "gru", "--epochs", "10000", "--synthetic-sessions", "200", "--threads", "1"]
+    argv += ["--device", "cpu", "--max-seconds", "2", "--set", "model.layers=[8]", "--set", "model.n_sample=16"]
+    assert bench.main(argv) == 0
+    gru = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sides"]["gru"]
+    assert 0 < gru["epochs"] < 10000 and gru["epochs_asked"] == 10000
+    assert 1.5 < gru["batches_s"] < 30
