@@ -122,10 +122,17 @@ T=$(step_timeout 75 60)
 run_step speed "$T" "$PY" "${SPEED[@]}" --models gru,sasrec --epochs 1 --max-seconds $(((T - 25) / 2))
 
 # --- 4. trainer=ddp, one process, through the CLI; then what it left -------------------------------
+# The CLI finds its configs as the package recframe.conf, which the wheel maps from conf/
+# ([tool.setuptools.package-dir] in pyproject.toml). The GPU image has no recframe installed, so the
+# step runs from that layout, staged from this checkout as the wheel would lay it out.
 RUN_DIR="$WORK/ddp_run"
+STAGE="$WORK/stage"
+mkdir -p "$STAGE"
+cp -r recframe hydra_plugins "$STAGE"/ && cp -r conf "$STAGE/recframe/conf" && cp -r dbt "$STAGE/recframe/dbt_project"
+DATA_ABS=$(cd "$DATA" 2>/dev/null && pwd || echo "$DATA")
 T=$(step_timeout 90 0)
 DDP_ARGS=(trainer=ddp trainer.devices=1 trainer.max_epochs=1 experiment=gru4rec_diginetica datasource=files
-    "datasource.train=$DATA/train.tsv.gz" "datasource.test=$DATA/test.tsv.gz" tester=metrics deployer=none
+    "datasource.train=$DATA_ABS/train.tsv.gz" "datasource.test=$DATA_ABS/test.tsv.gz" tester=metrics deployer=none
     tracker=none run.progress=false "hydra.run.dir=$RUN_DIR" "+trainer.max_time={seconds:$(train_cap "$T")}"
     "${OVERRIDES[@]}")
 [ "$DEVICE" = cpu ] && DDP_ARGS+=(trainer.accelerator=cpu)
@@ -143,6 +150,7 @@ print(json.dumps({"benchmark": "gpu_check_ddp", "artifact": model, "artifact_ok"
 sys.exit(0 if "weights.pt" in model else 1)
 EOF
 {
+    printf 'cd %q || exit 2\n' "$STAGE"
     printf '%q ' "$PY" -m recframe "${DDP_ARGS[@]}"
     printf '|| exit $?\n'
     printf '%q ' "$PY" "$WORK/ddp_artifact.py" "$RUN_DIR"

@@ -136,3 +136,45 @@ def test_train_speed_max_seconds_stops_training_and_counts_the_epochs_trained(ca
     gru = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sides"]["gru"]
     assert 0 < gru["epochs"] < 10000 and gru["epochs_asked"] == 10000
     assert 1.5 < gru["batches_s"] < 30
+
+
+@pytest.mark.slow
+def test_gpu_check_records_a_failing_step_and_runs_the_next(tmp_path) -> None:
+    """benchmarks/gpu_check.sh rehearsed on CPU: a step that fails is recorded and the next one still runs."""
+    import gzip
+    import json
+    import os
+    import subprocess
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, sessions in (("train", range(60)), ("test", range(60, 70))):
+        with gzip.open(data / f"{name}.tsv.gz", "wt") as f:
+            f.write("SessionId\tItemId\tTime\n")
+            f.writelines(f"{s}\t{(s + k) % 13}\t{s * 100 + k}\n" for s in sessions for k in range(4))
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "GPU_CHECK_DEVICE": "cpu",
+        "GPU_CHECK_STEPS": "bf16 speed",
+        "GPU_CHECK_EPOCHS": "notanumber",  # the bf16 step fails on its arguments
+        "GPU_CHECK_BUDGET_S": "300",
+    }
+    proc = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_check.sh"), str(data)],
+        cwd=BENCHMARKS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["bf16.log", "env.txt", "speed.log", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    bf16, speed = summary["steps"]["bf16"], summary["steps"]["speed"]
+    assert bf16["exit"] == 2 and "invalid int value" in bf16["error"] and bf16["result"] is None
+    assert speed["exit"] == 0 and set(speed["result"]["sides"]) == {"gru", "sasrec"}
+    assert speed["result"]["sides"]["gru"]["batch_transitions_per_s"] > 0
+    assert summary["headline"]["speed"]["sasrec"]["epochs"] == 1
