@@ -102,7 +102,7 @@ run_step() {
     local rc=$?
     printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" "$limit" >>"$RECORDS"
     echo "== $name: exit $rc after $((SECONDS - t0))s"
-    tail -n 4 "$log" | cut -c1-2000
+    tail -n 3 "$log" | cut -c1-1000
 }
 
 SPEED=(benchmarks/train_speed.py --dataset "$DATA" --device "$DEVICE")

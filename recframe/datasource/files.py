@@ -62,18 +62,39 @@ def read_with_arrow(path: Path, columns: Mapping[str, str]) -> pd.DataFrame:
             )
     except (pa.ArrowException, KeyError, OSError) as e:  # a missing column, a malformed file
         raise DataError(f"cannot read {path}: {' '.join(str(e).split())[:300]}") from None
-    frame = table.to_pandas()
-
-    def as_text(col: pd.Series) -> pd.Series:
-        return col.where(col.isna(), col.astype(str)).astype(object)
-
     return pd.DataFrame(
         {
-            "session_id": as_text(frame[names[0]]),
-            "item_id": as_text(frame[names[1]]),
-            "t": pd.to_numeric(frame[names[2]], errors="coerce").astype("float64"),
+            "session_id": _arrow_text(table.column(names[0])),
+            "item_id": _arrow_text(table.column(names[1])),
+            "t": _arrow_number(table.column(names[2])),
         }
     )
+
+
+def _arrow_text(col: Any) -> pd.Series:
+    """An id column as Python strings (missing: NaN), spelled as DuckDB's cast to varchar spells them.
+
+    String columns go through a dictionary, so each distinct id becomes one string object shared by
+    its rows (twice as fast as converting every row); other types are spelled by pandas.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return pd.Series(np.asarray(pc.dictionary_encode(col).to_pandas().astype(object)), dtype=object)
+    values = col.to_pandas()
+    return values.where(values.isna(), values.astype(str)).astype(object)
+
+
+def _arrow_number(col: Any) -> pd.Series:
+    """A time column as float64; a value that is not a number becomes NaN (DuckDB's ``try_cast``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(col, pa.float64()).to_pandas()
+    except pa.ArrowException:  # some value does not parse: pandas marks just those
+        return pd.to_numeric(col.to_pandas(), errors="coerce").astype("float64")
 
 
 class FilesSource(DataSource):

@@ -141,3 +141,12 @@ def test_arrow_reader_errors_name_the_file(tmp_path, without_duckdb):
         FilesSource(train=empty_item, test=empty_item).load(tmp_path)
     with pytest.raises(DataError, match=r"cannot read .*bad.tsv"):
         FilesSource(train=bad_time, test=bad_time, columns={"item": "sku"}).load(tmp_path)
+
+
+@pytest.mark.skipif(not DIGINETICA.exists(), reason="real Diginetica sample not available")
+def test_real_diginetica_without_duckdb(tmp_path, without_duckdb):
+    ds = FilesSource(train=DIGINETICA / "train.tsv.gz", test=DIGINETICA / "test.tsv.gz", valid_fraction=0.0).load(
+        tmp_path
+    )
+    assert ds.train["session_id"].nunique() == 186_670 and len(ds.train) == 906_140
+    assert len(ds.test) == 76_821 and ds.valid.empty and ds.stats["time_unit"] == "ordinal"
