@@ -72,10 +72,20 @@ fi
 cat "$OUT_DIR/env.txt"
 
 # --- step plumbing ---------------------------------------------------------------------------------
-# step_timeout CAP RESERVE: seconds for the next step, at most CAP, leaving RESERVE for the steps after it
+ORDER="bf16 fp32 speed ddp"
+# the least time worth giving a step (what a later step keeps back for it)
+min_seconds() { case $1 in fp32) echo 60 ;; speed) echo 45 ;; ddp) echo 60 ;; *) echo 0 ;; esac; }
+selected() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# step_timeout NAME CAP: seconds for step NAME, at most CAP, keeping the minimum of each selected later step
 step_timeout() {
-    local left=$((BUDGET - SECONDS - $2))
-    if [ "$left" -gt "$1" ]; then echo "$1"; else echo "$left"; fi
+    local reserve=0 after=0 s
+    for s in $ORDER; do
+        if [ "$after" = 1 ] && selected "$s"; then reserve=$((reserve + $(min_seconds "$s"))); fi
+        [ "$s" = "$1" ] && after=1
+    done
+    local left=$((BUDGET - SECONDS - reserve))
+    if [ "$left" -gt "$2" ]; then echo "$2"; else echo "$left"; fi
 }
 
 # train_cap TIMEOUT: seconds of training that leave a step of TIMEOUT seconds time to evaluate and report
@@ -88,7 +98,7 @@ train_cap() {
 run_step() {
     local name=$1 limit=$2
     shift 2
-    case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
+    selected "$name" || return 0
     local log="$OUT_DIR/$name.log"
     if [ "$limit" -lt 20 ]; then
         echo "skipped: ${limit}s left of the ${BUDGET}s budget" >"$log"
@@ -108,17 +118,17 @@ run_step() {
 SPEED=(benchmarks/train_speed.py --dataset "$DATA" --device "$DEVICE")
 
 # --- 1. bf16, the preset, 10 epochs, evaluated (cold + warm) ---------------------------------------
-T=$(step_timeout 270 165)
+T=$(step_timeout bf16 270)
 run_step bf16 "$T" "$PY" "${SPEED[@]}" --models gru --experiment gru4rec_diginetica --epochs "$EPOCHS" "${PRESET_SET[@]}" \
     --precision bf16-mixed --max-seconds "$(train_cap "$T")" --evaluate --eval-repeats 2
 
 # --- 2. fp32, the same ------------------------------------------------------------------------------
-T=$(step_timeout 200 105)
+T=$(step_timeout fp32 200)
 run_step fp32 "$T" "$PY" "${SPEED[@]}" --models gru --experiment gru4rec_diginetica --epochs "$EPOCHS" "${PRESET_SET[@]}" \
     --precision 32-true --max-seconds "$(train_cap "$T")" --evaluate --eval-repeats 2
 
 # --- 3. one epoch of gru (defaults) and sasrec ----------------------------------------------------
-T=$(step_timeout 75 60)
+T=$(step_timeout speed 75)
 run_step speed "$T" "$PY" "${SPEED[@]}" --models gru,sasrec --epochs 1 --max-seconds $(((T - 25) / 2))
 
 # --- 4. trainer=ddp, one process, through the CLI; then what it left -------------------------------
@@ -130,7 +140,7 @@ STAGE="$WORK/stage"
 mkdir -p "$STAGE"
 cp -r recframe hydra_plugins "$STAGE"/ && cp -r conf "$STAGE/recframe/conf" && cp -r dbt "$STAGE/recframe/dbt_project"
 DATA_ABS=$(cd "$DATA" 2>/dev/null && pwd || echo "$DATA")
-T=$(step_timeout 90 0)
+T=$(step_timeout ddp 90)
 DDP_ARGS=(trainer=ddp trainer.devices=1 trainer.max_epochs=1 experiment=gru4rec_diginetica datasource=files
     "datasource.train=$DATA_ABS/train.tsv.gz" "datasource.test=$DATA_ABS/test.tsv.gz" tester=metrics deployer=none
     tracker=none run.progress=false "hydra.run.dir=$RUN_DIR" "+trainer.max_time={seconds:$(train_cap "$T")}"
