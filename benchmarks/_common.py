@@ -275,6 +275,65 @@ def epoch_progress(label: str, n_transitions: int) -> Any:
     return EpochProgress()
 
 
+class BatchSpan:
+    """What a training run's batches took, from the first batch's start to the last batch's end.
+
+    The fit's wall time also holds data preparation (vocabulary, schedules), the trainer's set-up and
+    the end-of-fit copies; this span is the training alone, the figure to compare with a reference
+    implementation's training time. On a GPU the clock is read after a ``torch.cuda.synchronize``
+    at the first batch and at each epoch's end, so queued kernels count where they run. One object
+    can be handed to several fits (``--eval-at`` resumes): the spans add up.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0  # summed first-to-last-batch time of every fit
+        self.batches = 0
+        self.epochs = 0.0  # epochs trained, a partial last epoch (a time limit) as a fraction
+        self.first_start: float | None = None  # perf_counter at the current fit's first batch
+        self.last_end: float | None = None
+
+    def callback(self) -> Any:
+        """A fresh Lightning callback that adds the next fit's batches to this span."""
+        import lightning as L
+        import torch
+
+        span = self
+
+        def now(pl_module: L.LightningModule) -> float:
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize(pl_module.device)
+            return time.perf_counter()
+
+        class Span(L.Callback):
+            def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+                span.first_start = span.last_end = None
+                self.in_epoch = 0
+
+            def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+                if span.first_start is None:
+                    span.first_start = now(pl_module)
+
+            def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+                span.batches += 1
+                self.in_epoch += 1
+                span.last_end = time.perf_counter()
+
+            def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+                if span.first_start is None:
+                    return
+                span.last_end = now(pl_module)  # the epoch's batches, their kernels finished
+                total = trainer.num_training_batches
+                full = isinstance(total, int) and total > 0
+                span.epochs += min(1.0, self.in_epoch / total) if full else 1.0
+                self.in_epoch = 0
+
+            def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+                if span.first_start is not None and span.last_end is not None:
+                    span.seconds += span.last_end - span.first_start
+
+        return Span()
+
+
 # ------------------------------------------------------------------------------------ data
 
 

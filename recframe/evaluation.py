@@ -32,8 +32,11 @@ def ranks_of_targets(scores, targets) -> np.ndarray:
     """Conservative 1-based rank of each target among all items (ties count against the target).
 
     Counted in numpy: ``count_nonzero`` over a boolean matrix is several times faster on CPU than
-    the same reduction in torch, and this pass dominates full-ranking evaluation.
+    the same reduction in torch, and this pass dominates full-ranking evaluation. Scores on a GPU
+    are counted there instead (:func:`ranks_on_device`).
     """
+    if hasattr(scores, "detach") and scores.device.type != "cpu":
+        return ranks_on_device(scores, targets)
     if hasattr(scores, "detach"):
         scores = scores.detach().float().cpu().numpy()
     s = np.asarray(scores, dtype=np.float32)
@@ -42,6 +45,22 @@ def ranks_of_targets(scores, targets) -> np.ndarray:
     t = np.asarray(targets, dtype=np.int64)
     tgt = s[np.arange(len(t)), t][:, None]
     return np.count_nonzero(s >= tgt, axis=1).astype(np.int64)
+
+
+def ranks_on_device(scores, targets) -> np.ndarray:
+    """:func:`ranks_of_targets` counted with torch on the scores' own device; only the ranks move.
+
+    A GPU's score matrix holds ``n_targets x n_items`` floats (10 GB for Diginetica's test set):
+    copying it to the host to count there would cost far more than scoring it. NaN ranks last and
+    +/-inf are kept, as in the numpy count.
+    """
+    import torch
+
+    s = scores.detach().float()
+    if bool(torch.isnan(s).any()):
+        s = torch.where(torch.isnan(s), torch.full_like(s, float("-inf")), s)
+    t = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=s.device).view(-1, 1)
+    return (s >= s.gather(1, t)).sum(dim=1).cpu().numpy().astype(np.int64)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:

@@ -102,3 +102,79 @@ def test_train_speed_prints_each_epoch_and_counts_transitions(capsys) -> None:
     train, _ = bench.synthetic(200)
     assert gru["events"] == len(train) and gru["transitions"] == len(train) - train["session_id"].nunique()
     assert gru["epochs"] == 2 and gru["events_per_s"] > gru["transitions_per_s"] > 0
+
+
+def test_train_speed_times_the_batches_and_reports_a_failing_model(capsys) -> None:
+    """--precision, --eval-repeats, the first-to-last-batch span, and a model that fails beside one that works."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_speed_benchmark", BENCHMARKS / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--models", "gru,nosuchmodel", "--epochs", "2", "--synthetic-sessions", "200", "--threads", "1"]
+    argv += ["--device", "cpu", "--precision", "bf16-mixed", "--evaluate", "--eval-repeats", "2"]
+    argv += ["--set", "model.layers=[8]", "--set", "model.n_sample=16"]
+    assert bench.main(argv) == 1  # one model failed
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(out["sides"]) == ["gru"] and list(out["errors"]) == ["nosuchmodel"]
+    gru = out["sides"]["gru"]
+    assert gru["precision"] == "bf16-mixed" and gru["epochs"] == 2 and gru["batches"] >= 2
+    assert 0 < gru["batches_s"] <= gru["train_s"] and gru["before_first_batch_s"] >= 0
+    assert gru["batch_transitions_per_s"] >= gru["transitions_per_s"] > 0
+    assert len(gru["eval_s_runs"]) == 2 and gru["eval_s"] == gru["eval_s_runs"][0] and gru["targets"] > 0
+
+
+def test_train_speed_max_seconds_stops_training_and_counts_the_epochs_trained(capsys) -> None:
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_speed_benchmark", BENCHMARKS / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--models", "gru", "--epochs", "10000", "--synthetic-sessions", "200", "--threads", "1"]
+    argv += ["--device", "cpu", "--max-seconds", "2", "--set", "model.layers=[8]", "--set", "model.n_sample=16"]
+    assert bench.main(argv) == 0
+    gru = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sides"]["gru"]
+    assert 0 < gru["epochs"] < 10000 and gru["epochs_asked"] == 10000
+    assert 1.5 < gru["batches_s"] < 30
+
+
+@pytest.mark.slow
+def test_gpu_check_records_a_failing_step_and_runs_the_next(tmp_path) -> None:
+    """benchmarks/gpu_check.sh rehearsed on CPU: a step that fails is recorded and the next one still runs."""
+    import gzip
+    import json
+    import os
+    import subprocess
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, sessions in (("train", range(60)), ("test", range(60, 70))):
+        with gzip.open(data / f"{name}.tsv.gz", "wt") as f:
+            f.write("SessionId\tItemId\tTime\n")
+            f.writelines(f"{s}\t{(s + k) % 13}\t{s * 100 + k}\n" for s in sessions for k in range(4))
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "GPU_CHECK_DEVICE": "cpu",
+        "GPU_CHECK_STEPS": "bf16 speed",
+        "GPU_CHECK_EPOCHS": "notanumber",  # the bf16 step fails on its arguments
+        "GPU_CHECK_BUDGET_S": "300",
+    }
+    proc = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_check.sh"), str(data)],
+        cwd=BENCHMARKS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["bf16.log", "env.txt", "speed.log", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    bf16, speed = summary["steps"]["bf16"], summary["steps"]["speed"]
+    assert bf16["exit"] == 2 and "invalid int value" in bf16["error"] and bf16["result"] is None
+    assert speed["exit"] == 0 and set(speed["result"]["sides"]) == {"gru", "sasrec"}
+    assert speed["result"]["sides"]["gru"]["batch_transitions_per_s"] > 0
+    assert summary["headline"]["speed"]["sasrec"]["epochs"] == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recframe.artifact import ArtifactError, load_model
-from recframe.evaluation import metrics_from_ranks, ranks_of_targets
+from recframe.evaluation import metrics_from_ranks, ranks_of_targets, ranks_on_device
 from recframe.interfaces import Model
 from recframe.model.pop import PopModel
 from recframe.vocab import ItemVocab, encode_sessions
@@ -38,6 +38,26 @@ def test_ties_count_against_the_target():
     assert list(ranks_of_targets(scores, [3, 7])) == [10, 10]
     scores[0, 3] = 1.0
     assert ranks_of_targets(scores, [3, 7])[0] == 1
+
+
+def test_ranks_on_device_count_as_numpy_does():
+    """The torch count (used for GPU scores) agrees with the numpy count: ties, NaN, +/-inf, bf16."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, size=(64, 40)).astype(np.float32)  # many ties
+    scores[3, :] = np.nan
+    scores[4, 7] = np.nan
+    scores[5, [1, 2]] = np.inf
+    scores[6, 9] = -np.inf
+    targets = rng.integers(0, 40, size=64)
+    targets[4], targets[5], targets[6] = 7, 1, 9  # a NaN target ranks last, tied +inf, -inf
+    expected = ranks_of_targets(scores, targets)
+    got = ranks_on_device(torch.from_numpy(scores), targets)
+    assert got.dtype == np.int64 and np.array_equal(got, expected)
+    assert expected[3] == 40 and expected[4] == 40 and expected[5] == 2 and expected[6] == 40
+    as_bf16 = torch.from_numpy(scores).bfloat16()  # small integers are exact in bf16
+    assert np.array_equal(ranks_on_device(as_bf16, targets), expected)
 
 
 def test_metrics_from_ranks_by_hand():

@@ -4,7 +4,9 @@ Public benchmarks ship as ``SessionId, ItemId, Time`` files with a fixed train/t
 with published numbers requires using that split as-is, so this source reads the given files and only
 carves validation (when no file is given) from the end of train: the latest ``valid_fraction`` of
 train sessions by their last event time (or by order, for ordinal times). DuckDB reads the files
-(TSV/CSV/parquet, gzipped or not) because it is several times faster than pandas on large CSVs.
+(TSV/CSV/parquet, gzipped or not) because it is several times faster than pandas on large CSVs; where
+DuckDB is not installed (a bare training image), PyArrow's multi-threaded readers read them the same
+way, so ``datasource=files`` needs nothing beyond what training needs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,69 @@ def _read_sql(path: Path) -> str:
         return f"read_parquet('{p}')"
     delim = "\\t" if (".tsv" in name or ".txt" in name) else ","
     return f"read_csv('{p}', delim = '{delim}', header = true, all_varchar = true)"
+
+
+def read_with_arrow(path: Path, columns: Mapping[str, str]) -> pd.DataFrame:
+    """One session file read by PyArrow as the DuckDB query reads it: ids as strings, time as float.
+
+    Like DuckDB's ``all_varchar`` CSV reading and ``try_cast``, an empty field is missing and a time
+    that is not a number becomes NaN, which :meth:`FilesSource._checked` reports.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    names = [columns["session"], columns["item"], columns["time"]]
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet") or name.endswith(".pq"):
+            table = pq.read_table(path, columns=names)
+        else:
+            delim = "\t" if (".tsv" in name or ".txt" in name) else ","
+            table = pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delim),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=names,
+                    column_types={n: pa.string() for n in names},
+                    strings_can_be_null=True,
+                ),
+            )
+    except (pa.ArrowException, KeyError, OSError) as e:  # a missing column, a malformed file
+        raise DataError(f"cannot read {path}: {' '.join(str(e).split())[:300]}") from None
+    return pd.DataFrame(
+        {
+            "session_id": _arrow_text(table.column(names[0])),
+            "item_id": _arrow_text(table.column(names[1])),
+            "t": _arrow_number(table.column(names[2])),
+        }
+    )
+
+
+def _arrow_text(col: Any) -> pd.Series:
+    """An id column as Python strings (missing: NaN), spelled as DuckDB's cast to varchar spells them.
+
+    String columns go through a dictionary, so each distinct id becomes one string object shared by
+    its rows (twice as fast as converting every row); other types are spelled by pandas.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return pd.Series(np.asarray(pc.dictionary_encode(col).to_pandas().astype(object)), dtype=object)
+    values = col.to_pandas()
+    return values.where(values.isna(), values.astype(str)).astype(object)
+
+
+def _arrow_number(col: Any) -> pd.Series:
+    """A time column as float64; a value that is not a number becomes NaN (DuckDB's ``try_cast``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(col, pa.float64()).to_pandas()
+    except pa.ArrowException:  # some value does not parse: pandas marks just those
+        return pd.to_numeric(col.to_pandas(), errors="coerce").astype("float64")
 
 
 class FilesSource(DataSource):
@@ -84,6 +149,9 @@ class FilesSource(DataSource):
 
     # ------------------------------------------------------------------------------------------------
     def _read(self, con: Any, path: Path) -> pd.DataFrame:
+        """``session_id``, ``item_id`` (strings) and ``t`` (float) of one file; DuckDB or, without it, PyArrow."""
+        if con is None:
+            return self._checked(read_with_arrow(path, self.columns), path)
         c = self.columns
         try:
             df = con.execute(
@@ -92,6 +160,10 @@ class FilesSource(DataSource):
             ).df()
         except Exception as e:  # duckdb raises BinderException etc. for a missing column
             raise DataError(f"cannot read {path}: {' '.join(str(e).split())[:300]}") from None
+        return self._checked(df, path)
+
+    @staticmethod
+    def _checked(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         bad = df["t"].isna() | df["session_id"].isna() | df["item_id"].isna()
         if bad.any():
             raise DataError(f"{path}: {int(bad.sum())} rows have an empty or non-numeric session, item or time")
@@ -113,16 +185,19 @@ class FilesSource(DataSource):
         return out, int(frame["session_id"].nunique() - out["session_id"].nunique())
 
     def load(self, work_dir: Path) -> Dataset:
-        import duckdb
-
         self.check()
-        con = duckdb.connect()
+        try:
+            import duckdb
+        except ImportError:  # PyArrow reads the files instead (see the module docstring)
+            duckdb = None
+        con = duckdb.connect() if duckdb is not None else None
         try:
             frames = {"train": self._read(con, self.train_path), "test": self._read(con, self.test_path)}
             if self.valid_path is not None:
                 frames["valid"] = self._read(con, self.valid_path)
         finally:
-            con.close()
+            if con is not None:
+                con.close()
         stats: dict[str, Any] = {
             "source": "files",
             "files": {

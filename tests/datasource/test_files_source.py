@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from recframe.datasource.files import FilesSource
@@ -73,3 +75,78 @@ def test_real_diginetica_sample(tmp_path):
     )
     assert ds.train["session_id"].nunique() == 186_670
     assert len(ds.test) == 76_821 and ds.valid.empty
+
+
+@pytest.fixture
+def without_duckdb(monkeypatch):
+    """A bare training image: ``import duckdb`` fails, so FilesSource reads with PyArrow."""
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+
+
+def _formats(tmp_path: Path) -> dict[str, Path]:
+    """The same rows (an empty item, a non-numeric time aside) as TSV.gz, CSV and parquet."""
+    rows = [(s, 10 + (s + k) % 3, 1_600_000_000 + s * 60 + k) for s in range(8) for k in range(3)]
+    out = {"tsv.gz": _write_tsv_gz(tmp_path / "f.tsv.gz", rows)}
+    (tmp_path / "f.csv").write_text("SessionId,ItemId,Time\n" + "".join(f"{s},{i},{t}\n" for s, i, t in rows))
+    out["csv"] = tmp_path / "f.csv"
+    pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]).to_parquet(tmp_path / "f.parquet")
+    out["parquet"] = tmp_path / "f.parquet"
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["tsv.gz", "csv", "parquet"])
+def test_arrow_reader_matches_duckdb(tmp_path, fmt):
+    import duckdb
+
+    path = _formats(tmp_path)[fmt]
+    src = FilesSource(train=path, test=path)
+    con = duckdb.connect()
+    try:
+        by_duckdb = src._read(con, path)
+    finally:
+        con.close()
+    by_arrow = src._read(None, path)
+    assert list(by_arrow.columns) == ["session_id", "item_id", "t"] and len(by_arrow) == 24
+    pd.testing.assert_frame_equal(by_arrow, by_duckdb, check_dtype=False)
+    assert by_arrow["session_id"].map(type).eq(str).all() and by_arrow["t"].dtype == "float64"
+
+
+def test_load_without_duckdb_gives_the_same_dataset(tmp_path, monkeypatch):
+    t0 = 1_600_000_000
+    train = [(s, i, t0 + s * 600 + k) for s in range(20) for k, i in enumerate((s % 4, (s + 1) % 4, (s + 2) % 4))]
+    test = [(100 + s, i, t0 + 10**5 + s * 600 + k) for s in range(5) for k, i in enumerate((1, 2, 77))]
+    src = FilesSource(
+        train=_write_tsv_gz(tmp_path / "train.tsv.gz", train),
+        test=_write_tsv_gz(tmp_path / "test.tsv.gz", test),
+        valid_fraction=0.2,
+    )
+    with_duckdb = src.load(tmp_path / "a")
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    with pytest.raises(ImportError):
+        import duckdb  # noqa: F401
+    without = src.load(tmp_path / "b")
+    for name in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(getattr(without, name), getattr(with_duckdb, name), check_dtype=False)
+    assert without.stats == with_duckdb.stats
+
+
+def test_arrow_reader_errors_name_the_file(tmp_path, without_duckdb):
+    bad_time = tmp_path / "bad.tsv"
+    bad_time.write_text("SessionId\tItemId\tTime\n1\t2\t3\n1\t3\tsoon\n")
+    with pytest.raises(DataError, match="1 rows have an empty or non-numeric"):
+        FilesSource(train=bad_time, test=bad_time).load(tmp_path)
+    empty_item = tmp_path / "empty.tsv"
+    empty_item.write_text("SessionId\tItemId\tTime\n1\t2\t3\n1\t\t4\n")
+    with pytest.raises(DataError, match="1 rows have an empty"):
+        FilesSource(train=empty_item, test=empty_item).load(tmp_path)
+    with pytest.raises(DataError, match=r"cannot read .*bad.tsv"):
+        FilesSource(train=bad_time, test=bad_time, columns={"item": "sku"}).load(tmp_path)
+
+
+@pytest.mark.skipif(not DIGINETICA.exists(), reason="real Diginetica sample not available")
+def test_real_diginetica_without_duckdb(tmp_path, without_duckdb):
+    ds = FilesSource(train=DIGINETICA / "train.tsv.gz", test=DIGINETICA / "test.tsv.gz", valid_fraction=0.0).load(
+        tmp_path
+    )
+    assert ds.train["session_id"].nunique() == 186_670 and len(ds.train) == 906_140
+    assert len(ds.test) == 76_821 and ds.valid.empty and ds.stats["time_unit"] == "ordinal"
