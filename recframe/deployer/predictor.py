@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from recframe.deployer.score_blocks import SCORE_ROWS, run_blocks
 from recframe.interfaces import Model
 
 REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
@@ -249,6 +250,9 @@ class Predictor:
         for lo in range(0, len(warm), group):
             rows = warm[lo : lo + group]
             states = self.model.next_states([prefixes[i] for i in rows]) if two_stage else None
+            if states is not None and chunk and len(rows) > SCORE_ROWS and states.device.type == "cpu":
+                self._rank_blocks(states, rows, prefixes, ks, excl, out)
+                continue
             for at in range(0, len(rows), step):
                 part = rows[at : at + step]
                 if states is not None:
@@ -260,6 +264,17 @@ class Predictor:
                     scores = self._scores([prefixes[i] for i in part])
                 self._rank_scores(scores, part, prefixes, ks, excl, out)
         return out
+
+    def _rank_blocks(
+        self, states: Any, rows: np.ndarray, prefixes: Sequence[np.ndarray], ks: np.ndarray, excl: list, out: Ranked
+    ) -> None:
+        """Batch scoring on CPU: product and top-k block by block, in parallel (see ``score_blocks``)."""
+
+        def work(lo: int, hi: int, buffer: Any) -> None:
+            scores = self._checked(self.model.score_states(states[lo:hi], out=buffer), hi - lo)
+            self._rank_scores(scores, rows[lo:hi], prefixes, ks, excl, out)
+
+        run_blocks(len(rows), self.n_items, work)
 
     def _rank_scores(
         self, scores: Any, rows: np.ndarray, prefixes: Sequence[np.ndarray], ks: np.ndarray, excl: list, out: Ranked

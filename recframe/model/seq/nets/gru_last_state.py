@@ -46,25 +46,49 @@ def _sigmoid_(x: np.ndarray) -> np.ndarray:
     return np.reciprocal(x, out=x)
 
 
-def _recur(gx: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray, counts: np.ndarray, keep_all: bool) -> np.ndarray:
+def _recur(
+    gx: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray,
+    counts: np.ndarray,
+    keep_all: bool,
+    items: np.ndarray | None = None,
+) -> np.ndarray:
     """Run one GRU layer over time-major packed gate inputs ``gx`` (``[events, 3 * hidden]``).
 
     ``counts[t]`` sessions are still running at step ``t`` (a prefix of the length-sorted batch).
-    Returns every step's states (packed like ``gx``) when ``keep_all``, else each session's last state.
+    With ``items`` (the packed events' item indices), ``gx`` is a per-item table instead and each
+    step gathers its rows into one reused buffer: the packed gates of every event would be fresh
+    memory (90 MB for 77k events of 100 units), and first-touching memory costs more than the math.
+    Returns every step's states (packed) when ``keep_all``, else each session's last state.
     """
     hidden = w_hh.shape[1]
+    events = len(gx) if items is None else len(items)
     w = np.ascontiguousarray(w_hh.T)  # [hidden, 3 * hidden]
     h = np.zeros((int(counts[0]), hidden), dtype=np.float32)
-    out = np.empty((len(gx), hidden), dtype=np.float32) if keep_all else None
+    out = np.empty((events, hidden), dtype=np.float32) if keep_all else None
+    # every step's temporaries live in buffers sized for the first (largest) step
+    rows = int(counts[0])
+    step_gates = None if items is None else np.empty((rows, 3 * hidden), dtype=np.float32)
+    gh_buf = np.empty((rows, 3 * hidden), dtype=np.float32)
+    rz_buf = np.empty((rows, 2 * hidden), dtype=np.float32)
+    n_buf = np.empty((rows, hidden), dtype=np.float32)
     start = 0
     for t, m in enumerate(counts.tolist()):
-        g = gx[start : start + m]
+        if step_gates is None:
+            g = gx[start : start + m]
+        else:
+            g = np.take(gx, items[start : start + m], axis=0, out=step_gates[:m])
         hm = h[:m]
-        gh = np.broadcast_to(b_hh, (m, 3 * hidden)) if t == 0 else hm @ w + b_hh  # h = 0 at t = 0
-        rz = g[:, : 2 * hidden] + gh[:, : 2 * hidden]
+        if t == 0:  # h = 0
+            gh = np.broadcast_to(b_hh, (m, 3 * hidden))
+        else:
+            gh = np.matmul(hm, w, out=gh_buf[:m])
+            gh += b_hh
+        rz = np.add(g[:, : 2 * hidden], gh[:, : 2 * hidden], out=rz_buf[:m])
         _sigmoid_(rz)
         r, z = rz[:, :hidden], rz[:, hidden:]
-        n = gh[:, 2 * hidden :] * r
+        n = np.multiply(gh[:, 2 * hidden :], r, out=n_buf[:m])
         n += g[:, 2 * hidden :]
         np.tanh(n, out=n)
         hm -= n  # h' = n + z * (h - n)
@@ -100,12 +124,12 @@ def last_states(net: GRU4RecNet, sessions: Sequence[np.ndarray]) -> torch.Tensor
         x = _np(net.Wy.weight if net.constrained else net.E.weight)[packed] if not _cached(net) else None
     for i, gru in enumerate(layers):
         table = _input_gates(net, gru, len(packed)) if i == 0 and net.onehot is None else None
-        if table is not None:
-            gx = table[packed]
+        if table is not None:  # the step's rows are looked up as the recurrence reaches them
+            gx, items = table, packed
         else:
-            gx = x @ np.ascontiguousarray(_np(gru.weight_ih_l0).T)
+            gx, items = x @ np.ascontiguousarray(_np(gru.weight_ih_l0).T), None
             gx += _np(gru.bias_ih_l0)
-        x = _recur(gx, _np(gru.weight_hh_l0), _np(gru.bias_hh_l0), counts, keep_all=i < len(layers) - 1)
+        x = _recur(gx, _np(gru.weight_hh_l0), _np(gru.bias_hh_l0), counts, i < len(layers) - 1, items)
     out = np.empty_like(x)  # x: the last layer's state of each session, in length order
     out[order] = x
     return torch.from_numpy(out)
