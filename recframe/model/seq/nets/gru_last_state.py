@@ -100,11 +100,42 @@ def _recur(
     return out if keep_all else h
 
 
+#: sessions per worker below which the recurrence stays on the calling thread
+SESSIONS_PER_WORKER = 2048
+
+
 def last_states(net: GRU4RecNet, sessions: Sequence[np.ndarray]) -> torch.Tensor:
-    """Final-layer state ``[len(sessions), d]`` after each (non-empty) session's last item."""
+    """Final-layer state ``[len(sessions), d]`` after each (non-empty) session's last item.
+
+    Many sessions (batch scoring) are split into interleaved shares of the length order, one per
+    torch intra-op thread, each run with single-threaded BLAS: the recurrence is a chain of small
+    steps, and a thread of its own per share keeps every core busy where a 2-thread BLAS call per
+    step would synchronise the cores at every step.
+    """
     lens = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
     if len(lens) == 0 or lens.min() < 1:
         raise ValueError("last_states needs non-empty sessions")
+    workers = min(torch.get_num_threads(), len(lens) // SESSIONS_PER_WORKER)
+    if workers < 2:
+        return torch.from_numpy(_states(net, sessions, lens))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    if net.onehot is None and len(net.grus):  # the shared input-gate table, decided on every event
+        _input_gates(net, net.grus[0], int(lens.sum()))
+    by_length = np.argsort(-lens, kind="stable")
+    shares = [by_length[w::workers] for w in range(workers)]
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(lambda idx: _states(net, [sessions[i] for i in idx], lens[idx]), shares))
+    out = np.empty((len(lens), parts[0].shape[1]), dtype=np.float32)
+    for idx, part in zip(shares, parts, strict=True):
+        out[idx] = part
+    return torch.from_numpy(out)
+
+
+def _states(net: GRU4RecNet, sessions: Sequence[np.ndarray], lens: np.ndarray) -> np.ndarray:
+    """:func:`last_states` of ``sessions`` (lengths ``lens``) on the calling thread, as an array."""
     order = np.argsort(-lens, kind="stable")
     sorted_lens = lens[order]
     steps = int(sorted_lens[0])
@@ -132,7 +163,7 @@ def last_states(net: GRU4RecNet, sessions: Sequence[np.ndarray]) -> torch.Tensor
         x = _recur(gx, _np(gru.weight_hh_l0), _np(gru.bias_hh_l0), counts, i < len(layers) - 1, items)
     out = np.empty_like(x)  # x: the last layer's state of each session, in length order
     out[order] = x
-    return torch.from_numpy(out)
+    return out
 
 
 #: largest per-item input-gate table kept (float32 values): 43k items x 300 gates is 13M
