@@ -1,13 +1,12 @@
 """Batch scoring's inner loop: item product and top-k per block of rows, one block per core at a time.
 
-Why: a batch of sessions scored as one ``[1024, n_items]`` matrix (176 MB at 43k items) leaves the
-product's output in main memory, so the top-k reads it back from there, and each such buffer is
-fresh memory whose first touch costs page faults. Scored in blocks of a few hundred rows, each block's
-scores are still in cache when its top-k reads them, and the buffer is reused. The blocks are
-independent, so each worker thread takes the next one and runs its product (numpy's BLAS) and its
-top-k (torch) single-threaded: the cores never wait on each other inside an operation (the 2-thread
-BLAS and torch calls of one large block synchronise at every call, which on a shared machine means
-waiting for a descheduled thread), and both release the GIL while they compute.
+Why: a batch of sessions scored as one ``[1024, n_items]`` matrix (176 MB at 43k items) is fresh
+memory whose first touch costs page faults (on a VM about as much as the product itself), and its
+2-thread BLAS product and torch top-k synchronise the cores at every call, which on a shared machine
+means waiting for a descheduled thread. Here the blocks are independent: each worker thread takes
+the next block, multiplies it into its own reused buffer (numpy's BLAS) and ranks it (torch), both
+single-threaded and both releasing the GIL while they compute. Smaller blocks would also keep the
+scores in cache for the top-k, but measured no faster (docs/benchmarks.md, Batch scoring).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-#: rows scored per block: the measured sweet spot on a 2-core AMD EPYC (docs/benchmarks.md, Batch
+#: rows scored per block: 64 to 512 measured alike on a 2-core AMD EPYC (docs/benchmarks.md, Batch
 #: scoring); more than ``item_scores.ONEDNN_ROWS[1]`` keeps every full block on the BLAS product
 SCORE_ROWS = 256
 
