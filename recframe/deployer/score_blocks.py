@@ -1,11 +1,12 @@
 """Batch scoring's inner loop: item product and top-k per block of rows, one block per core at a time.
 
-Why: a batch of sessions scored as one ``[1024, n_items]`` matrix (176 MB at 43k items) is fresh
-memory whose first touch costs page faults (on a VM about as much as the product itself), and its
-2-thread BLAS product and torch top-k synchronise the cores at every call, which on a shared machine
-means waiting for a descheduled thread. Here the blocks are independent: each worker thread takes
-the next block, multiplies it into its own reused buffer (numpy's BLAS) and ranks it (torch), both
-single-threaded and both releasing the GIL while they compute. Smaller blocks would also keep the
+Why: a batch of sessions scored as one ``[1024, n_items]`` matrix (176 MB at 43k items) runs a
+2-thread BLAS product and torch top-k that synchronise the cores at every call, which on a shared
+machine means waiting for a descheduled thread, and its buffer is more fresh memory to first-touch
+(page faults, costly on a VM) than the smaller per-worker buffers here. Here the blocks are
+independent: each worker thread takes the next block, multiplies it into its own reused buffer
+(numpy's BLAS) and ranks it (torch), both single-threaded and both releasing the GIL while they
+compute. Smaller blocks would also keep the
 scores in cache for the top-k, but measured no faster (docs/benchmarks.md, Batch scoring).
 """
 
