@@ -6,8 +6,8 @@ machine means waiting for a descheduled thread, and its buffer is more fresh mem
 (page faults, costly on a VM) than the smaller per-worker buffers here. Here the blocks are
 independent: each worker thread takes the next block, multiplies it into its own reused buffer
 (numpy's BLAS) and ranks it (torch), both single-threaded and both releasing the GIL while they
-compute. Smaller blocks would also keep the
-scores in cache for the top-k, but measured no faster (docs/benchmarks.md, Batch scoring).
+compute. Smaller blocks would also keep the scores in cache for the top-k, but measured no faster
+(docs/benchmarks.md, Batch scoring).
 """
 
 from __future__ import annotations
