@@ -8,8 +8,10 @@ users therefore gets every session of the window), ``window`` keeps every sessio
 the run's splits.
 
 How: the deployer's :class:`~recframe.deployer.predictor.Predictor` ranks the sessions in batches
-(one ``score_next`` and one top-k per batch), with the endpoint's settings (``exclude_seen``), so
-the table holds what the endpoint would answer. The rows replace that run's previous rows in one
+(one ``score_next`` and one top-k per batch; a sequence model on CPU reads the states of many
+batches at once and scores them in row blocks on parallel workers, see
+:mod:`recframe.deployer.score_blocks`), with the endpoint's settings (``exclude_seen``), so the
+table holds what the endpoint would answer. The rows replace that run's previous rows in one
 transaction (:meth:`~recframe.warehouse_writer.WarehouseWriter.replace_rows`).
 """
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from recframe.deployer.score_blocks import SCORE_ROWS, run_blocks
 from recframe.interfaces import Model
 
 REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
@@ -225,9 +226,9 @@ class Predictor:
         scoring): row ``i`` is the first ``lengths[i]`` entries of ``indices`` and ``values``.
         ``chunk`` bounds the sessions scored at once (the ``[chunk, n_items]`` score matrix); a
         sequence model still reads many sessions per pass (``next_states``), which on CPU costs far
-        less per session than small passes.
+        less per session than small passes, and on CPU scores them in blocks of at most ``chunk``
+        and ``score_blocks.SCORE_ROWS`` rows on parallel workers (:meth:`_rank_blocks`).
         """
-        import torch
 
         n = len(prefixes)
         ks = np.minimum(np.asarray(_per_session(k if k is not None else self.limits.default_k, n), dtype=np.int64),
@@ -245,21 +246,40 @@ class Predictor:
         step = max(1, int(chunk)) if chunk else max(len(warm), 1)
         two_stage = hasattr(self.model, "next_states") and hasattr(self.model, "score_states")
         group = step * STATES_PER_CHUNK if two_stage else step
-        buffer = None  # one score matrix reused block after block (the blocks are ranked one at a time)
+        block = min(step, SCORE_ROWS)
         for lo in range(0, len(warm), group):
             rows = warm[lo : lo + group]
             states = self.model.next_states([prefixes[i] for i in rows]) if two_stage else None
+            if states is not None and chunk and len(rows) > block and states.device.type == "cpu":
+                # batch scoring: blocks on parallel workers, each into its own reused buffer
+                self._rank_blocks(states, rows, prefixes, ks, excl, out, block)
+                continue
             for at in range(0, len(rows), step):
                 part = rows[at : at + step]
                 if states is not None:
-                    if buffer is None and len(warm) > step and states.device.type == "cpu":
-                        buffer = torch.empty((step, self.n_items), dtype=torch.float32)
-                    into = buffer[: len(part)] if buffer is not None else None
-                    scores = self._checked(self.model.score_states(states[at : at + step], out=into), len(part))
+                    scores = self._checked(self.model.score_states(states[at : at + step]), len(part))
                 else:
                     scores = self._scores([prefixes[i] for i in part])
                 self._rank_scores(scores, part, prefixes, ks, excl, out)
         return out
+
+    def _rank_blocks(
+        self,
+        states: Any,
+        rows: np.ndarray,
+        prefixes: Sequence[np.ndarray],
+        ks: np.ndarray,
+        excl: list,
+        out: Ranked,
+        block: int,
+    ) -> None:
+        """Batch scoring on CPU: product and top-k ``block`` rows at a time, in parallel (see ``score_blocks``)."""
+
+        def work(lo: int, hi: int, buffer: Any) -> None:
+            scores = self._checked(self.model.score_states(states[lo:hi], out=buffer), hi - lo)
+            self._rank_scores(scores, rows[lo:hi], prefixes, ks, excl, out)
+
+        run_blocks(len(rows), self.n_items, work, block)
 
     def _rank_scores(
         self, scores: Any, rows: np.ndarray, prefixes: Sequence[np.ndarray], ks: np.ndarray, excl: list, out: Ranked

@@ -72,3 +72,28 @@ def test_cached_input_gates_follow_weight_changes():
         ref = _padded_last(net, sessions)
     assert not torch.allclose(before, after)
     np.testing.assert_allclose(after.numpy(), ref.numpy(), rtol=0, atol=1e-5)
+
+
+def test_many_sessions_split_across_threads_give_the_same_states(monkeypatch):
+    import recframe.model.seq.nets.gru_last_state as gls
+
+    torch.manual_seed(0)
+    net = GRU4RecNet(40, [8]).eval()
+    rng = np.random.default_rng(2)
+    sessions = [rng.integers(0, 40, int(n)).astype(np.int64) for n in rng.integers(1, 12, 300)]
+    monkeypatch.setattr(gls, "SESSIONS_PER_WORKER", 50)  # 300 sessions: split whenever threads allow
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        with torch.no_grad():
+            split = net.last_states(sessions)
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            whole = net.last_states(sessions)
+    finally:
+        torch.set_num_threads(before)
+    assert split.shape == (len(sessions), 8)
+    np.testing.assert_allclose(split.numpy(), whole.numpy(), rtol=0, atol=1e-6)
+    with torch.no_grad():
+        ref = _padded_last(net, sessions[:20])
+    np.testing.assert_allclose(split[:20].numpy(), ref.numpy(), rtol=0, atol=1e-5)

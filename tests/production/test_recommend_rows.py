@@ -55,11 +55,19 @@ def _reference(model: GRU4RecModel, items: list[str], k: int, exclude: bool) -> 
     return [f"i{j}" for j in order], scores[order]
 
 
-@pytest.mark.parametrize("exclude", [True, False])
-def test_rows_equal_a_direct_ranking_of_every_session(model, exclude):
-    sessions = _sessions(150)  # batch_size 4: many blocks, and more than one pass of sequence states
+@pytest.mark.parametrize(
+    ("exclude", "n", "batch_size"),
+    [
+        (True, 150, 4),  # many small blocks, and more than one pass of sequence states
+        (False, 150, 4),
+        (True, 700, 1024),  # one pass of states, scored in parallel row blocks (score_blocks)
+    ],
+)
+def test_rows_equal_a_direct_ranking_of_every_session(model, exclude, n, batch_size):
+    sessions = _sessions(n)
     k = 7
-    table = recommend(model, sessions, ScoreSettings(k=k, batch_size=4, exclude_seen=exclude), "t1", "v1", "r1")
+    settings = ScoreSettings(k=k, batch_size=batch_size, exclude_seen=exclude)
+    table = recommend(model, sessions, settings, "t1", "v1", "r1")
     rows = table.to_pandas().astype({"session_key": object, "sku": object, "tenant": object})
     assert set(rows["tenant"]) == {"t1"} and set(rows["model_version"].astype(str)) == {"v1"}
     assert rows["scored_at"].nunique() == 1
