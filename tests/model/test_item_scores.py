@@ -67,6 +67,6 @@ def test_onednn_micro_batches_score_like_the_numpy_path(monkeypatch) -> None:
         got = {rows: fast(states[:rows], table, bias) for rows in (1, 2, 7, 128, 129)}
         monkeypatch.setattr(item_scores, "ONEDNN_ROWS", (10**9, 0))  # numpy for every size
         for rows, scores in got.items():
-            torch.testing.assert_close(scores, ItemScorer()(states[:rows], table, bias), rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(scores, ItemScorer()(states[:rows], table, bias), rtol=1e-5, atol=1e-5)
     if fast._onednn_ok:  # where torch has oneDNN, the micro-batches did use it
         assert fast._onednn is not None
