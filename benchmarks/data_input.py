@@ -50,9 +50,14 @@ def _single(col: pa.ChunkedArray) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
-def _text(col: pa.Array) -> pa.Array:
-    """A column as plain text: ``large_string``, whose 64-bit offsets hold more than 2 GB of text."""
-    return col.cast(pa.large_string())
+#: rows per block of a text column: every compute kernel then works on blocks of well under 2 GB
+#: (some of pyarrow's string kernels fail past 2 GB of text in one array, even ``large_string``)
+BLOCK = 4_000_000
+
+
+def _text(col: pa.Array) -> pa.ChunkedArray:
+    """A column as plain text, in blocks of :data:`BLOCK` rows."""
+    return pa.chunked_array([col.slice(i, BLOCK).cast(pa.string()) for i in range(0, len(col), BLOCK)], pa.string())
 
 
 def dirty(cols: dict[str, pa.Array], rate: float, seed: int) -> pa.Table:
@@ -72,7 +77,7 @@ def dirty(cols: dict[str, pa.Array], rate: float, seed: int) -> pa.Table:
         cols[column] = pc.if_else(mask, value, cols[column])
 
     def text(value: str | None) -> pa.Scalar:
-        return pa.scalar(value, pa.large_string())
+        return pa.scalar(value, pa.string())
 
     def some(values: pa.Array) -> pa.Array:
         """``rng.choice(values, n)`` as text, drawn as indices (the same draws, no Python strings)."""
@@ -98,7 +103,7 @@ def dirty(cols: dict[str, pa.Array], rate: float, seed: int) -> pa.Table:
     where(pc.and_(rows(rate), is_detail), aliases, ACTION)  # other spellings of detail: kept
     del aliases
     for is_old, new in ((is_add, "Add_To_Cart"), (is_purchase, "BUY")):
-        where(pc.and_(rows(rate), is_old), pa.scalar(new, pa.large_string()), ACTION)
+        where(pc.and_(rows(rate), is_old), text(new), ACTION)
     from_type = pc.and_(rows(rate / 4), is_detail)  # the action in the event type: kept
     where(from_type, text("view"), EVENT_TYPE)
     where(from_type, text(None), ACTION)
