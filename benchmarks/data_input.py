@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,60 +29,93 @@ for path in (ROOT, HERE):  # recframe, and the benchmark's own modules
 
 from data_sides import ACTION, EVENT_TYPE, SESSION, SKU, TS  # noqa: E402 - the columns the sides read
 
+URL = "hashed_url"  # read by no side
+
 #: 2100-01-01: a timestamp after any load time
 FAR_FUTURE_MS = 4_102_444_800_000
 
 
-def clean_events(events: int, items: int, days: int, seed: int) -> pa.Table:
-    """About ``events`` raw rows from recframe's generator, every column plain text but the time."""
+def clean_events(events: int, items: int, days: int, seed: int) -> dict[str, pa.Array]:
+    """About ``events`` raw rows from recframe's generator, one array per column, the text columns
+    still dictionary-encoded (a column becomes plain text where :func:`dirty` changes it, and at the
+    latest when written): 50M rows of 64-character hashes as plain text would not fit in memory twice."""
     from recframe.datasource.synthetic import generate_events, sessions_for_events
 
     data = generate_events(n_sessions=sessions_for_events(events), n_items=items, n_days=days, seed=seed)
-    return pa.table(
-        {
-            name: col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
-            for name, col in zip(data.events.column_names, data.events.columns, strict=True)
-        }
-    )
+    return {name: _single(col) for name, col in zip(data.events.column_names, data.events.columns, strict=True)}
 
 
-def dirty(table: pa.Table, rate: float, seed: int) -> pa.Table:
-    """``table`` with about ``rate`` of its rows given each kind of dirt, plus bot sessions and the
-    session-length boundaries (one session of exactly the maximum length, one just over)."""
+def _single(col: pa.ChunkedArray) -> pa.Array:
+    """The column as one array, without a copy where it already is one (``combine_chunks`` copies)."""
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
+#: rows per block of a text column: every compute kernel then works on blocks of well under 2 GB
+#: (some of pyarrow's string kernels fail past 2 GB of text in one array, even ``large_string``)
+BLOCK = 4_000_000
+
+
+def _text(col: pa.Array) -> pa.ChunkedArray:
+    """A column as plain text, in blocks of :data:`BLOCK` rows."""
+    return pa.chunked_array([col.slice(i, BLOCK).cast(pa.string()) for i in range(0, len(col), BLOCK)], pa.string())
+
+
+def dirty(cols: dict[str, pa.Array], rate: float, seed: int) -> pa.Table:
+    """The events of ``cols`` with about ``rate`` of their rows given each kind of dirt, plus bot
+    sessions and the session-length boundaries (one session of exactly the maximum length, one just
+    over). ``cols`` is consumed: its entries are replaced one by one, so that memory holds one copy
+    of each column (plus the one being changed)."""
     rng = np.random.default_rng(seed + 7)
-    n = table.num_rows
-    cols = {name: table[name].combine_chunks() for name in table.column_names}
+    n = len(cols[TS])
 
     def rows(share: float) -> pa.Array:
         return pa.array(rng.random(n) < share)
 
     def where(mask: pa.Array, value: object, column: str) -> None:
+        if pa.types.is_dictionary(cols[column].type):
+            cols[column] = _text(cols[column])
         cols[column] = pc.if_else(mask, value, cols[column])
 
-    is_detail = pc.fill_null(pc.equal(cols[ACTION], "detail"), False)
-    is_product = pc.equal(cols[EVENT_TYPE], "event_product")
-    sku = cols[SKU]
-    where(rows(rate), pc.utf8_upper(sku), SKU)  # case differs, same item
-    where(rows(rate), pc.binary_join_element_wise(" ", cols[SKU], "  ", ""), SKU)  # padded, same item
-    where(pc.and_(rows(rate / 4), is_product), pa.scalar("  "), SKU)  # blank: rejected
-    where(pc.and_(rows(rate / 4), is_product), pa.scalar(None, pa.string()), SKU)  # missing: rejected
-    where(rows(rate / 10), pc.binary_join_element_wise(cols[SKU], "\ufffd", ""), SKU)  # bad decode: rejected
-    where(rows(rate / 4), pc.binary_join_element_wise(cols[SESSION], " ", ""), SESSION)  # padded: same session
-    where(rows(rate / 10), pa.scalar(None, pa.string()), SESSION)  # no session: rejected
-    aliases = pa.array(rng.choice(np.array(["VIEW", " Detail ", "click", "pv"]), n))
+    def text(value: str | None) -> pa.Scalar:
+        return pa.scalar(value, pa.string())
+
+    def some(values: pa.Array) -> pa.Array:
+        """``rng.choice(values, n)`` as text, drawn as indices (the same draws, no Python strings)."""
+        return _text(values.take(pa.array(rng.integers(0, len(values), n))))
+
+    is_detail = pc.fill_null(pc.equal(_text(cols[ACTION]), "detail"), False)
+    is_add = pc.fill_null(pc.equal(_text(cols[ACTION]), "add"), False)
+    is_purchase = pc.fill_null(pc.equal(_text(cols[ACTION]), "purchase"), False)
+    is_product = pc.equal(_text(cols[EVENT_TYPE]), "event_product")
+    sku = cols[SKU]  # dictionary-encoded: the SKUs before any dirt, at a few bytes per row
+    where(rows(rate), pc.utf8_upper(_text(sku)), SKU)  # case differs, same item
+    where(rows(rate), pc.binary_join_element_wise(text(" "), cols[SKU], text("  "), text("")), SKU)  # padded, same item
+    where(pc.and_(rows(rate / 4), is_product), text("  "), SKU)  # blank: rejected
+    where(pc.and_(rows(rate / 4), is_product), text(None), SKU)  # missing: rejected
+    where(
+        rows(rate / 10), pc.binary_join_element_wise(cols[SKU], text("\ufffd"), text("")), SKU
+    )  # bad decode: rejected
+    where(
+        rows(rate / 4), pc.binary_join_element_wise(_text(cols[SESSION]), text(" "), text("")), SESSION
+    )  # padded: same
+    where(rows(rate / 10), text(None), SESSION)  # no session: rejected
+    aliases = some(pa.array(["VIEW", " Detail ", "click", "pv"]))
     where(pc.and_(rows(rate), is_detail), aliases, ACTION)  # other spellings of detail: kept
-    for old, new in (("add", "Add_To_Cart"), ("purchase", "BUY")):
-        where(pc.and_(rows(rate), pc.fill_null(pc.equal(cols[ACTION], old), False)), pa.scalar(new), ACTION)
+    del aliases
+    for is_old, new in ((is_add, "Add_To_Cart"), (is_purchase, "BUY")):
+        where(pc.and_(rows(rate), is_old), text(new), ACTION)
     from_type = pc.and_(rows(rate / 4), is_detail)  # the action in the event type: kept
-    where(from_type, pa.scalar("view"), EVENT_TYPE)
-    where(from_type, pa.scalar(None, pa.string()), ACTION)
-    where(pc.and_(rows(rate / 4), is_product), pa.scalar("zoom"), ACTION)  # unknown action: rejected
-    where(pc.invert(is_product), pc.if_else(rows(rate), "PageView ", cols[EVENT_TYPE]), EVENT_TYPE)
-    seen = pc.drop_null(sku).to_numpy(zero_copy_only=False)
-    where(pc.and_(rows(rate), pc.invert(is_product)), pa.array(rng.choice(seen, n)), SKU)  # pageview of an item
+    where(from_type, text("view"), EVENT_TYPE)
+    where(from_type, text(None), ACTION)
+    where(pc.and_(rows(rate / 4), is_product), text("zoom"), ACTION)  # unknown: rejected
+    pageview = pc.if_else(rows(rate), text("PageView "), cols[EVENT_TYPE])
+    where(pc.invert(is_product), pageview, EVENT_TYPE)
+    del pageview
+    where(pc.and_(rows(rate), pc.invert(is_product)), some(pc.drop_null(sku)), SKU)  # pageview of an item
     where(rows(rate / 4), pa.scalar(None, pa.int64()), TS)  # no time: rejected
     where(rows(rate / 20), pa.scalar(FAR_FUTURE_MS), TS)  # in the future: rejected
     out = pa.table(cols)
+    cols.clear()
     copies = out.filter(rows(rate))  # exact duplicates: counted once
     return pa.concat_tables([out, copies, _long_sessions(out, rng, max(2, int(n * rate / 2000)))])
 
@@ -110,11 +144,24 @@ def _long_sessions(table: pa.Table, rng: np.random.Generator, bots: int) -> pa.T
     ).cast(table.schema)
 
 
+#: the written files' schema: every text column plain ``string``, as Coveo's export is read
+SCHEMA = pa.schema([(c, pa.int64() if c == TS else pa.string()) for c in (SESSION, EVENT_TYPE, ACTION, SKU, TS, URL)])
+
+
+def batches(table: pa.Table, rows: int = 1_000_000) -> pa.RecordBatchReader:
+    """The table in blocks of ``rows``, each cast to :data:`SCHEMA` as it is read: the writers never
+    hold a second copy of the whole table, nor a text column of more than 2 GB."""
+    table = table.select(SCHEMA.names)
+    return pa.RecordBatchReader.from_batches(SCHEMA, (b.cast(SCHEMA) for b in table.to_batches(max_chunksize=rows)))
+
+
 def write_csv(table: pa.Table, path: Path) -> None:
     """The table as Coveo ships it: CSV with a header, nothing quoted (no value has a comma)."""
     import pyarrow.csv as pacsv
 
-    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+    with pacsv.CSVWriter(path, SCHEMA, write_options=pacsv.WriteOptions(quoting_style="none")) as w:
+        for batch in batches(table):
+            w.write_batch(batch)
 
 
 def write_lake(table: pa.Table, root: Path) -> None:
@@ -122,10 +169,14 @@ def write_lake(table: pa.Table, root: Path) -> None:
     (``dt=unknown`` for rows without a time)."""
     import pyarrow.dataset as ds
 
-    day = pc.strftime(pc.cast(table[TS], pa.timestamp("ms")), format="%Y-%m-%d")
-    table = table.append_column("dt", pc.fill_null(day, "unknown"))
+    def dated(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            day = pc.strftime(pc.cast(batch[TS], pa.timestamp("ms")), format="%Y-%m-%d")
+            yield batch.append_column("dt", pc.fill_null(day, "unknown"))
+
+    schema = SCHEMA.append(pa.field("dt", pa.string()))
     ds.write_dataset(
-        table,
+        pa.RecordBatchReader.from_batches(schema, dated(batches(table))),
         root,
         format="parquet",
         partitioning=ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive"),
@@ -136,9 +187,9 @@ def write_lake(table: pa.Table, root: Path) -> None:
 def make(kind: str, path: Path, events: int, items: int, days: int, seed: int, dirt: float) -> dict:
     """Generate, dirty and write one input; returns its row count, size and time taken."""
     t0 = time.perf_counter()
-    table = (
-        dirty(clean_events(events, items, days, seed), dirt, seed) if dirt else clean_events(events, items, days, seed)
-    )
+    cols = clean_events(events, items, days, seed)
+    table = dirty(cols, dirt, seed) if dirt else pa.table(cols)
+    del cols
     (write_lake if kind == "lake" else write_csv)(table, path)
     files = path.rglob("*.parquet") if kind == "lake" else [path]
     size = sum(f.stat().st_size for f in files)

@@ -18,7 +18,10 @@ the same input and producing the same train/valid/test sessions (the rules are i
 
 Every DuckDB side runs under the same ``--memory-limit``. Each side's output is hashed in full
 (every session's id, ordered items and timestamps, per split; ``data_digest.session_digest``); a side
-whose hash differs from the others fails the run (exit status 1, naming the sides).
+whose hash differs from the others fails the run (exit status 1, naming the sides). A side whose
+resident memory passes what the machine had available when it started, less 3 GB, is stopped and
+reported as skipped with that figure (pandas is skipped before it starts when its estimate does not
+fit), so that a size too big for one library does not bring the machine down.
 
 Per side, read when its work ends (before the hashing): ``wall_s`` (from the process's start, so
 start-up and imports count), ``cpu_s`` (the process's rusage, user + system, all threads) and
@@ -41,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,22 +65,64 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 PANDAS_BYTES_PER_EVENT = 350
 PANDAS_BASE_MB = 200
 SKIPPED = 3  # a side's exit status when it cannot run here
+#: memory left to the rest of the machine while a side runs: a side whose resident memory would eat
+#: into it is stopped (and reported as skipped, with its figure)
+MEMORY_MARGIN_MB = 3072
 
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def spawn(cmd: list[str]) -> tuple[int, Any]:
-    """Run ``cmd``, passing its output on to stderr; its exit status and its own resource usage."""
+def spawn(cmd: list[str], rss_limit_mb: float | None = None) -> tuple[int, Any, float | None]:
+    """Run ``cmd``, passing its output on to stderr; its exit status, its own resource usage and,
+    when it was killed for passing ``rss_limit_mb`` of resident memory, the resident MB it had then.
+
+    The guard polls the child's ``VmRSS`` four times a second and kills it past the limit, so that a
+    side too big for the machine is stopped and reported instead of bringing the machine down."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
+    over: list[float] = []
+    done = threading.Event()
+    if rss_limit_mb is not None:
+        threading.Thread(target=_guard, args=(proc, rss_limit_mb, over, done), daemon=True).start()
     for line in proc.stdout:
         sys.stderr.write(line)
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage
+    return proc.returncode, usage, (over[0] if over else None)
+
+
+def _guard(proc: subprocess.Popen, limit_mb: float, over: list[float], done: threading.Event) -> None:
+    """Kill ``proc`` once its resident memory passes ``limit_mb``; record the figure in ``over``."""
+    while not done.wait(0.25):
+        try:
+            with open(f"/proc/{proc.pid}/status", encoding="ascii") as f:
+                rss_mb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        except (OSError, StopIteration, ValueError):
+            return  # gone (or no /proc): nothing to watch
+        if rss_mb > limit_mb:
+            over.append(rss_mb)
+            proc.kill()
+            return
+
+
+def available_mb() -> float | None:
+    """``MemAvailable`` in MB, None where unreadable."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
+def rss_limit_mb(margin_mb: float = MEMORY_MARGIN_MB) -> float | None:
+    """The resident memory a side may reach: what is available now, less a margin for the rest of
+    the machine (None where unknown: no guard)."""
+    avail = available_mb()
+    return None if avail is None else max(avail - margin_mb, 0.5 * avail)
 
 
 # ------------------------------------------------------------------------------------------ the input
@@ -113,7 +159,7 @@ def prepare_input(a: argparse.Namespace, root: Path) -> tuple[data_sides.Input, 
     progress(f"input: generating {a.events:,} raw events as {kind} under {folder}")
     cmd = [sys.executable, str(HERE / "data_input.py"), kind, str(path), str(done)]
     cmd += [str(a.events), str(a.items), str(a.days), str(a.seed), str(a.dirt)]
-    code, _ = spawn(cmd)
+    code, _, _ = spawn(cmd)
     if code:
         raise SystemExit(f"generating the input failed (exit status {code}); its output is above")
     info = json.loads(done.read_text())
@@ -136,7 +182,13 @@ def run_side(name: str, inp: data_sides.Input, work: Path, memory_limit: str) ->
     cmd = [sys.executable, __file__, "--_side", name, "--_kind", inp.kind, "--_input", str(inp.path)]
     cmd += ["--_work", str(work), "--_result", str(result), "--_spawned", repr(spawned)]
     cmd += ["--memory-limit", memory_limit]
-    code, usage = spawn(cmd)
+    limit = rss_limit_mb()
+    code, usage, over = spawn(cmd, limit)
+    if over is not None:
+        return {
+            "skipped": f"stopped at {over / 1024:.1f} GB resident, past the {limit / 1024:.1f} GB this machine "
+            f"could give it (available memory less {MEMORY_MARGIN_MB / 1024:.0f} GB)"
+        }
     if code not in (0, SKIPPED) or not result.exists():
         raise SystemExit(f"side {name} failed (exit status {code}); its output is above")
     out = json.loads(result.read_text())
@@ -197,12 +249,8 @@ def child(a: argparse.Namespace) -> int:
 def pandas_fits(events: int) -> str | None:
     """None when pandas' estimated peak fits in 80 % of the available memory, else why not."""
     need_mb = PANDAS_BASE_MB + events * PANDAS_BYTES_PER_EVENT / 2**20
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            avail_mb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024
-    except (OSError, StopIteration):
-        return None
-    if need_mb <= 0.8 * avail_mb:
+    avail_mb = available_mb()
+    if avail_mb is None or need_mb <= 0.8 * avail_mb:
         return None
     return f"pandas would need about {need_mb / 1024:.1f} GB for {events:,} events; {avail_mb / 1024:.1f} GB available"
 

@@ -48,14 +48,15 @@ def write_lake(events: int, items: int, days: int, seed: int, lake: Path) -> dic
     from recframe.datasource.synthetic import generate_events, sessions_for_events
 
     data = generate_events(n_sessions=sessions_for_events(events), n_items=items, n_days=days, seed=seed)
+    # the text columns stay dictionary-encoded until a day is written: as plain text, 50M events'
+    # 64-character ids would pass 2 GB in one column and fill the memory
     table = data.events
-    table = pa.table({n: (c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c)
-                      for n, c in zip(table.column_names, table.columns, strict=True)})  # fmt: skip
+    plain = pa.schema([(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type) for f in table.schema])
     ts = table["server_timestamp_epoch_ms"]
     day = pc.cast(pc.divide(ts, DAY_MS), pa.int64())
     last = pc.max(day).as_py() - 1
-    for d in sorted(set(day.to_pylist())):
-        part = table.filter(pc.equal(day, d))
+    for d in sorted(pc.unique(day).to_pylist()):
+        part = table.filter(pc.equal(day, d)).cast(plain)
         folder = (lake if d < last else lake.parent / "last_day") / f"day={d}"
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(part, folder / "part-0.parquet")

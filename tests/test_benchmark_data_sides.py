@@ -185,3 +185,12 @@ def test_pandas_is_skipped_where_it_cannot_fit(bench) -> None:
     assert bench.pandas_fits(1_000) is None
     reason = bench.pandas_fits(10**12)
     assert reason is not None and "pandas would need about" in reason
+
+
+@pytest.mark.timeout(60)
+def test_a_side_past_the_memory_limit_is_stopped(bench) -> None:
+    grow = "import time; b = bytearray(400 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(30)"
+    code, _, over = bench.spawn([sys.executable, "-c", grow], rss_limit_mb=150)
+    assert over is not None and over > 150 and code != 0
+    code, _, over = bench.spawn([sys.executable, "-c", "pass"], rss_limit_mb=150)
+    assert over is None and code == 0
