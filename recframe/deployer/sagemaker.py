@@ -65,6 +65,7 @@ SERVING_MODULES = (
     "deployer/__init__.py",
     "deployer/predictor.py",
     "deployer/topk.py",
+    "deployer/score_blocks.py",  # the predictor's batch path imports it
     "deployer/jsoncodec.py",
     "deployer/serving_process.py",  # inference.py sets the math threads through it
     "deployer/probe_model.py",  # a model class artifacts may name, like those under model/
