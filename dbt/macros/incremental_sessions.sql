@@ -21,15 +21,17 @@
 {%- endmacro %}
 
 
-{#- tenant -> cutoff (epoch ms) for each tenant whose build is incremental; {} when everything is
-    rebuilt. Computed once per build, by int_build_cutoffs (before int_sessions' pre-hook deletes);
-    every other model reads that table (built_cutoffs()), a lookup instead of a scan of int_sessions. -#}
-{% macro session_cutoffs() -%}
-  {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return({}) }}{%- endif -%}
+{#- One row (tenant, cut_ms, built_etl_id) per tenant whose build is incremental; [] when everything
+    is rebuilt. `built_etl_id` is the load the tenant's sessions were last built from: that of its
+    session ending last, which every build rebuilds (items checks it before updating its counts).
+    Computed once per build, by int_build_cutoffs (before int_sessions' pre-hook deletes); every
+    other model reads that table (built_cutoffs()), a lookup instead of a scan of int_sessions. -#}
+{% macro session_cutoff_rows() -%}
+  {%- if not execute or flags.FULL_REFRESH or var('raw_mode', 'ingest') != 'in_place' -%}{{ return([]) }}{%- endif -%}
   {%- set rel = built_sessions_relation() -%}
-  {%- if rel is none -%}{{ return({}) }}{%- endif -%}
+  {%- if rel is none -%}{{ return([]) }}{%- endif -%}
   {%- set names = adapter.get_columns_in_relation(rel) | map(attribute='name') | map('lower') | list -%}
-  {%- if 'build_source' not in names -%}{{ return({}) }}{%- endif -%}
+  {%- if 'build_source' not in names -%}{{ return([]) }}{%- endif -%}
   {%- set gap_ms = (var('session_gap_minutes') | float * 60000) | int -%}
   {%- set source_id = var('build_source', 'ingest') | replace("'", "''") -%}
   {%- set sql -%}
@@ -40,27 +42,36 @@
         having min(build_source) = '{{ source_id }}' and max(build_source) = '{{ source_id }}'
             and count(*) = count(last_ms)
     )
-    select s.tenant, min(s.first_ms) as cut_ms
+    select s.tenant, min(s.first_ms) as cut_ms, max(case when s.last_ms = e.t_end then s.etl_id end) as built_etl_id
     from {{ rel }} as s
     inner join ends as e on s.tenant = e.tenant
     where s.last_ms >= e.t_end - {{ gap_ms }}
     group by s.tenant
   {%- endset -%}
-  {%- set cuts = {} -%}
+  {%- set rows = [] -%}
   {%- for row in run_query(sql) -%}
-    {%- do cuts.update({row[0]: row[1] | int}) -%}
+    {%- do rows.append({'tenant': row[0], 'cut_ms': row[1] | int, 'built_etl_id': row[2]}) -%}
   {%- endfor -%}
-  {{ return(cuts) }}
+  {{ return(rows) }}
 {%- endmacro %}
 
 
-{#- A SQL condition on `tenant_col`/`ts_col`: the rows an incremental build re-reads (true for the
-    tenants rebuilt in full). -#}
-{% macro after_cutoff(cuts, tenant_col='tenant', ts_col='ts_ms') -%}
-  {%- if cuts -%}
-  case {{ tenant_col }}
+{#- A SQL condition on `tenant_col`/`ts_col`: the rows an incremental build re-reads. In place (one
+    tenant per build, var('tenant')) that is `tenant = 't' and ts >= cutoff`: a plain comparison on a
+    column, which the warehouse applies while it scans (DuckDB reads the other columns only where it
+    holds: the tests and lookups of an incremental build read their few rows instead of every
+    session's lists). Rows of other tenants fail it; every model reads the build's tenant's rows
+    only, and the data tests check the rows this build wrote. With several cutoffs (a build run by
+    hand) a CASE per tenant, true for the tenants rebuilt in full. `or_null`: rows where `ts_col` is
+    null pass too. -#}
+{% macro after_cutoff(cuts, tenant_col='tenant', ts_col='ts_ms', or_null=false) -%}
+  {%- set tenant = var('tenant', none) -%}
+  {%- if cuts and cuts | length == 1 and tenant in cuts and var('raw_mode', 'ingest') == 'in_place' -%}
+  ({{ tenant_col }} = '{{ tenant | replace("'", "''") }}' and {% if or_null %}({{ ts_col }} >= {{ cuts[tenant] }} or {{ ts_col }} is null){% else %}{{ ts_col }} >= {{ cuts[tenant] }}{% endif %})
+  {%- elif cuts -%}
+  {% if or_null %}coalesce({% endif %}case {{ tenant_col }}
     {%- for t, c in cuts.items() %} when '{{ t | replace("'", "''") }}' then {{ ts_col }} >= {{ c }}{% endfor %}
-    else true end
+    else true end{% if or_null %}, true){% endif %}
   {%- else -%}
   true
   {%- endif -%}
@@ -140,4 +151,29 @@
     and (event_ms is null or {{ after_cutoff(cuts, 'tenant', 'event_ms') }})
   {%- endif %}
   {%- endif -%}
+{%- endmacro %}
+
+
+{#- True when `items` can update its counts in this build instead of recounting every session: the
+    build is incremental for its one tenant (in place), and each of that tenant's items rows was built
+    from the load the kept sessions were last built from (int_build_cutoffs.built_etl_id). A build
+    that stopped after int_sessions and before items leaves items a load behind: the next one then
+    recounts. int_item_counts_replaced and items both ask, before items is written. -#}
+{% macro items_can_update(cuts) -%}
+  {%- set tenant = var('tenant', none) -%}
+  {%- if not execute or not cuts or cuts | length != 1 or tenant not in cuts
+        or var('raw_mode', 'ingest') != 'in_place' -%}{{ return(false) }}{%- endif -%}
+  {%- set rel = adapter.get_relation(database=target.database, schema=target.schema, identifier='items') -%}
+  {%- if rel is none -%}{{ return(false) }}{%- endif -%}
+  {%- set names = adapter.get_columns_in_relation(rel) | map(attribute='name') | map('lower') | list -%}
+  {%- if 'etl_id' not in names -%}{{ return(false) }}{%- endif -%}
+  {%- set t = tenant | replace("'", "''") -%}
+  {%- set sql -%}
+    select count(*), count(case when i.etl_id = c.built_etl_id then 1 end)
+    from {{ rel }} as i
+    cross join (select built_etl_id from {{ ref('int_build_cutoffs') }} where tenant = '{{ t }}') as c
+    where i.tenant = '{{ t }}'
+  {%- endset -%}
+  {%- set row = run_query(sql).rows[0] -%}
+  {{ return(row[0] > 0 and row[0] == row[1]) }}
 {%- endmacro %}

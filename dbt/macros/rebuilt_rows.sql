@@ -55,10 +55,10 @@
     {%- set rows = re.match('^__rebuilt__\\(([^()]+)\\)$', part) -%}
     {%- if keys -%}
       {%- set key, col = keys.group(1) | trim, keys.group(2) | trim -%}
-      {%- do out.append(key ~ ' in (select ' ~ key ~ ' from ' ~ relation ~ ' where coalesce('
-                        ~ after_cutoff(cuts, 'tenant', col) ~ ', true))') -%}
+      {%- do out.append(key ~ ' in (select ' ~ key ~ ' from ' ~ relation ~ ' where '
+                        ~ after_cutoff(cuts, 'tenant', col, or_null=true) ~ ')') -%}
     {%- elif rows -%}
-      {%- do out.append('coalesce(' ~ after_cutoff(cuts, 'tenant', rows.group(1) | trim) ~ ', true)') -%}
+      {%- do out.append(after_cutoff(cuts, 'tenant', rows.group(1) | trim, or_null=true)) -%}
     {%- else -%}
       {%- do out.append(part) -%}
     {%- endif -%}

@@ -239,17 +239,30 @@ where false
 {%- endmacro %}
 
 
-{#- item_popularity(sessions, item_keys): (tenant, sku, item_key, n_events) for every item of the
-    accepted sessions in `sessions` (a relation over int_sessions), n_events = its kept events.
-    Counted over the stored lists: SKUs, or on DuckDB their keys (integers), named after. -#}
-{% macro item_popularity(sessions, item_keys) -%}
-{%- set by = 'item_key' if (session_item_list() | trim) == 'item_keys' else 'sku' -%}
+{#- The column an item is counted by: the element of the stored item lists (item_key on DuckDB, sku
+    elsewhere). -#}
+{% macro item_count_key() -%}
+  {{ return('item_key' if (session_item_list() | trim) == 'item_keys' else 'sku') }}
+{%- endmacro %}
+
+
+{#- item_counts(sessions): (tenant, item_count_key(), n_events) for every item of the sessions in
+    `sessions` (a relation over int_sessions, already restricted to the sessions to count), n_events =
+    its kept events. Counted over the stored lists: SKUs, or on DuckDB their keys (integers). -#}
+{% macro item_counts(sessions) -%}
+{%- set by = item_count_key() -%}
+select tenant, {{ by }}, count(*) as n_events
+from ({{ unnest_list_select(sessions, session_item_list(), by, ['tenant']) }}) as kept
+group by tenant, {{ by }}
+{%- endmacro %}
+
+
+{#- item_popularity(counts, item_keys): `counts` (item_counts' columns) with each item's SKU and key
+    (tenant, sku, item_key, n_events). -#}
+{% macro item_popularity(counts, item_keys) -%}
+{%- set by = item_count_key() -%}
 select k.tenant, k.sku, k.item_key, p.n_events
-from (
-    select tenant, {{ by }}, count(*) as n_events
-    from ({{ unnest_list_select(sessions, session_item_list(), by, ['tenant']) }}) as kept
-    group by tenant, {{ by }}
-) as p
+from ({{ counts }}) as p
 -- every kept SKU has a key: int_item_keys normalises every stored value of the load
 inner join (select distinct tenant, sku, item_key from {{ item_keys }}) as k
     on p.tenant = k.tenant and p.{{ by }} = k.{{ by }}

@@ -93,14 +93,17 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     incremental = _sessions(wh)
     incremental_marts = _marts(wh)
     log = (tmp_path / "incremental" / "logs" / "dbt.log").read_text()
-    # the incremental build re-read from a cutoff and deleted only the sessions from it on
-    assert "then first_ms >=" in log and "then ts_ms >=" in log
+    # the incremental build re-read from a cutoff and deleted only the sessions from it on, each a
+    # plain comparison the scan applies (the build's one tenant, from its cutoff on)
+    assert "'default' and first_ms >=" in log and "'default' and ts_ms >=" in log
     # the quarantine deleted only its rows from the cutoff on, and the source's tail was read alone
-    assert "then event_ms >=" in log and "ts_source >=" in log
+    assert "'default' and event_ms >=" in log and "ts_source >=" in log
     # and the session data tests checked only the rebuilt sessions (the generic ones through their
     # `where` config, macros/rebuilt_rows.sql), the quarantine's only the re-inserted rows
-    assert "then session_start_ms >=" in log and "then first_ms >=" in log and "then event_ms >=" in log
-    assert "dbt_subquery" in log and "session_uid in (select session_uid from" in log
+    assert "'default' and session_start_ms >=" in log and "(first_ms >=" in log and "(event_ms >=" in log
+    assert "dbt_subquery" in log and "session_id in (select session_id from" in log
+    # items updated its counts (the rebuilt sessions', less those they replaced) instead of recounting
+    assert "int_item_counts_replaced" in log and "having sum(n_events) > 0" in log
     # the new load id and load time reach dbt as environment variables, so dbt re-parsed only the
     # file reading them instead of the whole project (a changed var forces a full re-parse)
     assert "Unable to do partial parsing" not in log
@@ -117,7 +120,8 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
 
     full = DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={"full_refresh": True}).load(tmp_path / "full")
     full_log = (tmp_path / "full" / "logs" / "dbt.log").read_text()
-    assert "then first_ms >=" not in full_log and "dbt_subquery" not in full_log  # everything rebuilt and tested
+    assert "and first_ms >=" not in full_log and "dbt_subquery" not in full_log  # everything rebuilt and tested
+    assert "having sum(n_events) > 0" not in full_log
     rebuilt = _sessions(wh)
     pd.testing.assert_frame_equal(incremental, rebuilt)
     for name, frame in _marts(wh).items():
@@ -138,7 +142,7 @@ def test_changed_settings_rebuild_everything(events, tmp_path):
     DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "a")
     other = {"vars": {"session_gap_minutes": 10}}
     DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt=other).load(tmp_path / "b")
-    assert "then first_ms >=" not in (tmp_path / "b" / "logs" / "dbt.log").read_text()
+    assert "and first_ms >=" not in (tmp_path / "b" / "logs" / "dbt.log").read_text()
     changed = _sessions(wh)
     DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={**other, "full_refresh": True}).load(tmp_path / "c")
     pd.testing.assert_frame_equal(changed, _sessions(wh))
@@ -147,7 +151,7 @@ def test_changed_settings_rebuild_everything(events, tmp_path):
 def test_a_kept_sessions_key_reappearing_in_the_new_day_fails_the_scoped_unique_test(events, tmp_path):
     """The data tests of an incremental build read only the rebuilt sessions, yet a new session that
     repeats the key of one built before (a session id reused after more than a gap) is caught: the
-    scoped unique test compares the new keys with every session's."""
+    scoped unique test compares the new keys with every session's (int_sessions' key)."""
     wh = tmp_path / "wh.duckdb"
     t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
     cut = t_max - DAY_MS
@@ -176,15 +180,15 @@ def test_a_kept_sessions_key_reappearing_in_the_new_day_fails_the_scoped_unique_
     finally:
         con.close()
 
-    with pytest.raises(DataError, match="unique_session_sequences_session_uid fail"):
+    with pytest.raises(DataError, match="unique_columns_int_sessions_tenant__session_id fail"):
         DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "incremental")
     log = (tmp_path / "incremental" / "logs" / "dbt.log").read_text()
-    assert "session_uid in (select session_uid from" in log  # the test was scoped, and still failed
+    assert "session_id in (select session_id from" in log  # the test was scoped, and still failed
     assert len(before) > 100  # many sessions were built before: the duplicate is one of them
     # a full refresh builds the reused id as one session again, and its tests pass
     DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt={"full_refresh": True}).build(tmp_path / "full")
     log = (tmp_path / "full" / "logs" / "dbt.log").read_text()
-    assert "session_uid in (select session_uid from" not in log
+    assert "session_id in (select session_id from" not in log
     rebuilt = _sessions(wh)
     assert rebuilt["session_uid"].is_unique and (rebuilt["session_uid"] == f"default/{old}").sum() == 1
 

@@ -2,16 +2,21 @@
 {#- The cutoff of each tenant this build continues incrementally (macros/incremental_sessions.sql),
     computed from int_sessions as it stood before this build: int_sessions depends on this model, so
     it is written before int_sessions' pre-hook deletes. Every other model reads its cutoffs here
-    (built_cutoffs()), once each, instead of computing them again; empty when everything is rebuilt. -#}
-{%- set cuts = session_cutoffs() %}
-{%- if cuts %}
-{%- for t, c in cuts.items() %}
-select cast('{{ t | replace("'", "''") }}' as varchar) as tenant, cast({{ c }} as bigint) as cut_ms
+    (built_cutoffs()), once each, instead of computing them again; empty when everything is rebuilt.
+    `built_etl_id`: the load the kept sessions were last built from (items updates its counts only
+    when it was built from that same load). -#}
+{%- set rows = session_cutoff_rows() %}
+{%- if rows %}
+{%- for r in rows %}
+select
+    cast('{{ r.tenant | replace("'", "''") }}' as varchar) as tenant,
+    cast({{ r.cut_ms }} as bigint) as cut_ms,
+    cast({% if r.built_etl_id is none %}null{% else %}'{{ r.built_etl_id | replace("'", "''") }}'{% endif %} as varchar) as built_etl_id
 {%- if not loop.last %}
 union all
 {%- endif %}
 {%- endfor %}
 {%- else %}
-select cast(null as varchar) as tenant, cast(null as bigint) as cut_ms
+select cast(null as varchar) as tenant, cast(null as bigint) as cut_ms, cast(null as varchar) as built_etl_id
 where 1 = 0
 {%- endif %}

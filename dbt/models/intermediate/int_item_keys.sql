@@ -30,7 +30,10 @@ normalized as (
 
 {%- if is_incremental() %}
 
--- the pre-hook left the incremental tenants' keys: keep them, number only unseen SKUs after them
+-- the pre-hook left the incremental tenants' keys: keep them, number only unseen SKUs after them.
+-- A null SKU is dropped after the joins (by its missing key), not before: a filter on `sku` there
+-- is pushed into the source scan, which then lower-cases every event's SKU instead of every distinct
+-- one (50M events, a day appended: 1.6 of this model's 1.7 CPU s)
 known as (
     select tenant, sku_raw, sku, item_key from {{ this }}
 ),
@@ -40,7 +43,7 @@ fresh as (
     from normalized as n
     left join known as k
         on n.tenant = k.tenant and n.sku_raw = k.sku_raw
-    where k.tenant is null and n.sku is not null
+    where k.tenant is null
 ),
 
 known_skus as (
@@ -52,7 +55,7 @@ new_skus as (
     from fresh as f
     left join known_skus as ks
         on f.tenant = ks.tenant and f.sku = ks.sku
-    where ks.tenant is null
+    where ks.tenant is null and f.sku is not null
     group by f.tenant, f.sku
 ),
 
@@ -72,6 +75,8 @@ left join known_skus as ks
     on f.tenant = ks.tenant and f.sku = ks.sku
 left join numbered as nb
     on f.tenant = nb.tenant and f.sku = nb.sku
+-- every non-null SKU has a key (a known one or a new one): only the null SKUs are dropped
+where coalesce(ks.item_key, nb.item_key) is not null
 {%- else %}
 
 ranked as (

@@ -1,4 +1,5 @@
 -- depends_on: {{ ref('int_build_cutoffs') }}
+-- depends_on: {{ ref('int_item_counts_replaced') }}
 {{ config(
     materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
     pre_hook="{{ delete_rebuilt_sessions(built_cutoffs()) }}", tmp_relation_type='table',
