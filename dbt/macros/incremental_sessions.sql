@@ -34,23 +34,26 @@
   {%- if 'build_source' not in names -%}{{ return([]) }}{%- endif -%}
   {%- set gap_ms = (var('session_gap_minutes') | float * 60000) | int -%}
   {%- set source_id = var('build_source', 'ingest') | replace("'", "''") -%}
-  {%- set sql -%}
-    with ends as (
-        select tenant, max(last_ms) as t_end
-        from {{ rel }}
-        group by tenant
-        having min(build_source) = '{{ source_id }}' and max(build_source) = '{{ source_id }}'
-            and count(*) = count(last_ms)
-    )
-    select s.tenant, min(s.first_ms) as cut_ms, max(case when s.last_ms = e.t_end then s.etl_id end) as built_etl_id
-    from {{ rel }} as s
-    inner join ends as e on s.tenant = e.tenant
-    where s.last_ms >= e.t_end - {{ gap_ms }}
-    group by s.tenant
+  {#- the tenants built from this source alone, with their last built event... -#}
+  {%- set ends_sql -%}
+    select tenant, max(last_ms) as t_end
+    from {{ rel }}
+    group by tenant
+    having min(build_source) = '{{ source_id }}' and max(build_source) = '{{ source_id }}'
+        and count(*) = count(last_ms)
   {%- endset -%}
   {%- set rows = [] -%}
-  {%- for row in run_query(sql) -%}
-    {%- do rows.append({'tenant': row[0], 'cut_ms': row[1] | int, 'built_etl_id': row[2]}) -%}
+  {%- for end in run_query(ends_sql) -%}
+    {#- ...then each one's cutoff, from the sessions ending within a gap of it: a constant bound the
+        scan applies, instead of a join of every session with its tenant's end -#}
+    {%- set t = end[0] | replace("'", "''") -%}
+    {%- set cut_sql -%}
+      select min(first_ms), max(case when last_ms = {{ end[1] | int }} then etl_id end)
+      from {{ rel }}
+      where tenant = '{{ t }}' and last_ms >= {{ end[1] | int - gap_ms }}
+    {%- endset -%}
+    {%- set cut = run_query(cut_sql).rows[0] -%}
+    {%- do rows.append({'tenant': end[0], 'cut_ms': cut[0] | int, 'built_etl_id': cut[1]}) -%}
   {%- endfor -%}
   {{ return(rows) }}
 {%- endmacro %}

@@ -106,7 +106,7 @@ def run_dbt(
     target: str | None = None,
     target_dir: Path | None = None,
     manifest: Any = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
 ) -> Any:
     """Invoke ``dbt <args>`` in-process; raise :class:`DataError` naming the failure if anything fails.
 
@@ -115,8 +115,9 @@ def run_dbt(
     pass a stable one to keep partial parsing, then :func:`collect_artifacts` into the run.
     ``manifest`` is a ``Manifest`` returned by ``dbt parse`` with the same project, vars and target:
     dbt then skips its own parse (``dbtRunner(manifest=...)``, dbt's documented way to reuse one).
-    ``env`` is set in the process environment for the invocation only (``env_var()`` in the models):
-    values that change every build go there, since a changed var makes dbt re-parse everything.
+    ``env`` is set in the process environment for the invocation only (``env_var()`` in the models;
+    a None value unsets its variable): values that change every build go there, since a changed var
+    makes dbt re-parse everything.
     """
     for k, v in _DBT_ENV.items():
         os.environ.setdefault(k, v)

@@ -15,8 +15,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
+from recframe.datasource import in_place
 from recframe.datasource.duckdb import DuckDBSource
 from recframe.datasource.synthetic import generate_events
 from recframe.interfaces import ConfigError, DataError
@@ -271,3 +273,32 @@ def test_raw_tables_and_session_sequences_follow_the_contract(ingested, events, 
     finally:
         con.close()
     assert found == [c.name for c in SESSION_SEQUENCES]
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_lake_fingerprint_from_parquet_statistics_equals_a_full_read(events, tmp_path, statistics):
+    """A lake's latest timestamp comes from its row groups' statistics when they hold it exactly, and
+    from reading every timestamp when they do not (files written without statistics): the same
+    fingerprint either way, so a build's load id does not depend on how it was found."""
+    lake = tmp_path / "lake"
+    ts = events["server_timestamp_epoch_ms"]
+    day = pa.compute.cast(pa.compute.divide(ts, 86_400_000), pa.int64())
+    for d in pa.compute.unique(day).to_pylist():
+        (lake / f"day={d}").mkdir(parents=True)
+        part = events.filter(pa.compute.equal(day, d))
+        pq.write_table(part, lake / f"day={d}" / "part-0.parquet", row_group_size=50, write_statistics=statistics)
+    con = duckdb.connect()
+    try:
+        rel = in_place.prepare_duckdb(con, in_place.InPlaceConfig(path=str(lake / "*" / "*.parquet")))
+        columns = {"ts_raw": "server_timestamp_epoch_ms"}
+        from_stats = in_place.parquet_stats_latest(con, rel, "server_timestamp_epoch_ms")
+        assert (from_stats is not None) == statistics
+        fp = in_place.duckdb_fingerprint(con, rel, columns, "default")
+        sql, params = in_place.fingerprint_sql(rel.sql, columns, in_place._q, "default")
+        rows, latest = con.execute(sql, params).fetchall()[0]
+        # a text column (statistics may be truncated) and the partition key are read, never guessed
+        assert in_place.parquet_stats_latest(con, rel, "session_id_hash") is None
+        assert in_place.parquet_stats_latest(con, rel, "day") is None
+    finally:
+        con.close()
+    assert (fp.rows, fp.latest) == (rows, latest) == (events.num_rows, str(pa.compute.max(ts).as_py()))

@@ -195,7 +195,7 @@ def test_incremental_build_on_snowflake_equals_a_full_refresh(fakesnow_port, tmp
             con.close()
         inc = _source(fakesnow_port, raw=RAW, state_dir=state).load(tmp_path / "inc")
         full = _source(fakesnow_port, raw=RAW, state_dir=state, dbt={"full_refresh": True}).load(tmp_path / "full")
-    assert "then first_ms >=" in (tmp_path / "inc" / "logs" / "dbt.log").read_text()
+    assert "and first_ms >=" in (tmp_path / "inc" / "logs" / "dbt.log").read_text()
     for name in ("train", "valid", "test"):
         pd.testing.assert_frame_equal(getattr(inc, name), getattr(full, name), obj=name)
     assert inc.stats["source_fingerprint"]["rows"] == events.num_rows and inc.stats["rows_accounted"]
