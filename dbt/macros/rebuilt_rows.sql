@@ -65,3 +65,23 @@
   {%- endfor -%}
   {{ return(out | join('')) }}
 {%- endmacro %}
+
+
+{#- True when int_sessions' `key_hash` can stand for its key in this build's key test: every kept
+    session has one, and those of a sample of them equal the hash the warehouse computes now (a
+    DuckDB release that changed its hash function would otherwise hide a repeated key). -#}
+{% macro session_key_hashes_hold(cuts) -%}
+  {%- if not execute or not cuts -%}{{ return(false) }}{%- endif -%}
+  {%- set rel = built_sessions_relation() -%}
+  {%- if rel is none -%}{{ return(false) }}{%- endif -%}
+  {%- set names = adapter.get_columns_in_relation(rel) | map(attribute='name') | map('lower') | list -%}
+  {%- if 'key_hash' not in names -%}{{ return(false) }}{%- endif -%}
+  {%- set sql -%}
+    select
+        (select count(*) from {{ rel }} where key_hash is null),
+        (select count(*) from (select tenant, session_id, key_hash from {{ rel }} limit 1000) as s
+         where key_hash is distinct from hash(tenant, session_id))
+  {%- endset -%}
+  {%- set row = run_query(sql).rows[0] -%}
+  {{ return(row[0] == 0 and row[1] == 0) }}
+{%- endmacro %}

@@ -16,7 +16,7 @@
     that reappears after more than a gap, fails session_sequences' scoped unique test instead of
     silently replacing the kept session); tmp_relation_type as in quarantine.sql;
     `first_ms`/`last_ms` (any event), `session_user` and `build_source` are what the next build's
-    cutoff is computed from. -#}
+    cutoff is computed from; `key_hash` is what its key test reads. -#}
 with rolled as (
     {{ session_rollup(ref('int_events__sessionized'), ref('int_item_keys')) }}
 )
@@ -42,7 +42,11 @@ select
         when n_kept = 0 then 'no_product_events'
         when n_kept = 1 then 'single_event_session'
         when n_kept > {{ var('max_session_length') | int }} then 'bot_session'
-    end as reject_reason
+    end as reject_reason,
+    -- the session key as one integer: an incremental build compares its rebuilt sessions' keys with
+    -- every session's by it, reading 8 bytes a session instead of the key's text
+    -- (tests/assert_session_keys_unique.sql)
+    hash(r.tenant, r.session_id) as key_hash
 from rolled as r
 inner join {{ ref('stg_events__current_loads') }} as l
     on r.tenant = l.tenant
