@@ -119,11 +119,35 @@
 {%- endmacro %}
 
 
+{#- True when the source's timestamp column holds integers in epoch ms: staging's `ts_ms` is then
+    that integer itself (parsed from its text, exact below 2^53), null exactly where it is null. -#}
+{% macro source_ts_is_integer_ms() -%}
+  {%- set cols = var('source_columns', {}) or {} -%}
+  {%- if not execute or var('raw_mode', 'ingest') != 'in_place' or var('source_ts_unit', 'ms') != 'ms'
+        or not cols.get('ts_raw') -%}{{ return(false) }}{%- endif -%}
+  {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
+    {%- if c.name | lower == cols['ts_raw'] | lower -%}{{ return(c.is_integer()) }}{%- endif -%}
+  {%- endfor -%}
+  {{ return(false) }}
+{%- endmacro %}
+
+
+{#- after_cutoff() on staged rows (staging, int_events__checked): by `ts_source`, the column as stored,
+    when it is an integer in ms (the same rows as by `ts_ms`, without parsing each row's text again,
+    and a comparison the Parquet reader applies while it reads), else by `ts_ms`. `or_null`: rows
+    without a timestamp pass too. -#}
+{% macro staged_after_cutoff(cuts, or_null=false) -%}
+  {%- if not cuts -%}true{%- else -%}
+  {{ after_cutoff(cuts, 'tenant', 'ts_source' if source_ts_is_integer_ms() else 'ts_ms', or_null=or_null) }}
+  {%- endif -%}
+{%- endmacro %}
+
+
 {#- A SQL condition on staging's `ts_source` (the source's timestamp column as stored) that keeps at
     least the rows at or after the build's tenant's cutoff, and lets the warehouse skip the rest where
     it is stored (Parquet row groups, micro-partitions) instead of parsing every timestamp: only for
     a numeric column in ms or s, when the build's one tenant is incremental; else true. Consumers
-    still apply the exact per-tenant cutoff (after_cutoff). -#}
+    still apply the exact per-tenant cutoff (staged_after_cutoff). -#}
 {% macro source_tail_filter(cuts) -%}
   {%- set cols = var('source_columns', {}) or {} -%}
   {%- set tenant = var('tenant', none) -%}

@@ -3,8 +3,10 @@
     A generic test (unique, not_null, accepted_values) reads its model through get_where_subquery,
     which applies the test's `where` config. recframe's yml files name two placeholders there:
 
-    - `__rebuilt__(col)`: the rows from the tenant's cutoff on by `col` (rows where `col` is null too,
-      so a not_null test on `col` itself still sees them);
+    - `__rebuilt__(col)`: the rows this build wrote: its tenant's, from the cutoff on by `col` (rows
+      where `col` is null too, so a not_null test on `col` itself still sees them). Rows kept from
+      earlier builds were tested when they were written, and no later build changes them; a plain
+      comparison, which the warehouse applies while it scans (after_cutoff());
     - `__rebuilt_keys__(key, col)`: every row whose `key` is also the key of such a row, old rows
       included, so that a unique test still catches a new row repeating a key built before.
 

@@ -95,7 +95,7 @@ def test_incremental_run_after_appending_a_day_equals_a_full_refresh(events, tmp
     log = (tmp_path / "incremental" / "logs" / "dbt.log").read_text()
     # the incremental build re-read from a cutoff and deleted only the sessions from it on, each a
     # plain comparison the scan applies (the build's one tenant, from its cutoff on)
-    assert "'default' and first_ms >=" in log and "'default' and ts_ms >=" in log
+    assert "'default' and first_ms >=" in log and "'default' and ts_source >=" in log
     # the quarantine deleted only its rows from the cutoff on, and the source's tail was read alone
     assert "'default' and event_ms >=" in log and "ts_source >=" in log
     # and the session data tests checked only the rebuilt sessions (the generic ones through their

@@ -25,6 +25,8 @@ with normalised as (
         -- timestamps
         ts_raw,
         ts_ms,
+        -- the timestamp as stored: an incremental build's cutoff filter reads it (staged_after_cutoff)
+        ts_source,
         etl_epoch_ms,
         url
     from {{ ref('stg_events__raw_events') }}
@@ -59,6 +61,7 @@ select
     action,
     ts_raw,
     ts_ms,
+    ts_source,
     url,
     case
         when session_key is null and user_key is null then 'null_session'

@@ -27,7 +27,7 @@ with keyed as (
         action,
         ts_ms
     from {{ ref('int_events__checked') }} as e
-    where reject_reason is null and session_key is not null and {{ after_cutoff(cuts) }}
+    where reject_reason is null and session_key is not null and {{ staged_after_cutoff(cuts) }}
     {%- if built is not none %}
         and not exists (
             select 1 from {{ built }} as b
@@ -52,7 +52,7 @@ user_gaps as (
             else 1
         end as starts_session
     from {{ ref('int_events__checked') }} as e
-    where reject_reason is null and session_key is null and {{ after_cutoff(cuts) }}
+    where reject_reason is null and session_key is null and {{ staged_after_cutoff(cuts) }}
     {%- if built is not none %}
         and not exists (
             select 1 from {{ built }} as b

@@ -20,7 +20,7 @@
 with raw_skus as (
     select distinct tenant, sku as sku_raw
     from {{ ref('stg_events__raw_events') }}
-    where {{ after_cutoff(cuts) }} and {{ source_tail_filter(cuts) }}
+    where {{ staged_after_cutoff(cuts) }} and {{ source_tail_filter(cuts) }}
 ),
 
 normalized as (

@@ -29,7 +29,7 @@ with row_rejects as (
         ts_raw,
         ts_ms
     from {{ ref('int_events__checked') }}
-    where reject_reason is not null and (ts_ms is null or {{ after_cutoff(cuts) }})
+    where reject_reason is not null and {{ staged_after_cutoff(cuts, or_null=true) }}
 )
 
 select
