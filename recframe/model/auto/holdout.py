@@ -37,7 +37,7 @@ def split_validation(
     """``(train, valid, how)``: ``valid`` as given when it has events, else the newest sessions of train."""
     if valid is not None and not valid.empty:
         return train, valid, {"source": "given", "sessions": int(valid["session_id"].nunique())}
-    starts = train.groupby("session_id", sort=False)["ts"].min()
+    starts = train.groupby("session_id", sort=False, observed=True)["ts"].min()
     order = starts.reset_index().sort_values(["ts", "session_id"], kind="stable")["session_id"].to_numpy()
     n_valid = holdout_size(len(order))
     held = set(order[len(order) - n_valid :]) if n_valid else set()

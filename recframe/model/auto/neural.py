@@ -46,7 +46,7 @@ def gru_params(profile: Any, gpu: bool) -> dict[str, Any]:
 def validation_sample(valid: pd.DataFrame, max_targets: int, seed: int) -> pd.DataFrame:
     """A seeded random subset of ``valid``'s sessions with about ``max_targets`` targets: what early
     stopping scores after each epoch (ranking the full catalogue on CPU costs as much as training)."""
-    lengths = valid.groupby("session_id", sort=True).size()
+    lengths = valid.groupby("session_id", sort=True, observed=True).size()
     if int((lengths - 1).clip(lower=0).sum()) <= max_targets:
         return valid
     order = np.random.default_rng(seed).permutation(len(lengths))
