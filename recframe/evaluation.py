@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recframe.events import session_codes
 from recframe.interfaces import Model
 from recframe.vocab import ItemVocab, encode_sessions
 
@@ -87,7 +88,7 @@ def marked_targets(test: pd.DataFrame) -> np.ndarray | None:
     every position but each session's first (the default protocol: nothing to filter)."""
     if "target" not in test.columns or test.empty:
         return None
-    sid = test["session_id"].to_numpy()
+    sid = session_codes(test["session_id"])
     first = np.r_[True, sid[1:] != sid[:-1]]
     flags = test["target"].to_numpy(dtype=bool)
     return None if np.array_equal(flags, ~first) else flags
@@ -99,7 +100,7 @@ def target_mask(test: pd.DataFrame, vocab: ItemVocab) -> np.ndarray | None:
     if flags is None:
         return None
     keep = vocab.encode_column(test["item_id"]) >= 0
-    flags, sid = flags[keep], test["session_id"].to_numpy()[keep]
+    flags, sid = flags[keep], session_codes(test["session_id"])[keep]
     if len(sid) == 0:
         return np.zeros(0, dtype=bool)
     cut = np.flatnonzero(sid[1:] != sid[:-1]) + 1

@@ -138,7 +138,7 @@ def split_sessions(data_dir: str | Path, start_ms: int | None, end_ms: int | Non
     if not frames:
         raise DataError(f"no split files in {d}: run the 'data' step first")
     ev = pd.concat(frames, ignore_index=True).sort_values(["session_id", "ts"], kind="stable")
-    g = ev.groupby("session_id", sort=True)
+    g = ev.groupby("session_id", sort=True, observed=True)
     out = pd.DataFrame({"start": g["ts"].min(), "end_ms": g["ts"].max(), "items": g["item_id"].agg(list)})
     if start_ms is not None:
         out = out[out["start"] >= start_ms]

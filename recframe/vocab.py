@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recframe.events import session_codes
+
 
 class ItemVocab:
     """Maps SKUs to indices ``0..n-1`` (no padding slot: models that need one use index ``n``)."""
@@ -65,7 +67,7 @@ def encode_sessions(events: pd.DataFrame, vocab: ItemVocab, drop_unknown: bool =
     if events.empty:
         return []
     codes = vocab.encode_column(events["item_id"])
-    sids = events["session_id"].to_numpy()
+    sids = session_codes(events["session_id"])
     if drop_unknown:
         keep = codes >= 0
         codes, sids = codes[keep], sids[keep]

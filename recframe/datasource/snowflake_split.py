@@ -39,6 +39,7 @@ from recframe.datasource.session_query import (
     window_clause,
 )
 from recframe.datasource.split import mark_targets
+from recframe.events import categorical_ids
 from recframe.interfaces import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -123,6 +124,7 @@ def query_split(
             }
     stats["targets"] = {"mode": s["targets"]}
     for name, frame in frames.items():
+        frame = frames[name] = categorical_ids(frame)
         stats[name] = describe_sorted(frame, n_known if name == "train" else None)
         if name != "train":
             frames[name], stats["targets"][name] = mark_targets(frame, s["targets"])

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recframe.events import categorical_ids, session_codes
 from recframe.interfaces import DataError
 
 DAY_MS = 86_400_000
@@ -36,7 +37,7 @@ def mark_targets(frame: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, int]:
     """
     if frame.empty:
         return frame.assign(target=pd.Series(dtype=bool)), 0
-    sid = frame["session_id"].to_numpy()
+    sid = session_codes(frame["session_id"])
     first = np.r_[True, sid[1:] != sid[:-1]]
     last = np.r_[sid[1:] != sid[:-1], True]
     target = ~first if mode == "all" else last & ~first
@@ -61,13 +62,14 @@ def _describe(frame: pd.DataFrame, ordinal: bool = False) -> dict[str, Any]:
 
 
 def _finish(frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical dtypes and order: ``session_id`` str, ``item_id`` str, ``ts`` int64, sorted."""
+    """Canonical dtypes and order: ``session_id``/``item_id`` (and ``action``) categoricals of
+    strings (:func:`recframe.events.categorical_ids`), ``ts`` int64, sorted."""
     out = frame.copy()
     out["session_id"] = out["session_id"].astype(str)
     out["item_id"] = out["item_id"].astype(str)
     out["ts"] = out["ts"].astype(np.int64)
     # a stable sort keeps the warehouse's within-session order for equal timestamps
-    return out.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True)
+    return categorical_ids(out.sort_values(["session_id", "ts"], kind="stable").reset_index(drop=True))
 
 
 def drop_unseen(

@@ -60,6 +60,7 @@ SERVING_MODULES = (
     "artifact.py",
     "atomic.py",  # the artifact writer and the interfaces save through it
     "vocab.py",
+    "events.py",  # vocab and evaluation read session codes through it
     "validation.py",
     "evaluation.py",  # the blended model scores its members with it
     "deployer/__init__.py",

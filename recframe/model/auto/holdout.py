@@ -37,7 +37,7 @@ def split_validation(
     """``(train, valid, how)``: ``valid`` as given when it has events, else the newest sessions of train."""
     if valid is not None and not valid.empty:
         return train, valid, {"source": "given", "sessions": int(valid["session_id"].nunique())}
-    starts = train.groupby("session_id", sort=False)["ts"].min()
+    starts = train.groupby("session_id", sort=False, observed=True)["ts"].min()
     order = starts.reset_index().sort_values(["ts", "session_id"], kind="stable")["session_id"].to_numpy()
     n_valid = holdout_size(len(order))
     held = set(order[len(order) - n_valid :]) if n_valid else set()
@@ -51,16 +51,18 @@ def split_validation(
     return train[~in_valid], train[in_valid], how
 
 
+def sample_indices(targets: np.ndarray, max_targets: int, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded random subset of sessions (``targets``: each one's next-item
+    targets) holding about ``max_targets`` targets: sessions are taken in a random order until the
+    count is reached. None when all of them hold no more than that."""
+    targets = np.clip(np.asarray(targets, dtype=np.int64), 0, None)
+    if int(targets.sum()) <= max_targets:
+        return None
+    order = np.random.default_rng(seed).permutation(len(targets))
+    return np.sort(order[: int(np.searchsorted(np.cumsum(targets[order]), max_targets)) + 1])
+
+
 def sample_sessions(sessions: list[np.ndarray], max_targets: int, seed: int) -> list[np.ndarray]:
     """A seeded random subset of ``sessions`` with about ``max_targets`` next-item targets (all if fewer)."""
-    total = sum(len(s) - 1 for s in sessions)
-    if total <= max_targets:
-        return sessions
-    rng = np.random.default_rng(seed)
-    picked, count = [], 0
-    for i in rng.permutation(len(sessions)):
-        picked.append(int(i))
-        count += len(sessions[i]) - 1
-        if count >= max_targets:
-            break
-    return [sessions[i] for i in sorted(picked)]
+    picked = sample_indices(np.array([len(s) - 1 for s in sessions], dtype=np.int64), max_targets, seed)
+    return sessions if picked is None else [sessions[i] for i in picked]

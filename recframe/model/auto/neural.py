@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 import lightning as L
-import numpy as np
 import pandas as pd
 
 from recframe.interfaces import FitContext
+from recframe.model.auto.holdout import sample_indices
 from recframe.model.auto.validset import MAX_TARGETS
 from recframe.model.scaling import gru_defaults
 from recframe.model.seq.gru import GRU4RecModel, training_device
@@ -46,13 +46,9 @@ def gru_params(profile: Any, gpu: bool) -> dict[str, Any]:
 def validation_sample(valid: pd.DataFrame, max_targets: int, seed: int) -> pd.DataFrame:
     """A seeded random subset of ``valid``'s sessions with about ``max_targets`` targets: what early
     stopping scores after each epoch (ranking the full catalogue on CPU costs as much as training)."""
-    lengths = valid.groupby("session_id", sort=True).size()
-    if int((lengths - 1).clip(lower=0).sum()) <= max_targets:
-        return valid
-    order = np.random.default_rng(seed).permutation(len(lengths))
-    counts = (lengths.to_numpy()[order] - 1).clip(min=0)
-    keep = lengths.index[order[: int(np.searchsorted(np.cumsum(counts), max_targets)) + 1]]
-    return valid[valid["session_id"].isin(set(keep))]
+    lengths = valid.groupby("session_id", sort=True, observed=True).size()
+    picked = sample_indices(lengths.to_numpy() - 1, max_targets, seed)
+    return valid if picked is None else valid[valid["session_id"].isin(set(lengths.index[picked]))]
 
 
 class EpochBudget(L.Callback):

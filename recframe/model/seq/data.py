@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recframe.events import session_codes
 from recframe.vocab import ItemVocab
 
 PAD = -1  # marks an empty slot in index matrices; never a vocabulary index
@@ -36,7 +37,7 @@ def sessions_in_time_order(events: pd.DataFrame, vocab: ItemVocab) -> list[np.nd
         return []
     codes = vocab.encode_column(events["item_id"])
     keep = codes >= 0
-    sids = events["session_id"].to_numpy()[keep]
+    sids = session_codes(events["session_id"])[keep]
     ts = events["ts"].to_numpy()[keep] if "ts" in events else np.arange(int(keep.sum()))
     codes = codes[keep]
     if len(codes) == 0:
