@@ -9,6 +9,7 @@ and at most ``k - 1`` blocks can hold anything larger, so its block is among the
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 BLOCK = 64
@@ -25,11 +26,19 @@ def topk_rows(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.T
     if scores.device.type != "cpu" or n_blocks <= k or 4 * k * block > m:
         return torch.topk(scores, k, dim=1)
     head = scores[:, : n_blocks * block].reshape(n, n_blocks, block)
-    best_blocks = torch.topk(head.amax(dim=2), k, dim=1).indices
-    # the candidates' values, block by block: gathering whole blocks through the 3-d view reads
-    # contiguous runs and builds no [n, k * block] index matrix (the column is computed only for
-    # the k picked); the ragged tail is always a candidate
-    cand = head.gather(1, best_blocks.unsqueeze(2).expand(n, k, block)).reshape(n, k * block)
+    # which blocks, not in what order: a partial partition of the block maxima (numpy's
+    # introselect) costs half of a sorted topk over them; the k blocks are then taken in catalogue
+    # order, so equal scores are met in item order
+    maxima = head.amax(dim=2)
+    if maxima.is_contiguous() and not maxima.requires_grad:
+        chosen = np.argpartition(maxima.numpy(), n_blocks - k, axis=1)[:, n_blocks - k :]
+        chosen.sort(axis=1)
+        best_blocks = torch.from_numpy(chosen)
+    else:  # pragma: no cover - amax returns a fresh contiguous tensor on CPU
+        best_blocks = torch.topk(maxima, k, dim=1).indices.sort(dim=1).values
+    # the candidates' values, whole blocks through the 3-d view (contiguous runs, no [n, k * block]
+    # index matrix: the column is computed only for the k picked); the ragged tail is always one
+    cand = head[torch.arange(n).unsqueeze(1), best_blocks].reshape(n, k * block)
     if n_blocks * block < m:
         cand = torch.cat([cand, scores[:, n_blocks * block :]], dim=1)
     values, pick = torch.topk(cand, k, dim=1)
