@@ -39,13 +39,13 @@ def query_split(
     """
     s = split  # validated settings (short name: used in most lines below)
     window, params = window_clause(tenant, s, "cast(? as timestamp)")
-    # DuckDB's marts carry integer item keys beside the SKUs: the split moves integers and the SKUs
-    # are looked up once per event at the end (one take), instead of copying 64-character strings
+    # DuckDB's marts carry integer item keys beside the SKUs: the split moves integers and the keys
+    # become the codes of a categorical of SKUs at the end, instead of copying 64-character strings
     # through Arrow. A mart without the key columns takes the string path.
     columns = mart_columns(con)
     keys = item_key_lookup(con, tenant, columns)
     item_list = "item_keys" if keys is not None else "items"
-    # likewise actions: DuckDB's marts carry their ranks (integers), named here by one take
+    # likewise actions: DuckDB's marts carry their ranks (integers), the codes of a categorical here
     ranked = "action_ranks" in columns
     action_list = "action_ranks" if ranked else "actions"
     # bounds first (no lists read), then each split's sessions, labelled by their start and end
@@ -124,22 +124,24 @@ def query_split(
                       qualify count(*) over (partition by session_key) >= {int(s["min_length"])}
                       order by session_key, pos"""
         coded = arrays_from_arrow(con.sql(sql, params=params), coded=True, rows=None if filtered else split_events)
-        rows = session_positions(np.asarray(coded.pop("session_key"), dtype=np.uint64), order["key"])
-        check_numbering(rows, coded["ts"], order, whole=not filtered)
-        permutation = by_session_rank(rows, np.arange(len(session_ids), dtype=np.int64))
+        event_keys = np.asarray(coded.pop("session_key"), dtype=np.uint64)
+        starts = run_starts(event_keys)  # the events arrive session by session
+        rows = session_positions(event_keys, starts, order["key"])
+        check_numbering(rows, starts, coded["ts"], order, whole=not filtered)
+        permutation = by_session_rank(rows, starts)
         if permutation is not None:  # permute integers (codes), name them after: one object take each
             rows = rows[permutation]
             for c in list(coded):  # one column at a time: at most one extra column in memory
                 v = coded.pop(c)
                 coded[c] = v.take(permutation) if isinstance(v, Coded) else v[permutation]
                 del v
-        del order, permutation
+        del order, permutation, event_keys, starts
         cols = {c: values.values() if isinstance(values, Coded) else values for c, values in coded.items()}
         del coded
         if not filtered:
             known_counts[name] = {"sessions": int(split_sessions)}
         elif keys is not None:
-            known_counts[name] = {"items": count_distinct(pd.Series(cols["item_id"]))}
+            known_counts[name] = {"items": len(pd.unique(cols["item_id"]))}  # integers: cheap to hash
         # the ids as categoricals: integer codes and one string per session (item, action), not
         # one Python object per event; session codes follow the frame's (id) order
         if keys is not None:
@@ -202,15 +204,22 @@ def sessions_by_id(con: Any, sessions: Any, params: list[Any]) -> tuple[dict[str
     )
 
 
-def session_positions(event_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def run_starts(values: np.ndarray) -> np.ndarray:
+    """The first index of each run of equal neighbouring ``values`` (empty for no values)."""
+    if len(values) == 0:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+
+
+def session_positions(event_keys: np.ndarray, starts: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Each event's session position in id order, from the session hashes (``keys``, in id order).
 
-    Events arrive session by session, so only the first key of each run is looked up.
+    Events arrive session by session, so only the first key of each run (``starts``, see
+    :func:`run_starts`) is looked up.
     """
     n = len(event_keys)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, event_keys[1:] != event_keys[:-1]])
     by_key = np.argsort(keys, kind="stable")
     sorted_keys = keys[by_key]
     found = np.searchsorted(sorted_keys, event_keys[starts])
@@ -223,17 +232,18 @@ def session_positions(event_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.repeat(by_key[found], np.diff(np.r_[starts, n]))
 
 
-def check_numbering(rows: np.ndarray, ts: np.ndarray, sessions: dict[str, np.ndarray], whole: bool) -> None:
+def check_numbering(
+    rows: np.ndarray, starts: np.ndarray, ts: np.ndarray, sessions: dict[str, np.ndarray], whole: bool
+) -> None:
     """Guard that the events were matched with the sessions whose ids they are given.
 
-    ``rows``: each event's session position in id order; ``sessions``: the id query's columns, in
-    that order. Each session's first event must be at (for whole sessions) or after its start
-    time and, for whole sessions, its event count must be its length. A failure means the mart
-    changed between the two reads.
+    ``rows``: each event's session position in id order, ``starts``: where its runs start;
+    ``sessions``: the id query's columns, in that order. Each session's first event must be at
+    (for whole sessions) or after its start time and, for whole sessions, its event count must be
+    its length. A failure means the mart changed between the two reads.
     """
     if len(rows) == 0:
         return
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     where = rows[starts]
     first_ts = np.asarray(ts)[starts]
     session_start = np.asarray(sessions["s"], dtype=np.int64)[where]
@@ -261,10 +271,14 @@ class ItemKeys:
         self.categories: np.ndarray | None = None
 
     def categorical(self, keys: np.ndarray) -> pd.Categorical:
-        """``keys`` as a categorical of SKUs (int32 codes into the SKUs in key order); a key the mart
-        does not know is an error."""
+        """``keys`` as a categorical of their SKUs (int32 codes, the SKUs used as its categories in
+        SKU order); a key the mart does not know is an error."""
         keys = np.asarray(keys, dtype=np.int64)
-        self._check(keys)
+        if len(keys) and (keys.min() < 0 or keys.max() >= len(self.known) or not self.known[keys].all()):
+            raise DataError(
+                "session_sequences holds item keys that the items mart does not: the marts are from "
+                "different builds (run the pipeline again to rebuild them)"
+            )
         if self.positions is None:
             known = np.flatnonzero(self.known)
             known = known[np.argsort(self.table[known].astype(str), kind="stable")]  # categories by SKU
@@ -272,19 +286,6 @@ class ItemKeys:
             self.positions[known] = np.arange(len(known), dtype=np.int32)
             self.categories = self.table[known]
         return used_categorical(self.positions[keys], self.categories)
-
-    def _check(self, keys: np.ndarray) -> None:
-        if len(keys) and (keys.min() < 0 or keys.max() >= len(self.known) or not self.known[keys].all()):
-            raise DataError(
-                "session_sequences holds item keys that the items mart does not: the marts are from "
-                "different builds (run the pipeline again to rebuild them)"
-            )
-
-    def skus(self, keys: np.ndarray) -> np.ndarray:
-        """SKUs for ``keys`` (one shared ``str`` per item); a key the mart does not know is an error."""
-        keys = np.asarray(keys, dtype=np.int64)
-        self._check(keys)
-        return self.table[keys]
 
 
 def window_clause(tenant: str, split: dict[str, Any], timestamp: str) -> tuple[str, list[Any]]:
@@ -323,27 +324,21 @@ def mart_columns(con: Any) -> set[str]:
 ACTION_OF_RANK = np.array(["pageview", "detail", "add", "remove", "purchase", "fav"], dtype=object)
 
 
-def action_names(ranks: np.ndarray) -> np.ndarray:
-    """Action names for ``action_ranks`` values (one shared ``str`` per action)."""
-    ranks = np.asarray(ranks, dtype=np.intp)
-    if len(ranks) and (ranks.min() < 0 or ranks.max() >= len(ACTION_OF_RANK)):
-        raise DataError(
-            f"session_sequences holds an action rank outside 0..{len(ACTION_OF_RANK) - 1}: the dbt "
-            "project's action_rank macro and recframe's ACTION_OF_RANK disagree"
-        )
-    return ACTION_OF_RANK[ranks]
-
-
 #: the action names in name order, and each rank's position there
 _ACTIONS_BY_NAME = np.argsort(ACTION_OF_RANK.astype(str))
 _NAME_POSITION = np.argsort(_ACTIONS_BY_NAME).astype(np.int8)
 
 
 def action_categorical(ranks: np.ndarray) -> pd.Categorical:
-    """``action_ranks`` values as a categorical of the action names used, sorted by name."""
-    ranks = np.asarray(ranks)
-    action_names(ranks[:0] if not len(ranks) else np.array([ranks.min(), ranks.max()]))  # range check
-    return used_categorical(_NAME_POSITION[ranks.astype(np.intp)], ACTION_OF_RANK[_ACTIONS_BY_NAME])
+    """``action_ranks`` values as a categorical of the action names used, sorted by name; a rank
+    the dbt project's ``action_rank`` macro does not give is an error."""
+    ranks = np.asarray(ranks, dtype=np.intp)
+    if len(ranks) and (ranks.min() < 0 or ranks.max() >= len(ACTION_OF_RANK)):
+        raise DataError(
+            f"session_sequences holds an action rank outside 0..{len(ACTION_OF_RANK) - 1}: the dbt "
+            "project's action_rank macro and recframe's ACTION_OF_RANK disagree"
+        )
+    return used_categorical(_NAME_POSITION[ranks], ACTION_OF_RANK[_ACTIONS_BY_NAME])
 
 
 def item_key_lookup(con: Any, tenant: str, columns: set[str]) -> ItemKeys | None:
@@ -454,21 +449,20 @@ def make_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.concat(series, axis=1, copy=False)
 
 
-def by_session_rank(rows: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
-    """Permutation putting events (``rows``: their session's rowid) in session-rank order.
+def by_session_rank(ranks: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
+    """Permutation putting events (``ranks``: their session's position in id order; ``starts``:
+    where its runs start) in session order.
 
     Events of a session arrive contiguously and in list order (unnest); whole runs are moved, so
     the order inside a session is kept. Returns None when the events are already in order.
     Should the runs ever not be contiguous, a stable argsort on the ranks gives the same order.
     """
-    n = len(rows)
+    n = len(ranks)
     if n == 0:
         return None
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    run_rows = rows[starts]
-    run_rank = rank[run_rows]
-    if bool((np.bincount(run_rows, minlength=len(rank)) > 1).any()):  # a session in several runs
-        return np.argsort(rank[rows], kind="stable")
+    run_rank = ranks[starts]
+    if bool((np.bincount(run_rank) > 1).any()):  # a session in several runs
+        return np.argsort(ranks, kind="stable")
     if len(run_rank) < 2 or bool((run_rank[1:] > run_rank[:-1]).all()):
         return None
     lengths = np.diff(np.r_[starts, n])

@@ -9,10 +9,10 @@ import pytest
 from recframe.datasource.session_query import (
     ItemKeys,
     action_categorical,
-    action_names,
     arrays_from_arrow,
     check_numbering,
     is_sorted_by,
+    run_starts,
     session_positions,
     sessions_by_id,
     used_categorical,
@@ -22,16 +22,16 @@ from recframe.interfaces import DataError
 
 def test_item_keys_name_each_key_with_one_shared_string():
     keys = ItemKeys(np.array([2, 1, 4]), np.array(["b", "a", "d"], dtype=object))
-    got = keys.skus(np.array([4, 1, 1, 2], dtype=np.int32))
-    assert got.tolist() == ["d", "a", "a", "b"] and got[1] is got[2]
-    assert keys.skus(np.array([], dtype=np.int32)).tolist() == []
+    got = keys.categorical(np.array([4, 1, 1, 2], dtype=np.int32))
+    assert list(got) == ["d", "a", "a", "b"] and list(got.categories) == ["a", "b", "d"]
+    assert list(keys.categorical(np.array([], dtype=np.int32))) == []
 
 
 @pytest.mark.parametrize("bad", [[3], [0], [5], [-1]])
 def test_a_key_the_items_mart_does_not_know_is_a_data_error(bad):
     keys = ItemKeys(np.array([1, 2, 4]), np.array(["a", "b", "d"], dtype=object))
     with pytest.raises(DataError, match="items mart"):
-        keys.skus(np.array(bad))
+        keys.categorical(np.array(bad))
 
 
 def test_is_sorted_by_checks_session_order_then_time():
@@ -42,12 +42,12 @@ def test_is_sorted_by_checks_session_order_then_time():
     assert is_sorted_by(np.array([3]), np.array([1]))
 
 
-def test_action_ranks_are_named_with_shared_strings_and_an_unknown_rank_is_a_data_error():
-    got = action_names(np.array([1, 2, 4, 1], dtype=np.uint8))
-    assert got.tolist() == ["detail", "add", "purchase", "detail"] and got[0] is got[3]
-    assert action_names(np.array([], dtype=np.uint8)).tolist() == []
+def test_action_ranks_are_named_with_one_string_each_and_an_unknown_rank_is_a_data_error():
+    got = action_categorical(np.array([1, 2, 4, 1], dtype=np.uint8))
+    assert list(got) == ["detail", "add", "purchase", "detail"] and len(got.categories) == 3
+    assert list(action_categorical(np.array([], dtype=np.uint8))) == []
     with pytest.raises(DataError, match="action rank"):
-        action_names(np.array([1, 6]))
+        action_categorical(np.array([1, 6]))
 
 
 def _sessions_relation(collide_salt0: bool):
@@ -70,19 +70,25 @@ def test_sessions_come_in_id_order_and_colliding_hashes_take_the_next_salt():
 def test_events_are_placed_by_their_session_hash_and_a_foreign_hash_is_a_data_error():
     keys = np.array([30, 10, 20], dtype=np.uint64)  # sessions in id order
     events = np.array([20, 20, 30, 10, 10, 10], dtype=np.uint64)
-    assert session_positions(events, keys).tolist() == [2, 2, 0, 1, 1, 1]
+    assert session_positions(events, run_starts(events), keys).tolist() == [2, 2, 0, 1, 1, 1]
     with pytest.raises(DataError, match="changed while it was read"):
-        session_positions(np.array([20, 99], dtype=np.uint64), keys)
+        bad = np.array([20, 99], dtype=np.uint64)
+        session_positions(bad, run_starts(bad), keys)
+
+
+def _check(rows: list[int], ts: list[int], whole: bool) -> None:
+    sessions = {"s": np.array([5, 10]), "length": np.array([2, 1])}
+    positions = np.array(rows)
+    check_numbering(positions, run_starts(positions), np.array(ts), sessions, whole=whole)
 
 
 def test_a_session_whose_events_do_not_match_its_start_or_length_is_a_data_error():
-    sessions = {"s": np.array([5, 10]), "length": np.array([2, 1])}
-    check_numbering(np.array([0, 0, 1]), np.array([5, 6, 10]), sessions, whole=True)
+    _check([0, 0, 1], [5, 6, 10], whole=True)
     with pytest.raises(DataError, match="changed while it was read"):
-        check_numbering(np.array([0, 1, 1]), np.array([5, 10, 11]), sessions, whole=True)  # lengths swapped
+        _check([0, 1, 1], [5, 10, 11], whole=True)  # lengths swapped
     with pytest.raises(DataError, match="changed while it was read"):
-        check_numbering(np.array([0, 0, 1]), np.array([6, 7, 10]), sessions, whole=True)  # starts late
-    check_numbering(np.array([0, 1]), np.array([6, 10]), sessions, whole=False)  # filtered: may start later
+        _check([0, 0, 1], [6, 7, 10], whole=True)  # starts late
+    _check([0, 1], [6, 10], whole=False)  # filtered: may start later
 
 
 def test_numeric_columns_fill_arrays_of_the_counted_length_and_a_wrong_count_is_a_data_error():
