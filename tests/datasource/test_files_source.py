@@ -24,19 +24,26 @@ def _write_tsv_gz(path: Path, rows) -> Path:
     return path
 
 
-def test_reads_gzipped_tsv_and_carves_validation(tmp_path):
-    t0 = 1_600_000_000
-    train = [(s, i, t0 + s * 600 + k) for s in range(20) for k, i in enumerate((s % 4, (s + 1) % 4, (s + 2) % 4))]
-    train.append((99, 1, t0))  # single-event session: dropped
-    test = [(100 + s, i, t0 + 10**5 + s * 600 + k) for s in range(5) for k, i in enumerate((1, 2, 77))]
-    src = FilesSource(
-        train=_write_tsv_gz(tmp_path / "train.tsv.gz", train),
+T0 = 1_600_000_000
+
+
+def _train_test_source(tmp_path: Path, extra_train: tuple = ()) -> FilesSource:
+    """20 three-event train sessions (plus ``extra_train`` rows) and 5 test sessions, one with an
+    item train never saw, as gzipped TSV; a fifth of train carved out for validation."""
+    train = [(s, i, T0 + s * 600 + k) for s in range(20) for k, i in enumerate((s % 4, (s + 1) % 4, (s + 2) % 4))]
+    test = [(100 + s, i, T0 + 10**5 + s * 600 + k) for s in range(5) for k, i in enumerate((1, 2, 77))]
+    return FilesSource(
+        train=_write_tsv_gz(tmp_path / "train.tsv.gz", [*train, *extra_train]),
         test=_write_tsv_gz(tmp_path / "test.tsv.gz", test),
         valid_fraction=0.2,
     )
+
+
+def test_reads_gzipped_tsv_and_carves_validation(tmp_path):
+    src = _train_test_source(tmp_path, extra_train=((99, 1, T0),))  # a single-event session: dropped
     ds = src.load(tmp_path / "data")
     assert ds.stats["time_unit"] == "s"
-    assert ds.train["ts"].dtype == "int64" and ds.train["ts"].min() == t0 * 1000
+    assert ds.train["ts"].dtype == "int64" and ds.train["ts"].min() == T0 * 1000
     assert ds.train["session_id"].nunique() == 16 and ds.valid["session_id"].nunique() == 4
     assert ds.valid.groupby("session_id")["ts"].min().min() > ds.train["ts"].max()
     assert "77" not in set(ds.test["item_id"]) and ds.stats["test_unseen"]["unseen_dropped"] == 5
@@ -112,14 +119,7 @@ def test_arrow_reader_matches_duckdb(tmp_path, fmt):
 
 
 def test_load_without_duckdb_gives_the_same_dataset(tmp_path, monkeypatch):
-    t0 = 1_600_000_000
-    train = [(s, i, t0 + s * 600 + k) for s in range(20) for k, i in enumerate((s % 4, (s + 1) % 4, (s + 2) % 4))]
-    test = [(100 + s, i, t0 + 10**5 + s * 600 + k) for s in range(5) for k, i in enumerate((1, 2, 77))]
-    src = FilesSource(
-        train=_write_tsv_gz(tmp_path / "train.tsv.gz", train),
-        test=_write_tsv_gz(tmp_path / "test.tsv.gz", test),
-        valid_fraction=0.2,
-    )
+    src = _train_test_source(tmp_path)
     with_duckdb = src.load(tmp_path / "a")
     monkeypatch.setitem(sys.modules, "duckdb", None)
     with pytest.raises(ImportError):
