@@ -29,13 +29,10 @@ def topk_rows(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.T
     # which blocks, not in what order: a partial partition of the block maxima (numpy's
     # introselect) costs half of a sorted topk over them; the k blocks are then taken in catalogue
     # order, so equal scores are met in item order
-    maxima = head.amax(dim=2)
-    if maxima.is_contiguous() and not maxima.requires_grad:
-        chosen = np.argpartition(maxima.numpy(), n_blocks - k, axis=1)[:, n_blocks - k :]
-        chosen.sort(axis=1)
-        best_blocks = torch.from_numpy(chosen)
-    else:  # pragma: no cover - amax returns a fresh contiguous tensor on CPU
-        best_blocks = torch.topk(maxima, k, dim=1).indices.sort(dim=1).values
+    maxima = head.amax(dim=2).detach().numpy()
+    chosen = np.argpartition(maxima, n_blocks - k, axis=1)[:, n_blocks - k :]
+    chosen.sort(axis=1)
+    best_blocks = torch.from_numpy(chosen)
     # the candidates' values, whole blocks through the 3-d view (contiguous runs, no [n, k * block]
     # index matrix: the column is computed only for the k picked); the ragged tail is always one
     cand = head[torch.arange(n).unsqueeze(1), best_blocks].reshape(n, k * block)
