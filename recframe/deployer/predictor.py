@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from recframe.deployer.score_blocks import SCORE_ROWS, run_blocks
+from recframe.deployer.score_blocks import AHEAD_ROWS, SCORE_ROWS, StatesAhead, run_blocks
 from recframe.interfaces import Model
 
 REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
@@ -249,11 +249,21 @@ class Predictor:
         block = min(step, SCORE_ROWS)
         for lo in range(0, len(warm), group):
             rows = warm[lo : lo + group]
-            states = self.model.next_states([prefixes[i] for i in rows]) if two_stage else None
-            if states is not None and chunk and len(rows) > block and states.device.type == "cpu":
-                # batch scoring: blocks on parallel workers, each into its own reused buffer
-                self._rank_blocks(states, rows, prefixes, ks, excl, out, block)
-                continue
+            states = None
+            if two_stage and chunk and len(rows) > block:
+                states = self.model.next_states([prefixes[i] for i in rows[:AHEAD_ROWS]])
+                if states.device.type == "cpu":
+                    # batch scoring: blocks on parallel workers, each into its own reused buffer,
+                    # while the rest of the states are computed ahead of them
+                    self._rank_blocks(states, rows, prefixes, ks, excl, out, block)
+                    continue
+                if len(rows) > AHEAD_ROWS:
+                    import torch
+
+                    rest = self.model.next_states([prefixes[i] for i in rows[AHEAD_ROWS:]])
+                    states = torch.cat([states, rest])
+            elif two_stage:
+                states = self.model.next_states([prefixes[i] for i in rows])
             for at in range(0, len(rows), step):
                 part = rows[at : at + step]
                 if states is not None:
@@ -265,7 +275,7 @@ class Predictor:
 
     def _rank_blocks(
         self,
-        states: Any,
+        first: Any,
         rows: np.ndarray,
         prefixes: Sequence[np.ndarray],
         ks: np.ndarray,
@@ -273,13 +283,19 @@ class Predictor:
         out: Ranked,
         block: int,
     ) -> None:
-        """Batch scoring on CPU: product and top-k ``block`` rows at a time, in parallel (see ``score_blocks``)."""
+        """Batch scoring on CPU: product and top-k ``block`` rows at a time, in parallel (see ``score_blocks``).
+
+        ``first`` holds the states of the first sessions of ``rows``; the others are computed ahead
+        of the blocks (:class:`~recframe.deployer.score_blocks.StatesAhead`).
+        """
+        states = StatesAhead(self.model.next_states, [prefixes[i] for i in rows], first, AHEAD_ROWS)
 
         def work(lo: int, hi: int, buffer: Any) -> None:
-            scores = self._checked(self.model.score_states(states[lo:hi], out=buffer), hi - lo)
+            scores = self._checked(self.model.score_states(states.rows(lo, hi), out=buffer), hi - lo)
             self._rank_scores(scores, rows[lo:hi], prefixes, ks, excl, out)
 
-        run_blocks(len(rows), self.n_items, work, block)
+        with states:
+            run_blocks(len(rows), self.n_items, work, block)
 
     def _rank_scores(
         self, scores: Any, rows: np.ndarray, prefixes: Sequence[np.ndarray], ks: np.ndarray, excl: list, out: Ranked

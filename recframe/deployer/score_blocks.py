@@ -8,14 +8,18 @@ independent: each worker thread takes the next block, multiplies it into its own
 (numpy's BLAS) and ranks it (torch), both single-threaded and both releasing the GIL while they
 compute. Smaller blocks would also keep the scores in cache for the top-k, but measured no faster
 (docs/benchmarks.md, Batch scoring).
+
+A sequence model's states (:class:`StatesAhead`) are computed part by part on a thread of their own
+while the blocks score: split across the cores the recurrence's many small steps ran hardly faster
+than on one, and waiting for all of them before the first block left a core idle.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
 #: rows scored per block: 64 to 512 measured alike on a 2-core AMD EPYC (docs/benchmarks.md, Batch
 #: scoring); more than ``item_scores.ONEDNN_ROWS[1]`` keeps every full block on the BLAS product
 SCORE_ROWS = 256
+#: sessions whose states one call computes ahead of the blocks (a few blocks' worth: the first part
+#: is computed before any block starts)
+AHEAD_ROWS = 4 * SCORE_ROWS
 
 
 def run_blocks(
@@ -72,3 +79,61 @@ def run_blocks(
                 done.result()
     finally:
         torch.set_num_threads(threads)
+
+
+class StatesAhead:
+    """The states of a batch's sessions, computed ``part_rows`` at a time on a thread of its own.
+
+    ``first`` holds the states of the first sessions (computed by the caller, which learns the
+    states' device and width from it); the thread computes the rest in order with ``compute`` (a
+    model's ``next_states``) while :meth:`rows` hands finished rows to the blocks, waiting when a
+    block overtakes it. Use as a context manager: leaving stops the thread after its current part.
+    An exception in ``compute`` is raised by every :meth:`rows` call that waits for it.
+    """
+
+    def __init__(self, compute: Callable[[Sequence[Any]], torch.Tensor], sessions: Sequence[Any],
+                 first: torch.Tensor, part_rows: int = AHEAD_ROWS) -> None:  # fmt: skip
+        import torch
+
+        self._compute, self._sessions, self._part = compute, sessions, max(1, int(part_rows))
+        self._states = torch.empty((len(sessions), first.shape[1]), dtype=first.dtype)
+        self._states[: len(first)] = first
+        self._ready = len(first)
+        self._error: BaseException | None = None
+        self._stop = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="recframe-states-ahead", daemon=True)
+
+    def __enter__(self) -> StatesAhead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._stop = True
+        self._thread.join()
+
+    def _run(self) -> None:
+        n = len(self._sessions)
+        try:
+            for lo in range(self._ready, n, self._part):
+                if self._stop:
+                    return
+                hi = min(lo + self._part, n)
+                self._states[lo:hi] = self._compute(self._sessions[lo:hi])
+                with self._cond:  # the rows are written before they are announced
+                    self._ready = hi
+                    self._cond.notify_all()
+        except BaseException as e:
+            with self._cond:
+                self._error = e
+                self._cond.notify_all()
+
+    def rows(self, lo: int, hi: int) -> torch.Tensor:
+        """The states of sessions ``[lo, hi)``, once computed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._ready >= hi or self._error is not None)
+            if self._ready < hi:
+                assert self._error is not None
+                raise self._error
+        return self._states[lo:hi]

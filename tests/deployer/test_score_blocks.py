@@ -1,4 +1,5 @@
-"""Batch scoring's parallel row blocks: every row once, per-worker buffers, errors and thread settings."""
+"""Batch scoring's parallel row blocks: every row once, per-worker buffers, errors and thread settings;
+the states computed ahead of them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from recframe.deployer.score_blocks import run_blocks
+from recframe.deployer.score_blocks import StatesAhead, run_blocks
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -52,3 +53,32 @@ def test_an_error_in_a_block_is_raised_and_settings_restored():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_states_ahead_hands_out_every_row_in_order_of_computation():
+    sessions = [np.full(3, i, dtype=np.int64) for i in range(50)]
+    calls: list[tuple[int, int]] = []
+
+    def compute(part):
+        calls.append((int(part[0][0]), len(part)))
+        return torch.tensor([[float(s[0]), 2.0 * s[0]] for s in part])
+
+    first = compute(sessions[:8])
+    with StatesAhead(compute, sessions, first, part_rows=7) as ahead:
+        got = torch.cat([ahead.rows(lo, min(lo + 5, 50)) for lo in range(0, 50, 5)])
+    assert got[:, 0].tolist() == [float(i) for i in range(50)] and got[:, 1].tolist() == [2.0 * i for i in range(50)]
+    assert calls == [(0, 8), (8, 7), (15, 7), (22, 7), (29, 7), (36, 7), (43, 7)]  # each session once
+
+
+def test_states_ahead_raises_the_computations_error_in_the_blocks():
+    sessions = [np.zeros(2, dtype=np.int64)] * 25
+
+    def compute(part):
+        if len(part) < 10:  # the last part
+            raise ValueError("state computation failed")
+        return torch.zeros((len(part), 4))
+
+    with StatesAhead(compute, sessions, torch.zeros((10, 4)), part_rows=10) as ahead:
+        assert ahead.rows(0, 20).shape == (20, 4)
+        with pytest.raises(ValueError, match="state computation failed"):
+            ahead.rows(20, 25)

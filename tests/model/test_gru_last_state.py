@@ -97,3 +97,20 @@ def test_many_sessions_split_across_threads_give_the_same_states(monkeypatch):
     with torch.no_grad():
         ref = _padded_last(net, sessions[:20])
     np.testing.assert_allclose(split[:20].numpy(), ref.numpy(), rtol=0, atol=1e-5)
+
+
+def test_input_gate_rows_are_computed_for_the_items_met_and_kept():
+    torch.manual_seed(4)
+    net = GRU4RecNet(60, [8]).eval()
+    first = [np.array([1, 2, 3]), np.array([3, 4])]
+    later = [np.array([4, 50, 51]), np.array([2])]
+    with torch.no_grad():
+        net.last_states(first)
+        _, table, filled = net._input_gates_cache
+        assert np.flatnonzero(filled).tolist() == [1, 2, 3, 4]  # only the items met
+        kept = table[[1, 2, 3, 4]].copy()
+        got = net.last_states(later)
+        assert net._input_gates_cache[1] is table  # the same table, extended
+        assert np.flatnonzero(filled).tolist() == [1, 2, 3, 4, 50, 51]
+        np.testing.assert_array_equal(table[[1, 2, 3, 4]], kept)
+        np.testing.assert_allclose(got.numpy(), _padded_last(net, later).numpy(), rtol=0, atol=1e-5)
