@@ -91,6 +91,33 @@ class Ranked:
     lengths: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """The items each session excludes, flat: session ``i``'s are ``flat[start[i] : start[i] + count[i]]``.
+
+    Built once per :meth:`Predictor.rank` call, so a block's cells to mask are a few array
+    operations instead of Python work per session (which would hold the GIL the parallel blocks share).
+    """
+
+    flat: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def of(cls, prefixes: Sequence[np.ndarray], excl: Sequence[bool]) -> _Seen:
+        lengths = np.fromiter((len(p) for p in prefixes), dtype=np.int64, count=len(prefixes))
+        flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in prefixes]) if len(prefixes) else lengths
+        return cls(flat, np.cumsum(lengths) - lengths, np.where(np.asarray(excl, dtype=bool), lengths, 0))
+
+    def cells(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(row in block, item)`` of every excluded item of the sessions ``rows``."""
+        count = self.count[rows]
+        total = int(count.sum())
+        block_row = np.repeat(np.arange(len(rows)), count)
+        first = np.repeat(self.start[rows] - (np.cumsum(count) - count), count)
+        return block_row, self.flat[first + np.arange(total)]
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -234,6 +261,7 @@ class Predictor:
         ks = np.minimum(np.asarray(_per_session(k if k is not None else self.limits.default_k, n), dtype=np.int64),
                         self.n_items)  # fmt: skip
         excl = _per_session(exclude_seen if exclude_seen is not None else self.limits.exclude_seen, n)
+        seen = _Seen.of(prefixes, excl)
         top = int(ks.max()) if n else 0
         out = Ranked(np.zeros((n, top), dtype=np.int64), np.zeros((n, top), dtype=np.float32), np.zeros(n, np.int64))
         warm = np.asarray([i for i, idx in enumerate(prefixes) if len(idx)], dtype=np.int64)
@@ -255,7 +283,7 @@ class Predictor:
                 if states.device.type == "cpu":
                     # batch scoring: blocks on parallel workers, each into its own reused buffer,
                     # while the rest of the states are computed ahead of them
-                    self._rank_blocks(states, rows, prefixes, ks, excl, out, block)
+                    self._rank_blocks(states, rows, prefixes, ks, seen, out, block)
                     continue
                 if len(rows) > AHEAD_ROWS:
                     import torch
@@ -270,7 +298,7 @@ class Predictor:
                     scores = self._checked(self.model.score_states(states[at : at + step]), len(part))
                 else:
                     scores = self._scores([prefixes[i] for i in part])
-                self._rank_scores(scores, part, prefixes, ks, excl, out)
+                self._rank_scores(scores, part, ks, seen, out)
         return out
 
     def _rank_blocks(
@@ -279,7 +307,7 @@ class Predictor:
         rows: np.ndarray,
         prefixes: Sequence[np.ndarray],
         ks: np.ndarray,
-        excl: list,
+        seen: _Seen,
         out: Ranked,
         block: int,
     ) -> None:
@@ -292,24 +320,20 @@ class Predictor:
 
         def work(lo: int, hi: int, buffer: Any) -> None:
             scores = self._checked(self.model.score_states(states.rows(lo, hi), out=buffer), hi - lo)
-            self._rank_scores(scores, rows[lo:hi], prefixes, ks, excl, out)
+            self._rank_scores(scores, rows[lo:hi], ks, seen, out)
 
         with states:
             run_blocks(len(rows), self.n_items, work, block)
 
-    def _rank_scores(
-        self, scores: Any, rows: np.ndarray, prefixes: Sequence[np.ndarray], ks: np.ndarray, excl: list, out: Ranked
-    ) -> None:
+    def _rank_scores(self, scores: Any, rows: np.ndarray, ks: np.ndarray, seen: _Seen, out: Ranked) -> None:
         """Mask, top-k and trim the score rows of sessions ``rows`` into ``out`` (``scores`` is written to)."""
         import torch
 
         from recframe.deployer.topk import topk_rows
 
         with torch.inference_mode():
-            masked = [(r, prefixes[i]) for r, i in enumerate(rows.tolist()) if excl[i]]
-            if masked:  # one scatter for the whole batch: per-row indexing costs more than scoring
-                at = np.concatenate([np.full(len(idx), r, dtype=np.int64) for r, idx in masked])
-                cols = np.concatenate([np.asarray(idx, dtype=np.int64) for _, idx in masked])
+            at, cols = seen.cells(rows)
+            if len(at):  # one scatter for the whole batch: per-row indexing costs more than scoring
                 dev = scores.device  # a model moved to a GPU scores there; rank there too
                 scores[torch.from_numpy(at).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
             top = int(ks[rows].max())

@@ -87,8 +87,10 @@ class StatesAhead:
     ``first`` holds the states of the first sessions (computed by the caller, which learns the
     states' device and width from it); the thread computes the rest in order with ``compute`` (a
     model's ``next_states``) while :meth:`rows` hands finished rows to the blocks, waiting when a
-    block overtakes it. Use as a context manager: leaving stops the thread after its current part.
-    An exception in ``compute`` is raised by every :meth:`rows` call that waits for it.
+    block overtakes it. The thread starts at the first :meth:`rows` call, so it always runs under
+    the blocks' thread settings (single-threaded BLAS), and the states do not depend on timing.
+    Use as a context manager: leaving stops the thread after its current part. An exception in
+    ``compute`` is raised by every :meth:`rows` call that waits for it.
     """
 
     def __init__(self, compute: Callable[[Sequence[Any]], torch.Tensor], sessions: Sequence[Any],
@@ -102,16 +104,17 @@ class StatesAhead:
         self._error: BaseException | None = None
         self._stop = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="recframe-states-ahead", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> StatesAhead:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._cond:
             self._stop = True
-        self._thread.join()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
 
     def _run(self) -> None:
         n = len(self._sessions)
@@ -132,6 +135,9 @@ class StatesAhead:
     def rows(self, lo: int, hi: int) -> torch.Tensor:
         """The states of sessions ``[lo, hi)``, once computed."""
         with self._cond:
+            if self._thread is None and not self._stop and self._ready < len(self._sessions):
+                self._thread = threading.Thread(target=self._run, name="recframe-states-ahead", daemon=True)
+                self._thread.start()
             self._cond.wait_for(lambda: self._ready >= hi or self._error is not None)
             if self._ready < hi:
                 assert self._error is not None

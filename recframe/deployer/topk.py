@@ -2,9 +2,14 @@
 
 Why: serving ranks tens of thousands of items per session, and on CPU ``torch.topk`` over 43k
 columns cost about as much as the matrix product that produced the scores. Splitting each row into
-blocks, ranking the blocks by their maximum and running ``topk`` only inside the ``k`` best blocks
-gives the same top-k: any item of the true top-k sits in a block whose maximum is at least that item,
-and at most ``k - 1`` blocks can hold anything larger, so its block is among the ``k`` best.
+blocks, picking the ``k`` blocks with the largest maxima, and ranking only what those blocks hold
+gives the same top-k values: the ``k``-th largest picked maximum (the threshold) is at most the
+row's ``k``-th largest score, since the ``k`` picked maxima are ``k`` scores at least that large,
+and a block left out has no score above it. So every score above the threshold sits in a picked
+block, and the picked blocks hold at least ``k`` scores at or above it.
+
+Only the scores at or above the threshold are ranked (a few more than ``k`` per row), with a stable
+sort, so equal scores come out in catalogue order.
 """
 
 from __future__ import annotations
@@ -18,28 +23,42 @@ BLOCK = 64
 def topk_rows(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
     """``(values, indices)`` of the ``k`` largest scores of each row, largest first.
 
-    Equal to ``torch.topk(scores, k, dim=1)`` up to the order of tied values. Small catalogues, or
-    ``k`` so large that the candidate blocks would cover much of the row, use ``torch.topk`` itself.
+    Equal to ``torch.topk(scores, k, dim=1)`` up to the order of tied values. Small catalogues,
+    ``k`` so large that the picked blocks would cover much of the row, other devices, and rows
+    holding NaN (no threshold) use ``torch.topk`` itself.
     """
     n, m = scores.shape
     n_blocks = m // block
     if scores.device.type != "cpu" or n_blocks <= k or 4 * k * block > m:
         return torch.topk(scores, k, dim=1)
-    head = scores[:, : n_blocks * block].reshape(n, n_blocks, block)
-    # which blocks, not in what order: a partial partition of the block maxima (numpy's
-    # introselect) costs half of a sorted topk over them; the k blocks are then taken in catalogue
-    # order, so equal scores are met in item order
+    cut = n_blocks * block
+    head = scores[:, :cut].reshape(n, n_blocks, block)
     maxima = head.amax(dim=2).detach().numpy()
-    chosen = np.argpartition(maxima, n_blocks - k, axis=1)[:, n_blocks - k :]
-    chosen.sort(axis=1)
-    best_blocks = torch.from_numpy(chosen)
-    # the candidates' values, whole blocks through the 3-d view (contiguous runs, no [n, k * block]
-    # index matrix: the column is computed only for the k picked); the ragged tail is always one
-    cand = head[torch.arange(n).unsqueeze(1), best_blocks].reshape(n, k * block)
-    if n_blocks * block < m:
-        cand = torch.cat([cand, scores[:, n_blocks * block :]], dim=1)
-    values, pick = torch.topk(cand, k, dim=1)
-    in_block = pick < k * block
-    block_of = best_blocks.gather(1, torch.where(in_block, pick // block, 0))
-    cols = torch.where(in_block, block_of * block + pick % block, n_blocks * block + pick - k * block)
-    return values, cols
+    # which blocks, not in what order: a partial partition of the block maxima (numpy's introselect)
+    picked = np.argpartition(maxima, n_blocks - k, axis=1)[:, n_blocks - k :]
+    threshold = np.take_along_axis(maxima, picked, axis=1).min(axis=1)
+    picked.sort(axis=1)  # catalogue order
+    cand = head.detach().numpy()[np.arange(n)[:, None], picked]  # [n, k, block]
+    row, blk, off = np.nonzero(cand >= threshold[:, None, None])
+    vals, cols = cand[row, blk, off], picked[row, blk] * block + off
+    if cut < m:  # the ragged tail: its scores at or above the threshold join the candidates
+        tail = scores[:, cut:].detach().numpy()
+        t_row, t_off = np.nonzero(tail >= threshold[:, None])
+        if len(t_row):
+            order = np.argsort(np.concatenate([row, t_row]), kind="stable")
+            row = np.concatenate([row, t_row])[order]
+            vals = np.concatenate([vals, tail[t_row, t_off]])[order]
+            cols = np.concatenate([cols, cut + t_off])[order]
+    counts = np.bincount(row, minlength=n)
+    if counts.min() < k:  # a NaN maximum gives a NaN threshold, which no score passes
+        return torch.topk(scores, k, dim=1)
+    # each row's candidates into one padded row (in catalogue order), then a stable sort per row
+    at = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    width = int(counts.max())
+    padded = np.full((n, width), np.inf, dtype=np.float32)  # negated: the sort is ascending
+    padded_cols = np.zeros((n, width), dtype=np.int64)
+    padded[row, at] = -vals
+    padded_cols[row, at] = cols
+    best = np.argsort(padded, axis=1, kind="stable")[:, :k]
+    values = -np.take_along_axis(padded, best, axis=1)
+    return torch.from_numpy(values), torch.from_numpy(np.take_along_axis(padded_cols, best, axis=1))
