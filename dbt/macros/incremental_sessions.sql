@@ -206,3 +206,20 @@
   {%- set row = run_query(sql).rows[0] -%}
   {{ return(row[0] > 0 and row[0] == row[1]) }}
 {%- endmacro %}
+
+
+{#- int_sessions' first pre-hook: on DuckDB, an incremental build keeps the insertion order of its
+    statements (a session setting: this model's connection only), so that the time order its new
+    sessions are selected in (int_sessions.sql) reaches the table. The profile turns that order off
+    for the big CREATE TABLE AS of a full build (it lets DuckDB stream and spill), and without it
+    the ORDER BY of the staged rows is dropped. -#}
+{% macro ordered_append() -%}
+  {{ return(adapter.dispatch('ordered_append', 'recframe')()) }}
+{%- endmacro %}
+
+{% macro default__ordered_append() -%}
+{%- endmacro %}
+
+{% macro duckdb__ordered_append() -%}
+  {%- if is_incremental() -%}set session preserve_insertion_order = true{%- endif -%}
+{%- endmacro %}

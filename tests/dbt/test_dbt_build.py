@@ -42,6 +42,14 @@ def test_dataset_contract_and_row_accounting(built):
     ids = {n["id"] for n in lineage["nodes"]}
     assert "model.recframe.session_sequences" in ids and "source.recframe.recframe_raw.events" in ids
     assert {"from": "model.recframe.int_sessions", "to": "model.recframe.session_sequences"} in lineage["edges"]
+    # dbt's artifacts of the build, written by recframe while the warehouse closed: the compiled
+    # manifest and every node's result
+    target = root / "run1" / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["nodes"]["model.recframe.int_sessions"]["compiled_code"]
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert {r["unique_id"] for r in results} >= {"model.recframe.int_sessions", "model.recframe.session_sequences"}
+    assert all(r["status"] in ("success", "pass") for r in results)
 
 
 def test_split_has_no_leakage(built):

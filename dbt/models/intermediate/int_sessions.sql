@@ -2,7 +2,8 @@
 -- depends_on: {{ ref('int_item_counts_replaced') }}
 {{ config(
     materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_rebuilt_sessions(built_cutoffs()) }}", tmp_relation_type='table',
+    pre_hook=["{{ ordered_append() }}", "{{ delete_rebuilt_sessions(built_cutoffs()) }}"],
+    tmp_relation_type='table',
 ) }}
 {#- One row per session of the current build: its size, duplicates, its kept events as time-ordered
     lists, and a session-level reject reason: no_product_events (no kept action),
@@ -50,3 +51,11 @@ select
 from rolled as r
 inner join {{ ref('stg_events__current_loads') }} as l
     on r.tenant = l.tenant
+{#- An incremental build's new sessions reach the table in time order (on DuckDB the pre-hook
+    ordered_append() keeps it): unordered rows appended to the built table left the next checkpoint
+    a rewrite costing more than the insert (375k sessions at 50M events: 0.47 s insert + 0.66 s
+    checkpoint, against 0.48 s + 0.005 s in time order), and later builds' cutoff filters on
+    first_ms/last_ms skip whole row groups. -#}
+{%- if is_incremental() and target.type == 'duckdb' %}
+order by r.first_ms
+{%- endif %}
