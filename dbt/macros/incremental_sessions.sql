@@ -208,11 +208,11 @@
 {%- endmacro %}
 
 
-{#- int_sessions' first pre-hook: on DuckDB, an incremental build keeps the insertion order of its
-    statements (a session setting: this model's connection only), so that the time order its new
+{#- int_sessions' first pre-hook: on DuckDB an incremental build's statements keep the insertion
+    order (a session setting: this model's connection only), so that the time order its new
     sessions are selected in (int_sessions.sql) reaches the table. The profile turns that order off
     for the big CREATE TABLE AS of a full build (it lets DuckDB stream and spill), and without it
-    the ORDER BY of the staged rows is dropped. -#}
+    the ORDER BY of the new rows is dropped. -#}
 {% macro ordered_append() -%}
   {{ return(adapter.dispatch('ordered_append', 'recframe')()) }}
 {%- endmacro %}

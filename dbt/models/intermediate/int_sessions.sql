@@ -52,10 +52,12 @@ from rolled as r
 inner join {{ ref('stg_events__current_loads') }} as l
     on r.tenant = l.tenant
 {#- An incremental build's new sessions reach the table in time order (on DuckDB the pre-hook
-    ordered_append() keeps it): unordered rows appended to the built table left the next checkpoint
-    a rewrite costing more than the insert (375k sessions at 50M events: 0.47 s insert + 0.66 s
-    checkpoint, against 0.48 s + 0.005 s in time order), and later builds' cutoff filters on
-    first_ms/last_ms skip whole row groups. -#}
+    ordered_append() keeps it): unordered rows appended to the built table left the next
+    checkpoint a rewrite costing more than the insert (375k sessions at 50M events: 0.47 s insert +
+    0.66 s checkpoint, against 0.48 s + 0.005 s in time order), and later builds' filters on
+    first_ms/last_ms skip those row groups by their min/max. A full build keeps the order its
+    aggregate gives: sorting 10M sessions measured 5 s more of a 60 s first build, and an
+    incremental build only 0.25 s faster for it. -#}
 {%- if is_incremental() and target.type == 'duckdb' %}
 order by r.first_ms
 {%- endif %}
