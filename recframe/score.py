@@ -189,7 +189,9 @@ def encode_items(vocab: Any, items: pd.Series) -> list[np.ndarray]:
     known = codes >= 0
     owner = np.repeat(np.arange(len(lengths)), lengths)
     counts = np.bincount(owner[known], minlength=len(lengths))
-    return np.split(codes[known], np.cumsum(counts)[:-1])
+    kept, ends = codes[known], np.cumsum(counts).tolist()
+    # slices of one array: np.split would cost several times more per session
+    return [kept[a:b] for a, b in zip([0, *ends][: len(ends)], ends, strict=True)]
 
 
 def recommend(
@@ -222,7 +224,9 @@ def recommend(
         return pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int32), pa.array([value], pa.string()))
 
     skus = pa.array(model.vocab.items.tolist(), pa.string())
-    users = pa.array([None if pd.isna(u) else str(u) for u in sessions["user_key"]], pa.string())
+    user_keys = sessions["user_key"]
+    users = (pa.nulls(len(user_keys), pa.string()) if user_keys.isna().all()  # a source without users
+             else pa.array([None if pd.isna(u) else str(u) for u in user_keys], pa.string()))  # fmt: skip
     return pa.table(
         {
             "tenant": const(tenant),

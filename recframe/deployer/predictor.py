@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from recframe.deployer.score_blocks import AHEAD_ROWS, SCORE_ROWS, StatesAhead, run_blocks
+from recframe.deployer.score_blocks import AHEAD_ROWS, FIRST_ROWS, SCORE_ROWS, StatesAhead, run_blocks
 from recframe.interfaces import Model
 
 REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
@@ -279,16 +279,16 @@ class Predictor:
             rows = warm[lo : lo + group]
             states = None
             if two_stage and chunk and len(rows) > block:
-                states = self.model.next_states([prefixes[i] for i in rows[:AHEAD_ROWS]])
+                states = self.model.next_states([prefixes[i] for i in rows[:FIRST_ROWS]])
                 if states.device.type == "cpu":
                     # batch scoring: blocks on parallel workers, each into its own reused buffer,
                     # while the rest of the states are computed ahead of them
                     self._rank_blocks(states, rows, prefixes, ks, seen, out, block)
                     continue
-                if len(rows) > AHEAD_ROWS:
+                if len(rows) > FIRST_ROWS:
                     import torch
 
-                    rest = self.model.next_states([prefixes[i] for i in rows[AHEAD_ROWS:]])
+                    rest = self.model.next_states([prefixes[i] for i in rows[FIRST_ROWS:]])
                     states = torch.cat([states, rest])
             elif two_stage:
                 states = self.model.next_states([prefixes[i] for i in rows])

@@ -24,12 +24,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-#: rows scored per block: 64 to 512 measured alike on a 2-core AMD EPYC (docs/benchmarks.md, Batch
-#: scoring); more than ``item_scores.ONEDNN_ROWS[1]`` keeps every full block on the BLAS product
-SCORE_ROWS = 256
-#: sessions whose states one call computes ahead of the blocks (a few blocks' worth: the first part
-#: is computed before any block starts)
-AHEAD_ROWS = 4 * SCORE_ROWS
+#: rows scored per block: 64 to 512 measured alike on a 2-core AMD EPYC; on a 2-core Intel Xeon,
+#: where torch's GEMM is the faster one, 128 beat 64 by a tenth and 192 by a quarter
+#: (docs/benchmarks.md, Batch scoring)
+SCORE_ROWS = 128
+#: sessions whose states one call computes ahead of the blocks (smaller parts cost more per session
+#: in the recurrence's per-call work)
+AHEAD_ROWS = 1024
+#: sessions whose states are computed before any block starts (a few blocks' worth: the cores wait
+#: for them)
+FIRST_ROWS = 4 * SCORE_ROWS
 
 
 def run_blocks(

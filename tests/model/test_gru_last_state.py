@@ -99,7 +99,10 @@ def test_many_sessions_split_across_threads_give_the_same_states(monkeypatch):
     np.testing.assert_allclose(split[:20].numpy(), ref.numpy(), rtol=0, atol=1e-5)
 
 
-def test_input_gate_rows_are_computed_for_the_items_met_and_kept():
+def test_input_gate_rows_are_computed_for_the_items_met_and_kept(monkeypatch):
+    import recframe.model.seq.nets.gru_last_state as gls
+
+    monkeypatch.setattr(gls, "GATE_BLOCK", 8)
     torch.manual_seed(4)
     net = GRU4RecNet(60, [8]).eval()
     first = [np.array([1, 2, 3]), np.array([3, 4])]
@@ -107,10 +110,15 @@ def test_input_gate_rows_are_computed_for_the_items_met_and_kept():
     with torch.no_grad():
         net.last_states(first)
         _, table, filled = net._input_gates_cache
-        assert np.flatnonzero(filled).tolist() == [1, 2, 3, 4]  # only the items met
-        kept = table[[1, 2, 3, 4]].copy()
+        assert np.flatnonzero(filled).tolist() == list(range(8))  # only the block of the items met
+        kept = table[:8].copy()
         got = net.last_states(later)
         assert net._input_gates_cache[1] is table  # the same table, extended
-        assert np.flatnonzero(filled).tolist() == [1, 2, 3, 4, 50, 51]
-        np.testing.assert_array_equal(table[[1, 2, 3, 4]], kept)
+        assert np.flatnonzero(filled).tolist() == list(range(8)) + list(range(48, 56))
+        np.testing.assert_array_equal(table[:8], kept)
         np.testing.assert_allclose(got.numpy(), _padded_last(net, later).numpy(), rtol=0, atol=1e-5)
+        # a row's value does not depend on which items a call met first
+        other = GRU4RecNet(60, [8]).eval()
+        other.load_state_dict(net.state_dict())
+        other.last_states(later[::-1] + first)
+        np.testing.assert_array_equal(other._input_gates_cache[1][[1, 2, 3, 4, 50, 51]], table[[1, 2, 3, 4, 50, 51]])

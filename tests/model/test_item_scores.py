@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from recframe.model.seq.nets.item_scores import ItemScorer
@@ -70,3 +71,30 @@ def test_onednn_micro_batches_score_like_the_numpy_path(monkeypatch) -> None:
             torch.testing.assert_close(scores, ItemScorer()(states[:rows], table, bias), rtol=1e-5, atol=1e-5)
     if fast._onednn_ok:  # where torch has oneDNN, the micro-batches did use it
         assert fast._onednn is not None
+
+
+@pytest.mark.parametrize("faster", ["numpy", "torch"])
+def test_products_into_a_buffer_try_both_gemms_then_keep_the_faster(monkeypatch, faster) -> None:
+    """Batch scoring's blocks: each GEMM on trial, then the one with the best time per row, same scores."""
+    import recframe.model.seq.nets.item_scores as item_scores
+
+    clock = [0.0]
+    monkeypatch.setattr(item_scores, "perf_counter", lambda: clock[0])
+    for name, gemm in list(item_scores.BLOCK_KERNELS.items()):
+
+        def timed(x, packed, out, gemm=gemm, cost=1.0 if name == faster else 1.5):
+            clock[0] += cost
+            gemm(x, packed, out)
+
+        monkeypatch.setitem(item_scores.BLOCK_KERNELS, name, timed)
+    table, bias, states = _tables()
+    want = torch.addmm(bias, states, table.T)
+    scorer = ItemScorer()
+    out = torch.empty(7, 1_000)
+    with torch.inference_mode():
+        for _ in range(2 * item_scores.KERNEL_TRIALS + 3):
+            got = scorer(states, table, bias, out=out)
+            assert got is out  # written into the caller's buffer, by whichever kernel
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert [len(t) for t in scorer._trials.values()] == [item_scores.KERNEL_TRIALS] * 2
+    assert scorer._block_kernel == faster

@@ -67,7 +67,8 @@ def _reference(model: GRU4RecModel, items: list[str], k: int, exclude: bool) -> 
 def test_rows_equal_a_direct_ranking_of_every_session(model, exclude, n, batch_size, monkeypatch):
     import recframe.deployer.predictor as predictor
 
-    # the states of parallel row blocks come in parts of 96 sessions from a thread of their own
+    # the states of parallel row blocks: 64 sessions' first, then parts of 96 from a thread of their own
+    monkeypatch.setattr(predictor, "FIRST_ROWS", 64)
     monkeypatch.setattr(predictor, "AHEAD_ROWS", 96)
     sessions = _sessions(n)
     k = 7

@@ -202,8 +202,8 @@ def _input_gates(net: GRU4RecNet, gru: torch.nn.GRU, items: np.ndarray) -> np.nd
     """The first layer's input gates per item, ``[n_items, 3 * hidden]``, with the rows of ``items`` filled.
 
     The gates of an event depend only on its item, so each item's row is computed once, when an
-    event of it is first met, and looked up from then on (serving, the next batch): a call pays for
-    its new distinct items, never more than projecting its events. The table is cached on the
+    event of it is first met (with the rest of its block of ``GATE_BLOCK`` items), and looked up
+    from then on (serving, the next batch). The table is cached on the
     network and started afresh when a weight changes (its version counter moves); not kept for
     huge catalogues (None: project the events instead). Concurrent callers may compute a row twice,
     with the same values; a row is marked filled only once written.
@@ -223,10 +223,37 @@ def _input_gates(net: GRU4RecNet, gru: torch.nn.GRU, items: np.ndarray) -> np.nd
     _, table, filled = cache
     missing = items[~filled[items]]
     if len(missing):
-        new = np.unique(missing)
-        emb = _np(net.Wy.weight if net.constrained else net.E.weight)
-        rows = emb[new] @ np.ascontiguousarray(_np(gru.weight_ih_l0).T)
-        rows += _np(gru.bias_ih_l0)
-        table[new] = rows
-        filled[new] = True
+        _fill_blocks(net, gru, table, filled, np.unique(missing // GATE_BLOCK))
     return table
+
+
+#: items whose input gates are computed together: always the same aligned block of the catalogue;
+#: 256 rows run the product near its best speed (64 took twice as long over a whole catalogue),
+#: and a block costs a serving request under a millisecond
+GATE_BLOCK = 256
+
+
+def _fill_blocks(net: GRU4RecNet, gru: torch.nn.GRU, table: np.ndarray, filled: np.ndarray, blocks: np.ndarray) -> None:
+    """Compute the table rows of the item blocks ``blocks`` (``GATE_BLOCK`` items each, the last one shorter).
+
+    Each block is its own ``[GATE_BLOCK, d] @ [d, 3 * hidden]`` product, so an item's row comes out
+    of the same product whatever else a call needs: its float32 value never depends on which items
+    earlier calls met (a model scores the same after a save and load as before it).
+    """
+    emb = _np(net.Wy.weight if net.constrained else net.E.weight)
+    w = np.ascontiguousarray(_np(gru.weight_ih_l0).T)
+    bias = _np(gru.bias_ih_l0)
+    n = emb.shape[0]
+    whole = blocks[(blocks + 1) * GATE_BLOCK <= n]
+    if len(whole):
+        idx = (whole[:, None] * GATE_BLOCK + np.arange(GATE_BLOCK)).reshape(-1)
+        rows = np.matmul(emb[idx].reshape(len(whole), GATE_BLOCK, -1), w)  # one product per block
+        rows += bias
+        table[idx] = rows.reshape(len(idx), -1)
+        filled[idx] = True
+    if len(whole) < len(blocks):  # the catalogue's last, shorter block
+        lo = int(blocks[-1]) * GATE_BLOCK
+        rows = emb[lo:] @ w
+        rows += bias
+        table[lo:] = rows
+        filled[lo:] = True

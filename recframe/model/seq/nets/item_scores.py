@@ -17,9 +17,18 @@ instead, on a copy of the table reordered once for it: the same float32 products
 20-50 % less time at those sizes, since OpenBLAS repacks the whole table on every call and that
 costs as much as the product when there are few rows. One state (a gemv) and evaluation's big
 batches stay on numpy, which is faster there; where torch has no oneDNN, numpy does all.
+
+Products written into a caller's buffer (batch scoring's row blocks) take whichever GEMM measured
+faster on this machine's first blocks, numpy's OpenBLAS or torch's own: on a 2-core AMD EPYC
+OpenBLAS is the faster, on a 2-core Intel Xeon (Sapphire Rapids) torch's took a third less time
+at 64 to 128 rows (docs/benchmarks.md, Batch scoring). Both are float32 products of the same
+packed matrix.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
 
 import numpy as np
 import torch
@@ -27,6 +36,25 @@ import torch
 # batch sizes scored through oneDNN, and the batch size its table layout is reordered for
 ONEDNN_ROWS = (2, 128)
 ONEDNN_HINT = 32
+#: timed calls of each GEMM before products into a caller's buffer keep to the one with the lower
+#: best time per row; the first ``KERNEL_WARMUP`` calls of each (fresh buffers, cold caches) not counted
+KERNEL_TRIALS = 10
+KERNEL_WARMUP = 3
+
+
+def _numpy_into(x: np.ndarray, packed: np.ndarray, out: torch.Tensor) -> None:
+    np.matmul(x, packed, out=out.numpy())
+
+
+def _torch_into(x: np.ndarray, packed: np.ndarray, out: torch.Tensor) -> None:
+    torch.mm(torch.from_numpy(x), torch.from_numpy(packed), out=out)
+
+
+#: the GEMMs a product into a caller's buffer may take, by name
+BLOCK_KERNELS: dict[str, Callable[[np.ndarray, np.ndarray, torch.Tensor], None]] = {
+    "numpy": _numpy_into,
+    "torch": _torch_into,
+}
 
 
 class ItemScorer:
@@ -37,6 +65,8 @@ class ItemScorer:
         self._packed: np.ndarray | None = None
         self._onednn: torch.Tensor | None = None
         self._onednn_ok = _onednn_available()
+        self._block_kernel: str | None = None  # chosen after the trials
+        self._trials: dict[str, list[float]] = {name: [] for name in BLOCK_KERNELS}
 
     def __call__(
         self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None
@@ -48,7 +78,10 @@ class ItemScorer:
                 return states @ table.T
             return torch.addmm(bias, states, table.T)
         packed = self._pack(table, bias)
-        if self._onednn_ok and ONEDNN_ROWS[0] <= states.shape[0] <= ONEDNN_ROWS[1]:
+        n_out = (states.shape[0], packed.shape[1])
+        into = out is not None and out.device.type == "cpu" and out.dtype == torch.float32 \
+            and out.is_contiguous() and tuple(out.shape) == n_out  # fmt: skip
+        if not into and self._onednn_ok and ONEDNN_ROWS[0] <= states.shape[0] <= ONEDNN_ROWS[1]:
             try:
                 return self._onednn_scores(states, table, bias)
             except RuntimeError:  # an op this torch build lacks after all: numpy from now on
@@ -58,12 +91,30 @@ class ItemScorer:
         x[:, :d] = states.detach().numpy()
         if bias is not None:
             x[:, d] = 1.0
-        n_out = (states.shape[0], packed.shape[1])
-        if out is not None and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous() \
-                and tuple(out.shape) == n_out:  # fmt: skip
-            np.matmul(x, packed, out=out.numpy())
+        if into:
+            assert out is not None
+            self._into(x, packed, out)
             return out
         return torch.from_numpy(x @ packed)
+
+    def _into(self, x: np.ndarray, packed: np.ndarray, out: torch.Tensor) -> None:
+        """``x @ packed`` written into ``out`` by the chosen GEMM, or by the next one on trial.
+
+        The trial calls alternate between the kernels (from concurrent workers too: a list append is
+        atomic, so they need no lock, which would make a model unpicklable); the best time is what
+        the kernel can do, where other workers slow a trial down by chance.
+        """
+        kernel, on_trial = self._block_kernel, False
+        if kernel is None:
+            kernel = min(BLOCK_KERNELS, key=lambda name: len(self._trials[name]))
+            on_trial = len(self._trials[kernel]) < KERNEL_TRIALS
+            if not on_trial:
+                best = {name: min(times[KERNEL_WARMUP:]) for name, times in self._trials.items()}
+                kernel = self._block_kernel = min(best, key=best.__getitem__)
+        t0 = perf_counter()
+        BLOCK_KERNELS[kernel](x, packed, out)
+        if on_trial:
+            self._trials[kernel].append((perf_counter() - t0) / max(len(x), 1))
 
     def _onednn_scores(self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self._onednn is None:  # reset by _pack whenever the weights change
