@@ -122,3 +122,24 @@ def test_input_gate_rows_are_computed_for_the_items_met_and_kept(monkeypatch):
         other.load_state_dict(net.state_dict())
         other.last_states(later[::-1] + first)
         np.testing.assert_array_equal(other._input_gates_cache[1][[1, 2, 3, 4, 50, 51]], table[[1, 2, 3, 4, 50, 51]])
+
+
+def test_input_gate_blocks_filled_by_several_threads_equal_one_thread(monkeypatch):
+    import recframe.model.seq.nets.gru_last_state as gls
+
+    monkeypatch.setattr(gls, "GATE_BLOCK", 8)
+    torch.manual_seed(5)
+    net = GRU4RecNet(100, [8]).eval()
+    items = np.arange(100)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = gls._input_gates(net, net.grus[0], items).copy()
+        del net._input_gates_cache
+        torch.set_num_threads(2)
+        monkeypatch.setattr(gls, "FILL_BLOCKS_PER_WORKER", 1)  # 13 blocks: two threads share them
+        shared = gls._input_gates(net, net.grus[0], items)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(shared, one)
+    assert net._input_gates_cache[2].all()

@@ -236,24 +236,36 @@ GATE_BLOCK = 256
 def _fill_blocks(net: GRU4RecNet, gru: torch.nn.GRU, table: np.ndarray, filled: np.ndarray, blocks: np.ndarray) -> None:
     """Compute the table rows of the item blocks ``blocks`` (``GATE_BLOCK`` items each, the last one shorter).
 
-    Each block is its own ``[GATE_BLOCK, d] @ [d, 3 * hidden]`` product, so an item's row comes out
-    of the same product whatever else a call needs: its float32 value never depends on which items
-    earlier calls met (a model scores the same after a save and load as before it).
+    Each block is its own ``[GATE_BLOCK, d] @ [d, 3 * hidden]`` single-threaded product, so an
+    item's row comes out of the same product whatever else a call needs: its float32 value never
+    depends on which items earlier calls met (a model scores the same after a save and load as
+    before it). Many blocks (a batch's first sessions meet most of a catalogue) are shared among
+    torch's intra-op threads, since the callers wait for them.
     """
+    from threadpoolctl import threadpool_limits
+
     emb = _np(net.Wy.weight if net.constrained else net.E.weight)
     w = np.ascontiguousarray(_np(gru.weight_ih_l0).T)
     bias = _np(gru.bias_ih_l0)
     n = emb.shape[0]
-    whole = blocks[(blocks + 1) * GATE_BLOCK <= n]
-    if len(whole):
-        idx = (whole[:, None] * GATE_BLOCK + np.arange(GATE_BLOCK)).reshape(-1)
-        rows = np.matmul(emb[idx].reshape(len(whole), GATE_BLOCK, -1), w)  # one product per block
-        rows += bias
-        table[idx] = rows.reshape(len(idx), -1)
-        filled[idx] = True
-    if len(whole) < len(blocks):  # the catalogue's last, shorter block
-        lo = int(blocks[-1]) * GATE_BLOCK
-        rows = emb[lo:] @ w
-        rows += bias
-        table[lo:] = rows
-        filled[lo:] = True
+    spans = [(lo, min(lo + GATE_BLOCK, n)) for lo in (blocks * GATE_BLOCK).tolist()]
+
+    def fill(part: list[tuple[int, int]]) -> None:
+        for lo, hi in part:
+            np.matmul(emb[lo:hi], w, out=table[lo:hi])
+            table[lo:hi] += bias
+            filled[lo:hi] = True
+
+    workers = min(torch.get_num_threads(), len(spans) // FILL_BLOCKS_PER_WORKER)
+    with threadpool_limits(1, user_api="blas"):
+        if workers < 2:
+            fill(spans)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(fill, [spans[i::workers] for i in range(workers)]))
+
+
+#: blocks of input gates one thread fills at least, before a fill is shared among threads
+FILL_BLOCKS_PER_WORKER = 8
