@@ -20,9 +20,10 @@ batches stay on numpy, which is faster there; where torch has no oneDNN, numpy d
 
 Products written into a caller's buffer (batch scoring's row blocks) take whichever GEMM measured
 faster on this machine's first blocks, numpy's OpenBLAS or torch's own: on a 2-core AMD EPYC
-OpenBLAS is the faster, on a 2-core Intel Xeon (Sapphire Rapids) torch's took a third less time
+OpenBLAS is the faster, on a 2-core Intel Xeon (Sapphire Rapids) torch's took a quarter less time
 at 64 to 128 rows (docs/benchmarks.md, Batch scoring). Both are float32 products of the same
-packed matrix.
+packed matrix (bit-identical there for every block of 7 rows or more; single rows can differ in the
+last bit).
 """
 
 from __future__ import annotations
