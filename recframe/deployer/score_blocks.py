@@ -5,9 +5,8 @@ Why: a batch of sessions scored as one ``[1024, n_items]`` matrix (176 MB at 43k
 machine means waiting for a descheduled thread, and its buffer is more fresh memory to first-touch
 (page faults, costly on a VM) than the smaller per-worker buffers here. Here the blocks are
 independent: each worker thread takes the next block, multiplies it into its own reused buffer
-(numpy's BLAS) and ranks it (torch), both single-threaded and both releasing the GIL while they
-compute. Smaller blocks would also keep the scores in cache for the top-k, but measured no faster
-(docs/benchmarks.md, Batch scoring).
+(the faster of numpy's and torch's GEMM, see ``item_scores``) and ranks it (``topk``), all
+single-threaded and releasing the GIL while they compute (docs/benchmarks.md, Batch scoring).
 
 A sequence model's states (:class:`StatesAhead`) are computed part by part on a thread of their own
 while the blocks score: split across the cores the recurrence's many small steps ran hardly faster
