@@ -30,9 +30,9 @@ SCORE_ROWS = 128
 #: sessions whose states one call computes ahead of the blocks (smaller parts cost more per session
 #: in the recurrence's per-call work)
 AHEAD_ROWS = 1024
-#: sessions whose states are computed before any block starts (a few blocks' worth: the cores wait
-#: for them)
-FIRST_ROWS = 4 * SCORE_ROWS
+#: sessions whose states are computed before any block starts (two blocks' worth: one core waits
+#: for them while the other idles)
+FIRST_ROWS = 2 * SCORE_ROWS
 
 
 def run_blocks(
