@@ -189,9 +189,9 @@ def encode_items(vocab: Any, items: pd.Series) -> list[np.ndarray]:
     known = codes >= 0
     owner = np.repeat(np.arange(len(lengths)), lengths)
     counts = np.bincount(owner[known], minlength=len(lengths))
-    kept, ends = codes[known], np.cumsum(counts).tolist()
+    kept, ends = codes[known], np.cumsum(counts)
     # slices of one array: np.split would cost several times more per session
-    return [kept[a:b] for a, b in zip([0, *ends][: len(ends)], ends, strict=True)]
+    return [kept[a:b] for a, b in zip((ends - counts).tolist(), ends.tolist(), strict=True)]
 
 
 def recommend(

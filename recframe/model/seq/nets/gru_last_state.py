@@ -203,8 +203,8 @@ def _input_gates(net: GRU4RecNet, gru: torch.nn.GRU, items: np.ndarray) -> np.nd
 
     The gates of an event depend only on its item, so each item's row is computed once, when an
     event of it is first met (with the rest of its block of ``GATE_BLOCK`` items), and looked up
-    from then on (serving, the next batch). The table is cached on the
-    network and started afresh when a weight changes (its version counter moves); not kept for
+    from then on (serving, the next batch). The table is cached on the network and started afresh
+    when a weight changes (its version counter moves); not kept for
     huge catalogues (None: project the events instead). Concurrent callers may compute a row twice,
     with the same values; a row is marked filled only once written.
     """
