@@ -24,6 +24,16 @@ def test_inference_scores_equal_torch_with_and_without_bias() -> None:
     torch.testing.assert_close(got_nobias, states @ table.T, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [1, 511, 1_300])
+def test_the_packed_table_is_the_transposed_table_over_the_bias_row(n: int) -> None:
+    """Packed tile by tile: every item's column is its row of the table, exactly, the bias below."""
+    table, bias, _ = _tables(n)
+    packed = ItemScorer()._pack(table, bias)
+    assert packed.shape == (17, n) and packed.flags.c_contiguous
+    assert torch.equal(torch.from_numpy(packed[:16]), table.T) and torch.equal(torch.from_numpy(packed[16]), bias)
+    assert torch.equal(torch.from_numpy(ItemScorer()._pack(table.T.contiguous().T, None)), table.T)
+
+
 def test_packed_table_is_rebuilt_after_an_in_place_update() -> None:
     table, bias, states = _tables()
     scorer = ItemScorer()

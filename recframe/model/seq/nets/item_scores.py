@@ -41,6 +41,8 @@ ONEDNN_HINT = 32
 #: best time per row; the first ``KERNEL_WARMUP`` calls of each (fresh buffers, cold caches) not counted
 KERNEL_TRIALS = 10
 KERNEL_WARMUP = 3
+#: items per tile of the packed table's transposed copy (see ``ItemScorer._pack``)
+PACK_ROWS = 512
 
 
 def _numpy_into(x: np.ndarray, packed: np.ndarray, out: torch.Tensor) -> None:
@@ -133,7 +135,11 @@ class ItemScorer:
         if self._key != key or self._packed is None:
             d, n = table.shape[1], table.shape[0]
             packed = np.empty((d + (bias is not None), n), dtype=np.float32)
-            packed[:d] = table.detach().numpy().T
+            rows = table.detach().numpy()
+            # the transpose in tiles of PACK_ROWS items: one strided copy of the whole table reads
+            # it column by column, out of cache (43k x 100: 35-47 ms against 4-7 ms tiled)
+            for lo in range(0, n, PACK_ROWS):
+                packed[:d, lo : lo + PACK_ROWS] = rows[lo : lo + PACK_ROWS].T
             if bias is not None:
                 packed[d] = bias.detach().reshape(-1).numpy()
             self._packed, self._key, self._onednn = packed, key, None
