@@ -16,14 +16,16 @@ position up to float32 rounding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from recframe.model.seq.nets.gru import GRU4RecNet
+
+T = TypeVar("T")
 
 
 def eligible(net: GRU4RecNet) -> bool:
@@ -118,16 +120,11 @@ def last_states(net: GRU4RecNet, sessions: Sequence[np.ndarray]) -> torch.Tensor
     workers = min(torch.get_num_threads(), len(lens) // SESSIONS_PER_WORKER)
     if workers < 2:
         return torch.from_numpy(_states(net, sessions, lens))
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
     if net.onehot is None and len(net.grus):  # the shared input-gate table's rows, filled once up front
         _input_gates(net, net.grus[0], np.concatenate([np.asarray(s, dtype=np.int64) for s in sessions]))
     by_length = np.argsort(-lens, kind="stable")
     shares = [by_length[w::workers] for w in range(workers)]
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda idx: _states(net, [sessions[i] for i in idx], lens[idx]), shares))
+    parts = _on_threads(lambda idx: _states(net, [sessions[i] for i in idx], lens[idx]), shares)
     out = np.empty((len(lens), parts[0].shape[1]), dtype=np.float32)
     for idx, part in zip(shares, parts, strict=True):
         out[idx] = part
@@ -242,8 +239,6 @@ def _fill_blocks(net: GRU4RecNet, gru: torch.nn.GRU, table: np.ndarray, filled: 
     before it). Many blocks (a batch's first sessions meet most of a catalogue) are shared among
     torch's intra-op threads, since the callers wait for them.
     """
-    from threadpoolctl import threadpool_limits
-
     emb = _np(net.Wy.weight if net.constrained else net.E.weight)
     w = np.ascontiguousarray(_np(gru.weight_ih_l0).T)
     bias = _np(gru.bias_ih_l0)
@@ -256,15 +251,23 @@ def _fill_blocks(net: GRU4RecNet, gru: torch.nn.GRU, table: np.ndarray, filled: 
             table[lo:hi] += bias
             filled[lo:hi] = True
 
-    workers = min(torch.get_num_threads(), len(spans) // FILL_BLOCKS_PER_WORKER)
+    workers = max(1, min(torch.get_num_threads(), len(spans) // FILL_BLOCKS_PER_WORKER))
+    _on_threads(fill, [spans[i::workers] for i in range(workers)])
+
+
+def _on_threads(fn: Callable[[Any], T], shares: Sequence[Any]) -> list[T]:
+    """``fn(share)`` for every share, each on a thread of its own (the caller's when there is one
+    share), with single-threaded BLAS: a share is a chain of small products, which a multi-threaded
+    BLAS call would split across the cores and synchronise at every product. Results in share order."""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(1, user_api="blas"):
-        if workers < 2:
-            fill(spans)
-            return
+        if len(shares) < 2:
+            return [fn(share) for share in shares]
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(fill, [spans[i::workers] for i in range(workers)]))
+        with ThreadPoolExecutor(len(shares)) as pool:
+            return list(pool.map(fn, shares))
 
 
 #: blocks of input gates one thread fills at least, before a fill is shared among threads
