@@ -131,6 +131,11 @@ class DuckDBSource(DataSource):
             boolean ``target`` column of valid/test).
     """
 
+    #: whose rules an in-place source follows (``in_place.resolve``): a Snowflake source validates its
+    #: raw settings through a DuckDB source of its own, where DuckDB's rules (no source in schema
+    #: ``raw``, which holds this file's raw tables) do not apply
+    IN_PLACE_WAREHOUSE = "duckdb"
+
     def __init__(
         self,
         warehouse: str | Path = "warehouse.duckdb",
@@ -152,7 +157,7 @@ class DuckDBSource(DataSource):
         self.mode = in_place.mode_of(self.raw)
         self.in_place: in_place.InPlaceConfig | None = None
         if self.mode == "in_place":
-            self.in_place = in_place.resolve(self.raw, "duckdb")  # pops raw.columns.tenant
+            self.in_place = in_place.resolve(self.raw, self.IN_PLACE_WAREHOUSE)  # pops raw.columns.tenant
         else:
             for k in ("table", "attach"):
                 if self.raw.get(k) is not None:

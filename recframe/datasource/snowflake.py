@@ -65,6 +65,13 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:300] or type(err).__name__
 
 
+class _LocalRules(DuckDBSource):
+    """The DuckDB source's parsing, vars and split rules for a Snowflake source, with Snowflake's
+    in-place rules: a source table may sit in schema ``RAW``, which in place recframe never writes."""
+
+    IN_PLACE_WAREHOUSE = "snowflake"
+
+
 class SnowflakeSource(DataSource):
     """Raw events in Snowflake, built by the packaged dbt project through dbt-snowflake or dbt Cloud.
 
@@ -163,7 +170,7 @@ class SnowflakeSource(DataSource):
         self.source_fingerprint: dict[str, Any] | None = None
         # raw/synthetic/dbt vars/split are validated, and later parsed and split, by the DuckDB source's
         # own code: one set of rules for both warehouses
-        self._local = DuckDBSource(
+        self._local = _LocalRules(
             warehouse=":memory:", tenant=tenant, raw=raw, synthetic=synthetic, dbt=dbt_cfg, split=split
         )
         self.split = self._local.split

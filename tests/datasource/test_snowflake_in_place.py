@@ -54,15 +54,16 @@ def _quoted(v) -> str:
     return "null" if v is None else (str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'")
 
 
-def _create_source(port: int, events: pa.Table) -> None:
-    """The loader's table: its own database and schema, its own names, extra columns."""
+def _create_source(port: int, events: pa.Table, table: str = "LANDING.WEB.CLICKS") -> None:
+    """The loader's table (``DATABASE.SCHEMA.TABLE``): its own names, extra columns."""
+    database, schema, _ = table.split(".")
     con = _source(port).connect()
     try:
         cur = con.cursor()
-        cur.execute("create database if not exists LANDING")
-        cur.execute("create schema if not exists LANDING.WEB")
+        cur.execute(f"create database if not exists {database}")
+        cur.execute(f"create schema if not exists {database}.{schema}")
         cur.execute(
-            "create table LANDING.WEB.CLICKS (VISIT_ID varchar, KIND varchar, ACT varchar, ITEM_REF varchar, "
+            f"create table {table} (VISIT_ID varchar, KIND varchar, ACT varchar, ITEM_REF varchar, "
             "AT_MS number(18, 0), PAGE varchar, _FIVETRAN_SYNCED timestamp_ntz)"
         )
         rows = events.select(list(LOADER)).to_pylist()
@@ -71,22 +72,16 @@ def _create_source(port: int, events: pa.Table) -> None:
                 "(" + ", ".join(_quoted(r[c]) for c in LOADER) + ", 'p', current_timestamp())"
                 for r in rows[i : i + 500]
             )
-            cur.execute(f"insert into LANDING.WEB.CLICKS values {values}")
+            cur.execute(f"insert into {table} values {values}")
     finally:
         con.close()
 
 
-def _content(port: int) -> tuple[int, list]:
+def _content(port: int, table: str = "LANDING.WEB.CLICKS") -> tuple[int, list]:
     con = _source(port).connect()
     try:
-        rows = (
-            con.cursor()
-            .execute(
-                "select VISIT_ID, KIND, ACT, ITEM_REF, AT_MS from LANDING.WEB.CLICKS "
-                "order by AT_MS, VISIT_ID, ITEM_REF, ACT"
-            )
-            .fetchall()
-        )
+        query = f"select VISIT_ID, KIND, ACT, ITEM_REF, AT_MS from {table} order by AT_MS, VISIT_ID, ITEM_REF, ACT"
+        rows = con.cursor().execute(query).fetchall()
     finally:
         con.close()
     return len(rows), rows
@@ -106,23 +101,32 @@ def statements(monkeypatch):
     return sent
 
 
-def test_in_place_table_is_read_without_a_write_and_gives_duckdbs_sessions(fakesnow_port, tmp_path, statements):
+@pytest.mark.parametrize(
+    ("configured", "table"),
+    [
+        ("LANDING.WEB.CLICKS", "LANDING.WEB.CLICKS"),  # the loader's own database and schema
+        ("RAW.EVENTS", "RECFRAME.RAW.EVENTS"),  # schema RAW of recframe's database, as a loader names it
+    ],
+)
+def test_in_place_table_is_read_without_a_write_and_gives_duckdbs_sessions(
+    fakesnow_port, tmp_path, statements, configured, table
+):
     events = generate_events(**SYNTHETIC).events
     events = events.cast(pa.schema([pa.field(f.name, pa.int64() if f.name.endswith("_ms") else pa.string())
                                     for f in events.schema]))  # fmt: skip
     with _deadline(300):
-        _create_source(fakesnow_port, events)
-        before = _content(fakesnow_port)
+        _create_source(fakesnow_port, events, table)
+        before = _content(fakesnow_port, table)
         statements.clear()
-        src = _source(fakesnow_port, raw=RAW, state_dir=str(tmp_path / "state"))
+        src = _source(fakesnow_port, raw={**RAW, "table": configured}, state_dir=str(tmp_path / "state"))
         sf = src.load(tmp_path / "sf" / "data")
         sent = list(statements)
-        after = _content(fakesnow_port)
+        after = _content(fakesnow_port, table)
     assert sent, "no statement recorded"
     assert not [s for s in sent if re.search(r"\b(put|copy\s+into|get)\s+['@]", s, re.I)], "PUT/COPY/GET sent"
     targets = _write_targets(sent)
     assert targets, "the recorder saw dbt's writes to its own models"
-    assert not [t for t in targets if t.startswith("LANDING")], targets
+    assert not [t for t in targets if t.startswith("LANDING") or t.endswith(table.split(".", 1)[1])], targets
     assert not [t for t in targets if ".RAW." in f".{t}"], "recframe's raw tables written"
     assert not [s for s in sent if re.match(r"\s*(put|copy|get)\b", s, re.I)], "PUT/COPY/GET sent"
     assert before == after
