@@ -35,6 +35,21 @@ AHEAD_ROWS = 1024
 FIRST_ROWS = 2 * SCORE_ROWS
 
 
+def torch_threads(n: int = 1) -> None:
+    """Give torch's operations on the calling thread ``n`` threads, from its first operation on.
+
+    OpenMP keeps its thread count per thread, and torch applies its own setting to a new thread
+    only when that thread first runs one of torch's parallel loops. A product (``torch.mm``, MKL)
+    run before that takes OpenMP's default, all cores: a block worker's first products ran on two
+    threads each, two workers on two cores running four (CPU time twice the wall time of one
+    worker's products, measured on a fresh thread). The block workers, the states thread and the
+    serving predict thread call this first.
+    """
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def run_blocks(
     n_rows: int, width: int, work: Callable[[int, int, torch.Tensor], None], block: int = SCORE_ROWS
 ) -> None:
@@ -61,6 +76,7 @@ def run_blocks(
     failed = threading.Event()
 
     def worker() -> None:
+        torch_threads(1)
         buffer = torch.empty((block, width), dtype=torch.float32)
         while not failed.is_set():
             with lock:
@@ -120,6 +136,7 @@ class StatesAhead:
             thread.join()
 
     def _run(self) -> None:
+        torch_threads(1)
         n = len(self._sessions)
         try:
             for lo in range(self._ready, n, self._part):

@@ -36,6 +36,7 @@ from recframe.deployer.docs_app import build_fastapi
 from recframe.deployer.jsoncodec import decode, error_body
 from recframe.deployer.jsoncodec import dumps as _dumps
 from recframe.deployer.predictor import Predictor, Query, RequestError, ServingLimits
+from recframe.deployer.score_blocks import torch_threads
 
 if TYPE_CHECKING:
     from recframe.deployer.serving_metrics import ServingMetrics
@@ -92,7 +93,14 @@ class MicroBatcher:
         self.max_batch = max(1, int(max_batch))
         self._queue: asyncio.Queue[tuple[Query, asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recframe-predict")
+        import torch
+
+        # the predict thread keeps the math threads of the thread that made the batcher (the server's
+        # setting, serving_process.serving_threads): a new thread would otherwise get OpenMP's default
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="recframe-predict", initializer=torch_threads,
+            initargs=(torch.get_num_threads(),),
+        )  # fmt: skip
         self.batches = 0
         self.sessions = 0
 

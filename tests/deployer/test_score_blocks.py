@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from recframe.deployer import score_blocks
 from recframe.deployer.score_blocks import StatesAhead, run_blocks
 
 
@@ -82,3 +83,31 @@ def test_states_ahead_raises_the_computations_error_in_the_blocks():
         assert ahead.rows(0, 20).shape == (20, 4)
         with pytest.raises(ValueError, match="state computation failed"):
             ahead.rows(20, 25)
+
+
+def test_every_thread_that_runs_torch_sets_its_thread_count_first(monkeypatch):
+    """Block workers and the states thread each set torch's threads on themselves before any work."""
+    calls: list[tuple[int, int]] = []
+    real = score_blocks.torch_threads
+
+    def recording(n: int = 1) -> None:
+        calls.append((threading.get_ident(), n))
+        real(n)
+
+    monkeypatch.setattr(score_blocks, "torch_threads", recording)
+    workers: set[int] = set()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sessions = [np.full(2, i, dtype=np.int64) for i in range(300)]
+        with StatesAhead(lambda part: torch.zeros((len(part), 3)), sessions, torch.zeros((10, 3)), 64) as states:
+
+            def work(lo: int, hi: int, buffer: torch.Tensor) -> None:
+                assert (threading.get_ident(), 1) in calls  # set before this worker's first block
+                workers.add(threading.get_ident())
+                states.rows(lo, hi)
+
+            run_blocks(300, 4, work, block=32)
+    finally:
+        torch.set_num_threads(before)
+    assert len(workers) == 2 and len(calls) == 3 and {n for _, n in calls} == {1}
