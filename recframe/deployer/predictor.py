@@ -23,12 +23,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 
 from recframe.deployer.score_blocks import AHEAD_ROWS, FIRST_ROWS, SCORE_ROWS, StatesAhead, run_blocks
 from recframe.interfaces import Model
+from recframe.timing_trials import FasterOf
 
 REQUEST_KEYS = ("session", "sessions", "k", "exclude_seen")
 #: with ``Predictor.rank(chunk=...)``, a sequence model reads this many chunks of sessions per pass
@@ -143,6 +145,9 @@ class Predictor:
         self._pop_values: np.ndarray = pop_scores.numpy()
         self._pop_items: list[str] = self.vocab.items[self._pop_idx].tolist()
         self._index = self.vocab.index
+        # batch scoring's blocks: ranked from float32 scores, or by the model's own top-k where it
+        # has one (a bf16 product, :mod:`recframe.model.seq.nets.bf16_topk`), whichever is faster here
+        self._block_paths = FasterOf(["float32", "bf16"] if hasattr(model, "top_states") else ["float32"])
 
     @classmethod
     def from_artifact(cls, directory: str | Path, limits: ServingLimits | None = None) -> Predictor:
@@ -317,13 +322,37 @@ class Predictor:
         of the blocks (:class:`~recframe.deployer.score_blocks.StatesAhead`).
         """
         states = StatesAhead(self.model.next_states, [prefixes[i] for i in rows], first, AHEAD_ROWS)
+        top_states, paths = getattr(self.model, "top_states", None), self._block_paths
 
         def work(lo: int, hi: int, buffer: Any) -> None:
-            scores = self._checked(self.model.score_states(states.rows(lo, hi), out=buffer), hi - lo)
-            self._rank_scores(scores, rows[lo:hi], ks, seen, out)
+            block, x = rows[lo:hi], states.rows(lo, hi)
+            path, on_trial = paths.pick()
+            t0 = perf_counter()
+            if path != "bf16" or not self._rank_top(top_states, x, block, ks, seen, out, buffer):
+                scores = self._checked(self.model.score_states(x, out=buffer), hi - lo)
+                self._rank_scores(scores, block, ks, seen, out)
+            if on_trial:
+                paths.record(path, (perf_counter() - t0) / (hi - lo))
 
         with states:
             run_blocks(len(rows), self.n_items, work, block)
+
+    def _rank_top(
+        self, top_states: Any, x: Any, rows: np.ndarray, ks: np.ndarray, seen: _Seen, out: Ranked, buffer: Any
+    ) -> bool:
+        """Rank sessions ``rows`` (states ``x``) with the model's own top-k (``top_states``): the same
+        ranking as from the float32 scores, found through a bf16 product in ``buffer``'s memory.
+        False where the model could not (then rank from the scores)."""
+        import torch
+
+        n = len(rows)
+        scratch = buffer.reshape(-1).view(torch.bfloat16)[: n * self.n_items].view(n, self.n_items)
+        at, cols = seen.cells(rows)
+        found = top_states(x, int(ks[rows].max()), scratch, (at, cols) if len(at) else None)
+        if found is None:
+            return False
+        self._keep(found[0], found[1], rows, ks, out)
+        return True
 
     def _rank_scores(self, scores: Any, rows: np.ndarray, ks: np.ndarray, seen: _Seen, out: Ranked) -> None:
         """Mask, top-k and trim the score rows of sessions ``rows`` into ``out`` (``scores`` is written to)."""
@@ -345,12 +374,17 @@ class Predictor:
                 fix = bad.nonzero().flatten()
                 repaired = scores[fix].nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
                 vals[fix], idx[fix] = topk_rows(repaired, top)
-        vals_np = vals.cpu().numpy()
-        out.indices[rows, :top] = idx.cpu().numpy()
-        out.values[rows, :top] = vals_np
+        self._keep(vals.cpu().numpy(), idx.cpu().numpy(), rows, ks, out)
+
+    @staticmethod
+    def _keep(vals: np.ndarray, idx: np.ndarray, rows: np.ndarray, ks: np.ndarray, out: Ranked) -> None:
+        """The top ``[len(rows), top]`` values and items of sessions ``rows``, trimmed to each ``k``."""
+        top = vals.shape[1]
+        out.indices[rows, :top] = idx
+        out.values[rows, :top] = vals
         # excluded (or NaN) items, scored -inf, never reach the client
         within = np.arange(top)[None, :] < ks[rows, None]
-        out.lengths[rows] = (within & (vals_np != -math.inf)).sum(axis=1)
+        out.lengths[rows] = (within & (vals != -math.inf)).sum(axis=1)
 
     def _checked(self, scores: Any, n: int) -> Any:
         if scores.shape != (n, self.n_items):

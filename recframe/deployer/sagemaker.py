@@ -70,6 +70,7 @@ SERVING_MODULES = (
     "deployer/jsoncodec.py",
     "deployer/serving_process.py",  # inference.py sets the math threads through it
     "deployer/probe_model.py",  # a model class artifacts may name, like those under model/
+    "timing_trials.py",  # the predictor and the item scorer pick their faster paths through it
 )
 # every model class, its networks and its helpers: an artifact names any of them
 SERVING_PACKAGES = ("model",)

@@ -106,5 +106,5 @@ def test_products_into_a_buffer_try_both_gemms_then_keep_the_faster(monkeypatch,
             got = scorer(states, table, bias, out=out)
             assert got is out  # written into the caller's buffer, by whichever kernel
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert [len(t) for t in scorer._trials.values()] == [item_scores.KERNEL_TRIALS] * 2
-    assert scorer._block_kernel == faster
+    assert [len(t) for t in scorer._kernels.times.values()] == [item_scores.KERNEL_TRIALS] * 2
+    assert scorer._kernels.chosen == faster

@@ -97,3 +97,47 @@ def test_no_sessions_give_an_empty_table(model):
     empty = pd.DataFrame({"session_key": [], "user_key": [], "items": []})
     table = recommend(model, empty, ScoreSettings(k=5), "t", "v", "r")
     assert table.num_rows == 0 and table.column_names[0] == "tenant"
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_rows_ranked_through_a_bf16_product_equal_the_float32_ranking(exclude, monkeypatch):
+    """Batch scoring's bf16 path (CPUs with a bf16 matrix unit) writes the float32 path's rows, scores
+    included; forced on here whatever this CPU has, and checked to have ranked the blocks."""
+    import recframe.deployer.predictor as predictor
+    import recframe.model.seq.nets.item_scores as item_scores
+    from recframe.model.seq.nets.bf16_topk import Bf16TopK
+    from recframe.timing_trials import FasterOf
+
+    n_items = 3_000
+    torch.manual_seed(4)
+    big = GRU4RecModel(layers=[24])
+    big.vocab = ItemVocab([f"i{j}" for j in range(n_items)], list(range(2 * n_items, n_items, -1)))
+    big.net = big.build_net(n_items).eval()
+    with torch.no_grad():
+        big.net.By.weight.uniform_(-0.05, 0.05)
+    rng = np.random.default_rng(8)
+    items = [[f"i{j}" for j in rng.integers(0, n_items, int(rng.integers(1, 9)))] for _ in range(600)]
+    sessions = pd.DataFrame({"session_key": [f"s{i}" for i in range(600)], "user_key": None, "items": items})
+    monkeypatch.setattr(item_scores, "bf16_matmul_fast", lambda: True)
+    ranked = []
+    original = Bf16TopK.top_k
+
+    def counted(self, *args, **kwargs):
+        found = original(self, *args, **kwargs)
+        ranked.append(found is not None)
+        return found
+
+    monkeypatch.setattr(Bf16TopK, "top_k", counted)
+    tables = {}
+    for path in ("float32", "bf16"):
+
+        class Forced(FasterOf):
+            def __init__(self, names, *args, path=path, **kwargs):
+                super().__init__(names, *args, **kwargs)
+                self.chosen = path
+
+        monkeypatch.setattr(predictor, "FasterOf", Forced)
+        settings = ScoreSettings(k=10, batch_size=1024, exclude_seen=exclude)
+        tables[path] = recommend(big, sessions, settings, "t", "v", "r").drop_columns(["scored_at"])
+    assert ranked and all(ranked)
+    assert tables["bf16"].equals(tables["float32"])

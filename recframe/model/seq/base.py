@@ -4,7 +4,9 @@ A sequence model owns a network with two methods:
 
 * ``sequence_states(items)`` -> ``[b, L, d]`` states for right-padded ``[b, L]`` item indices
   (``PAD`` = -1 after the end), each position seeing only itself and earlier positions;
-* ``score_all(states)`` -> ``[n, n_items]`` scores for ``[n, d]`` states.
+* ``score_all(states)`` -> ``[n, n_items]`` scores for ``[n, d]`` states;
+* optionally ``top_k(states, k, scratch, masked)`` -> the top ``k`` of those scores without
+  computing them all in float32, or ``None`` (batch scoring on CPUs with a bf16 matrix unit).
 
 With those, scoring every prefix of a batch of sessions is one forward pass
 (:meth:`SequenceModel.score_prefixes`), and serving is the same pass read at the last position.
@@ -181,6 +183,17 @@ class SequenceModel(Model):
         write into it; use the returned tensor either way.
         """
         return self.net.score_all(states, out).float()
+
+    @torch.no_grad()
+    def top_states(
+        self, states: torch.Tensor, k: int, scratch: torch.Tensor, masked: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(values, indices)`` ``[n, k]`` of :meth:`score_states`' scores, largest first, ties in item
+        order, with the ``masked`` ``(row, item)`` cells left out; ``None`` where the network cannot
+        rank without the full scores (then rank those). ``scratch``: a bf16 ``[n, n_items]`` buffer.
+        """
+        top = getattr(self.net, "top_k", None)
+        return None if top is None else top(states, k, scratch, masked)
 
     @torch.no_grad()
     def score_prefixes(

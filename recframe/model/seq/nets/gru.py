@@ -252,3 +252,9 @@ class GRU4RecNet(nn.Module):
     def score_all(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every item ``[n, n_items]`` for ``[n, d]`` states, bias included (see ``item_scores``)."""
         return self._scorer(states, self.Wy.weight, self.By.weight.reshape(-1), out)
+
+    def top_k(
+        self, states: torch.Tensor, k: int, scratch: torch.Tensor, masked: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The top ``k`` of :meth:`score_all`'s scores without all of them, or ``None`` (see ``item_scores``)."""
+        return self._scorer.top_k(states, self.Wy.weight, self.By.weight.reshape(-1), k, scratch, masked)

@@ -34,6 +34,9 @@ from time import perf_counter
 import numpy as np
 import torch
 
+from recframe.model.seq.nets.bf16_topk import Bf16TopK, bf16_matmul_fast
+from recframe.timing_trials import FasterOf
+
 # batch sizes scored through oneDNN, and the batch size its table layout is reordered for
 ONEDNN_ROWS = (2, 128)
 ONEDNN_HINT = 32
@@ -68,8 +71,8 @@ class ItemScorer:
         self._packed: np.ndarray | None = None
         self._onednn: torch.Tensor | None = None
         self._onednn_ok = _onednn_available()
-        self._block_kernel: str | None = None  # chosen after the trials
-        self._trials: dict[str, list[float]] = {name: [] for name in BLOCK_KERNELS}
+        self._kernels = FasterOf(list(BLOCK_KERNELS), KERNEL_TRIALS, KERNEL_WARMUP)
+        self._bf16: Bf16TopK | None = None
 
     def __call__(
         self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None
@@ -101,23 +104,37 @@ class ItemScorer:
         return torch.from_numpy(x @ packed)
 
     def _into(self, x: np.ndarray, packed: np.ndarray, out: torch.Tensor) -> None:
-        """``x @ packed`` written into ``out`` by the chosen GEMM, or by the next one on trial.
-
-        The trial calls alternate between the kernels (from concurrent workers too: a list append is
-        atomic, so they need no lock, which would make a model unpicklable); the best time is what
-        the kernel can do, where other workers slow a trial down by chance.
-        """
-        kernel, on_trial = self._block_kernel, False
-        if kernel is None:
-            kernel = min(BLOCK_KERNELS, key=lambda name: len(self._trials[name]))
-            on_trial = len(self._trials[kernel]) < KERNEL_TRIALS
-            if not on_trial:
-                best = {name: min(times[KERNEL_WARMUP:]) for name, times in self._trials.items()}
-                kernel = self._block_kernel = min(best, key=best.__getitem__)
+        """``x @ packed`` written into ``out`` by the faster GEMM on this machine, or the next on trial."""
+        kernel, on_trial = self._kernels.pick()
         t0 = perf_counter()
         BLOCK_KERNELS[kernel](x, packed, out)
         if on_trial:
-            self._trials[kernel].append((perf_counter() - t0) / max(len(x), 1))
+            self._kernels.record(kernel, (perf_counter() - t0) / max(len(x), 1))
+
+    def top_k(
+        self,
+        states: torch.Tensor,
+        table: torch.Tensor,
+        bias: torch.Tensor | None,
+        k: int,
+        scratch: torch.Tensor,
+        masked: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The float32 top ``k`` of ``states @ table.T + bias`` through a bf16 product (``bf16_topk``),
+        bit for bit what ranking the float32 scores gives; ``None`` where that path does not apply
+        (no bf16 matrix unit, autograd, other devices or dtypes, a small catalogue, or a block the
+        bound cannot decide): rank from :meth:`__call__`'s scores then.
+        """
+        if not (bf16_matmul_fast() and _blas_eligible(states, table, bias)):
+            return None
+        self._pack(table, bias)  # tracks the weights' version; a change drops the bf16 table too
+        top = self._bf16
+        if top is None:
+            rows = np.ascontiguousarray(table.detach().numpy())
+            top = self._bf16 = Bf16TopK(rows, None if bias is None else bias.detach().reshape(-1).numpy())
+        if not top.eligible(k):
+            return None
+        return top.top_k(np.ascontiguousarray(states.detach().numpy()), k, scratch, masked)
 
     def _onednn_scores(self, states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self._onednn is None:  # reset by _pack whenever the weights change
@@ -142,7 +159,7 @@ class ItemScorer:
                 packed[:d, lo : lo + PACK_ROWS] = rows[lo : lo + PACK_ROWS].T
             if bias is not None:
                 packed[d] = bias.detach().reshape(-1).numpy()
-            self._packed, self._key, self._onednn = packed, key, None
+            self._packed, self._key, self._onednn, self._bf16 = packed, key, None, None
         return self._packed
 
 

@@ -8,6 +8,7 @@ separate dense item table with a bias (the softmax layer), not tied to the input
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,3 +45,9 @@ class LSTMNet(nn.Module):
 
     def score_all(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return self._scorer(states, self.out.weight, self.out.bias, out)
+
+    def top_k(
+        self, states: torch.Tensor, k: int, scratch: torch.Tensor, masked: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The top ``k`` of :meth:`score_all`'s scores without all of them, or ``None`` (see ``item_scores``)."""
+        return self._scorer.top_k(states, self.out.weight, self.out.bias, k, scratch, masked)

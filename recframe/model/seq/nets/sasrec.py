@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,3 +64,9 @@ class SASRecNet(nn.Module):
 
     def score_all(self, states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return self._scorer(states, self.output_table(), None, out)
+
+    def top_k(
+        self, states: torch.Tensor, k: int, scratch: torch.Tensor, masked: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The top ``k`` of :meth:`score_all`'s scores without all of them, or ``None`` (see ``item_scores``)."""
+        return self._scorer.top_k(states, self.output_table(), None, k, scratch, masked)

@@ -1,0 +1,171 @@
+"""The float32 top-k of ``states @ table.T + bias``, found through a bfloat16 product.
+
+Why: batch scoring's cost is the float32 product of every state with every item and the pass over
+its scores that picks the top ``k``. Where the CPU has a bf16 matrix unit (Intel AMX), the bf16
+product takes a fraction of the float32 one's time and its scores half the memory. Rounding to bf16
+moves a score by no more than a bound known per row, so only the items whose bf16 score comes within
+that bound of the ``k``-th best can belong to the float32 top ``k``: about twice ``k`` of 43k
+items. Those are scored again in float32 and ranked. The result is the float32 ranking, values
+included, bit for bit: the float32 scores come from the same GEMM (BLAS sums the inner dimension of
+each cell in the same order whatever the other cells are), and ties keep catalogue order.
+
+The bound. A state ``x`` (``d`` values, then 1 for the bias) and an item ``p`` (its vector, then
+its bias) are rounded to bf16 (relative error at most ``u = 2^-8`` each), multiplied exactly,
+summed in float32 and the sum rounded to bf16. With ``S = sum_i |x_i p_i|``:
+``|s_bf16 - s_f32| <= e + u' |s_bf16|``, where ``e = (2u + u^2 + 2.1 (d + 1) 2^-24) S`` covers the
+two roundings of the inputs and both float32 sums, ``u' = u / (1 - u)`` the rounding of the result,
+and ``S <= |x| max_j |w_j| + max_j |b_j|`` (Cauchy-Schwarz), so ``e`` is one number per row.
+
+The threshold. Split each row into chunks of ``CHUNK`` items; ``m`` is the ``k``-th largest chunk
+maximum of the bf16 scores. The ``k`` chunks with the largest maxima hold ``k`` items scoring at
+least ``m`` in bf16, hence at least ``L = m - e - u'|m|`` in float32, so the float32 ``k``-th best
+is at least ``L``. An item reaching it needs ``s_bf16 + e + u'|s_bf16| >= L``, that is
+``s_bf16 >= theta``, the solution of ``v + u'|v| = L - e``. Only chunks whose maximum reaches
+``theta`` are read again.
+
+The chunk maxima are taken over the scores' raw bits as 16-bit integers (a quarter of the time of a
+bf16 maximum): for non-negative numbers their order is the numbers' order, so wherever ``theta > 0``
+(scores of the best items above zero) a chunk's integer maximum reads as its maximum if that
+reaches ``theta``. Rows with ``theta <= 0``, a NaN or an infinite bound make :meth:`Bf16TopK.top_k`
+answer ``None``, and the caller ranks that block from its float32 scores.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import torch
+
+#: items per chunk of a row whose maximum decides whether the chunk is read again
+CHUNK = 64
+#: rows, and fewest items, per float32 product of the candidates (each covers the candidates of its
+#: rows): products this small could otherwise take a BLAS kernel that sums in another order (a
+#: single row or item is a matrix-vector product; OpenBLAS's small-matrix kernels differed below
+#: 200 items, torch's GEMM only for one item)
+RESCORE_ROWS = 16
+RESCORE_COLS = 16
+_U = 2.0**-8
+_U_OUT = _U / (1 - _U)
+_BF16_NEG_INF = torch.tensor(-np.inf, dtype=torch.bfloat16)
+
+
+@cache
+def bf16_matmul_fast() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16) through oneDNN."""
+    try:
+        cpu = torch.cpu
+        fast = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or \
+            getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()  # fmt: skip
+        return bool(fast) and bool(torch.backends.mkldnn.is_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _as_float(bits: np.ndarray) -> np.ndarray:
+    """bf16 numbers stored as int16 bits, as float32 (exact)."""
+    return (bits.astype(np.int32) << 16).view(np.float32)
+
+
+def _below(target: np.ndarray) -> np.ndarray:
+    """The ``v`` with ``v + u'|v| = target`` (``v + u'|v|`` increases with ``v``)."""
+    return np.where(target >= 0, target / (1 + _U_OUT), target / (1 - _U_OUT))
+
+
+class Bf16TopK:
+    """Exact float32 top-k over one item table (``[n_items, d]``) and bias, from bf16 scores.
+
+    Built once per weights (the caller rebuilds it when they change). Holds the table as a bf16
+    ``[d + 1, n_items]`` matrix with the bias as its last row (18 bytes per item at d = 100)
+    besides the caller's float32 table, which it reads for the candidates' float32 scores.
+    """
+
+    def __init__(self, table: np.ndarray, bias: np.ndarray | None) -> None:
+        n, d = table.shape
+        self.n_items, self.d = n, d
+        self._rows = table  # float32 [n_items, d], the caller's
+        self._bias = bias
+        packed = torch.empty((d + 1, n), dtype=torch.bfloat16)
+        packed[:d] = torch.from_numpy(table).T
+        packed[d] = 0.0 if bias is None else torch.from_numpy(bias)
+        self._packed = packed
+        norms = np.sqrt(np.einsum("ij,ij->i", table, table, dtype=np.float64))
+        self._w_max = float(norms.max()) if n else 0.0
+        self._b_max = float(np.abs(bias).max()) if bias is not None and n else 0.0
+        self._c = 2 * _U + _U * _U + 2.1 * (d + 1) * 2.0**-24
+
+    def eligible(self, k: int) -> bool:
+        """Whether a top ``k`` is found here: enough chunks that reading ``k`` of them skips most."""
+        return self.n_items // CHUNK > k and 4 * k * CHUNK <= self.n_items
+
+    def top_k(
+        self, states: np.ndarray, k: int, scratch: torch.Tensor, masked: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(values, indices)`` ``[n, k]`` of the float32 scores of ``states`` (``[n, d]`` float32),
+        largest first, ties in catalogue order; ``masked`` ``(rows, items)`` cells score ``-inf``
+        (never ranked). ``scratch`` is a bf16 ``[n, n_items]`` buffer the call writes into. ``None``
+        where the bound cannot decide (see the module): rank that block from float32 scores.
+        """
+        n, d = states.shape
+        x = torch.empty((n, d + 1), dtype=torch.bfloat16)
+        x[:, :d] = torch.from_numpy(states)
+        x[:, d] = 1.0
+        torch.mm(x, self._packed, out=scratch)
+        if masked is not None and len(masked[0]):
+            scratch[torch.from_numpy(masked[0]), torch.from_numpy(masked[1])] = _BF16_NEG_INF
+        bits = scratch.view(torch.int16)
+        n_chunks = self.n_items // CHUNK
+        cut = n_chunks * CHUNK
+        maxima = _as_float(bits[:, :cut].reshape(n, n_chunks, CHUNK).amax(dim=2).numpy())
+        m = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k].astype(np.float64)
+        sq = np.einsum("ij,ij->i", states, states, dtype=np.float64)
+        e = self._c * (np.sqrt(sq) * self._w_max + self._b_max)
+        theta = _below(m - _U_OUT * np.abs(m) - 2 * e)
+        if not (np.isfinite(theta).all() and (theta > 0).all()) or np.isnan(maxima).any():
+            return None
+        row, chunk = np.nonzero(maxima >= theta[:, None])
+        raw = bits.numpy()
+        picked = _as_float(raw[:, :cut].reshape(n, n_chunks, CHUNK)[row, chunk])
+        at = np.flatnonzero(picked >= theta[row][:, None])
+        within, off = np.divmod(at, CHUNK)
+        row, cols = row[within], chunk[within] * CHUNK + off
+        if cut < self.n_items:  # the ragged tail joins the candidates where it reaches theta
+            t_row, t_off = np.nonzero(_as_float(raw[:, cut:]) >= theta[:, None])
+            if len(t_row):
+                order = np.argsort(np.concatenate([row, t_row]), kind="stable")
+                row = np.concatenate([row, t_row])[order]
+                cols = np.concatenate([cols, cut + t_off])[order]
+        counts = np.bincount(row, minlength=n)
+        if counts.min() < k:
+            return None
+        values = self._rescore(states, row, cols)
+        # each row's candidates (catalogue order) into one padded row, then a stable sort per row
+        slot = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+        padded = np.full((n, int(counts.max())), np.inf, dtype=np.float32)  # negated: ascending sort
+        padded_cols = np.zeros(padded.shape, dtype=np.int64)
+        padded[row, slot] = -values
+        padded_cols[row, slot] = cols
+        best = np.argsort(padded, axis=1, kind="stable")[:, :k]
+        return -np.take_along_axis(padded, best, axis=1), np.take_along_axis(padded_cols, best, axis=1)
+
+    def _rescore(self, states: np.ndarray, row: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The float32 scores of cells ``(row, cols)`` (sorted by row): torch's GEMM on ``RESCORE_ROWS``
+        rows and at least ``RESCORE_COLS`` items at a time, the float32 operands of the full product."""
+        n = len(states)
+        values = np.empty(len(row), dtype=np.float32)
+        bounds = np.searchsorted(row, np.arange(0, n + RESCORE_ROWS, RESCORE_ROWS))
+        x = np.zeros((RESCORE_ROWS, states.shape[1]), dtype=np.float32)
+        pad = np.arange(min(RESCORE_COLS, self.n_items))
+        for part, lo in enumerate(range(0, n, RESCORE_ROWS)):
+            a, b = bounds[part], bounds[part + 1]
+            if a == b:
+                continue
+            items = np.unique(np.concatenate([cols[a:b], pad]))
+            hi = min(lo + RESCORE_ROWS, n)
+            x[: hi - lo] = states[lo:hi]
+            x[hi - lo :] = 0.0  # a short last part keeps RESCORE_ROWS rows (same GEMM kernel)
+            prod = torch.mm(torch.from_numpy(x), torch.from_numpy(self._rows[items]).T).numpy()
+            values[a:b] = prod[row[a:b] - lo, np.searchsorted(items, cols[a:b])]
+        if self._bias is not None:
+            values += self._bias[cols]
+        return values
