@@ -9,12 +9,14 @@ items. Those are scored again in float32 and ranked. The result is the float32 r
 included, bit for bit: the float32 scores come from the same GEMM (BLAS sums the inner dimension of
 each cell in the same order whatever the other cells are), and ties keep catalogue order.
 
-The bound. A state ``x`` (``d`` values, then 1 for the bias) and an item ``p`` (its vector, then
-its bias) are rounded to bf16 (relative error at most ``u = 2^-8`` each), multiplied exactly,
-summed in float32 and the sum rounded to bf16. With ``S = sum_i |x_i p_i|``:
-``|s_bf16 - s_f32| <= e + u' |s_bf16|``, where ``e = (2u + u^2 + 2.1 (d + 1) 2^-24) S`` covers the
-two roundings of the inputs and both float32 sums, ``u' = u / (1 - u)`` the rounding of the result,
-and ``S <= |x| max_j |w_j| + max_j |b_j|`` (Cauchy-Schwarz), so ``e`` is one number per row.
+The bound. A state ``x`` (``d`` values, then 1 for the bias) and an item ``p`` (its vector ``w``,
+then its bias ``b``) are rounded to bf16 (``x~``, ``p~``), multiplied exactly, summed in float32
+and the sum rounded to bf16 (relative error ``u' = u / (1 - u)``, ``u = 2^-8``). The float32 score
+sums ``x p`` in float32. So ``|s_bf16 - s_f32| <= e + u' |s_bf16|`` with
+``e = |x - x~| max|w| + |x~| max|w - w~| + max|b - b~| + g (|x| max|w| + max|b| + |x~| max|w~| + max|b~|)``
+(Cauchy-Schwarz over the state's values; maxima over the items, measured once per table;
+``g = 1.01 (d + 1) 2^-24`` bounds a float32 sum of ``d + 1`` products), so ``e`` is one number per
+row, computed from the row's own rounding, about half the worst case ``2u |x| max|w|``.
 
 The threshold. Split each row into chunks of ``CHUNK`` items; ``m`` is the ``k``-th largest chunk
 maximum of the bf16 scores. The ``k`` chunks with the largest maxima hold ``k`` items scoring at
@@ -48,6 +50,7 @@ RESCORE_COLS = 16
 _U = 2.0**-8
 _U_OUT = _U / (1 - _U)
 _BF16_NEG_INF = torch.tensor(-np.inf, dtype=torch.bfloat16)
+_BF16_INF_BITS = 0x7F80  # +inf; greater bits with the sign bit clear are NaN
 
 
 @cache
@@ -65,6 +68,11 @@ def bf16_matmul_fast() -> bool:
 def _as_float(bits: np.ndarray) -> np.ndarray:
     """bf16 numbers stored as int16 bits, as float32 (exact)."""
     return (bits.astype(np.int32) << 16).view(np.float32)
+
+
+def _max_norm(rows: np.ndarray) -> float:
+    """The largest Euclidean norm of the rows (0 for none)."""
+    return float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max(initial=0.0)))
 
 
 def _below(target: np.ndarray) -> np.ndarray:
@@ -89,10 +97,27 @@ class Bf16TopK:
         packed[:d] = torch.from_numpy(table).T
         packed[d] = 0.0 if bias is None else torch.from_numpy(bias)
         self._packed = packed
-        norms = np.sqrt(np.einsum("ij,ij->i", table, table, dtype=np.float64))
-        self._w_max = float(norms.max()) if n else 0.0
-        self._b_max = float(np.abs(bias).max()) if bias is not None and n else 0.0
-        self._c = 2 * _U + _U * _U + 2.1 * (d + 1) * 2.0**-24
+        rows = table.astype(np.float64)
+        rounded = packed[:d].T.float().numpy().astype(np.float64)  # the items as the bf16 product sees them
+        self._w_max = _max_norm(rows)
+        self._w_bf16_max = _max_norm(rounded)
+        self._w_err_max = _max_norm(rows - rounded)
+        b = np.zeros(0) if bias is None else bias.astype(np.float64)
+        b_bf16 = packed[d].float().numpy().astype(np.float64)
+        self._b_max = float(np.abs(b).max(initial=0.0))
+        self._b_bf16_max = float(np.abs(b_bf16).max(initial=0.0))
+        self._b_err_max = float(np.abs(b - b_bf16[: len(b)]).max(initial=0.0))
+        self._gamma = 1.01 * (d + 1) * 2.0**-24  # one float32 sum of d + 1 products
+        self._flushed = (d + 1) * 2.0**-125  # products below float32's normal range, flushed to zero
+
+    def _bound(self, states: np.ndarray, rounded: np.ndarray) -> np.ndarray:
+        """``e`` of each row: how far rounding the operands and the two float32 sums can move a score."""
+        x, xr = states.astype(np.float64), rounded.astype(np.float64)
+        norm, norm_bf16 = np.sqrt(np.einsum("ij,ij->i", x, x)), np.sqrt(np.einsum("ij,ij->i", xr, xr))
+        off = np.sqrt(np.einsum("ij,ij->i", x - xr, x - xr))
+        operands = off * self._w_max + norm_bf16 * self._w_err_max + self._b_err_max
+        sums = self._gamma * (norm * self._w_max + self._b_max + norm_bf16 * self._w_bf16_max + self._b_bf16_max)
+        return (operands + sums + self._flushed) * (1 + 2.0**-30)  # and the float64 arithmetic of this bound
 
     def eligible(self, k: int) -> bool:
         """Whether a top ``k`` is found here: enough chunks that reading ``k`` of them skips most."""
@@ -116,21 +141,25 @@ class Bf16TopK:
         bits = scratch.view(torch.int16)
         n_chunks = self.n_items // CHUNK
         cut = n_chunks * CHUNK
-        maxima = _as_float(bits[:, :cut].reshape(n, n_chunks, CHUNK).amax(dim=2).numpy())
-        m = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k].astype(np.float64)
-        sq = np.einsum("ij,ij->i", states, states, dtype=np.float64)
-        e = self._c * (np.sqrt(sq) * self._w_max + self._b_max)
-        theta = _below(m - _U_OUT * np.abs(m) - 2 * e)
-        if not (np.isfinite(theta).all() and (theta > 0).all()) or np.isnan(maxima).any():
+        maxima = bits[:, :cut].reshape(n, n_chunks, CHUNK).amax(dim=2).numpy()  # as bits
+        if (maxima > _BF16_INF_BITS).any():  # a NaN (positive sign bit) hides its chunk's maximum
             return None
-        row, chunk = np.nonzero(maxima >= theta[:, None])
+        m = _as_float(np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k]).astype(np.float64)
+        e = self._bound(states, x[:, :d].float().numpy())
+        theta = _below(m - _U_OUT * np.abs(m) - 2 * e)
+        if not (np.isfinite(theta).all() and (theta > 0).all()):
+            return None
+        # theta as bits, rounded down: comparing bits then keeps every score >= theta (and a few
+        # just below it, which the float32 scores rank out)
+        low = (np.nextafter(theta.astype(np.float32), np.float32(0)).view(np.int32) >> 16).astype(np.int16)
+        row, chunk = np.nonzero(maxima >= low[:, None])
         raw = bits.numpy()
-        picked = _as_float(raw[:, :cut].reshape(n, n_chunks, CHUNK)[row, chunk])
-        at = np.flatnonzero(picked >= theta[row][:, None])
+        picked = raw[:, :cut].reshape(n, n_chunks, CHUNK)[row, chunk]
+        at = np.flatnonzero(picked >= low[row][:, None])
         within, off = np.divmod(at, CHUNK)
         row, cols = row[within], chunk[within] * CHUNK + off
         if cut < self.n_items:  # the ragged tail joins the candidates where it reaches theta
-            t_row, t_off = np.nonzero(_as_float(raw[:, cut:]) >= theta[:, None])
+            t_row, t_off = np.nonzero(raw[:, cut:] >= low[:, None])
             if len(t_row):
                 order = np.argsort(np.concatenate([row, t_row]), kind="stable")
                 row = np.concatenate([row, t_row])[order]
@@ -149,23 +178,29 @@ class Bf16TopK:
         return -np.take_along_axis(padded, best, axis=1), np.take_along_axis(padded_cols, best, axis=1)
 
     def _rescore(self, states: np.ndarray, row: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """The float32 scores of cells ``(row, cols)`` (sorted by row): torch's GEMM on ``RESCORE_ROWS``
-        rows and at least ``RESCORE_COLS`` items at a time, the float32 operands of the full product."""
-        n = len(states)
-        values = np.empty(len(row), dtype=np.float32)
-        bounds = np.searchsorted(row, np.arange(0, n + RESCORE_ROWS, RESCORE_ROWS))
-        x = np.zeros((RESCORE_ROWS, states.shape[1]), dtype=np.float32)
+        """The float32 scores of cells ``(row, cols)`` (sorted by row): torch's GEMM on the float32
+        operands of the full product, one per ``RESCORE_ROWS`` rows over the items their cells name
+        (at least ``RESCORE_COLS``), all written into one flat buffer."""
+        n, d = states.shape
+        parts = -(-n // RESCORE_ROWS)
+        x = np.zeros((parts * RESCORE_ROWS, d), dtype=np.float32)  # a short last part: zero rows
+        x[:n] = states
+        part = row // RESCORE_ROWS
         pad = np.arange(min(RESCORE_COLS, self.n_items))
-        for part, lo in enumerate(range(0, n, RESCORE_ROWS)):
-            a, b = bounds[part], bounds[part + 1]
-            if a == b:
-                continue
-            items = np.unique(np.concatenate([cols[a:b], pad]))
-            hi = min(lo + RESCORE_ROWS, n)
-            x[: hi - lo] = states[lo:hi]
-            x[hi - lo :] = 0.0  # a short last part keeps RESCORE_ROWS rows (same GEMM kernel)
-            prod = torch.mm(torch.from_numpy(x), torch.from_numpy(self._rows[items]).T).numpy()
-            values[a:b] = prod[row[a:b] - lo, np.searchsorted(items, cols[a:b])]
+        keys = np.concatenate([part * self.n_items + cols, (np.arange(parts)[:, None] * self.n_items + pad).ravel()])
+        unique, where = np.unique(keys, return_inverse=True)
+        where = where[: len(row)]
+        starts = np.searchsorted(unique, np.arange(parts + 1) * self.n_items)
+        table = torch.from_numpy(self._rows[unique % self.n_items])
+        flat = np.empty(RESCORE_ROWS * len(unique), dtype=np.float32)
+        xt, out = torch.from_numpy(x), torch.from_numpy(flat)
+        for p in range(parts):
+            a, b = int(starts[p]), int(starts[p + 1])
+            torch.mm(xt[p * RESCORE_ROWS : (p + 1) * RESCORE_ROWS], table[a:b].T,
+                     out=out[RESCORE_ROWS * a : RESCORE_ROWS * b].view(RESCORE_ROWS, b - a))  # fmt: skip
+        width = (starts[1:] - starts[:-1])[part]
+        first = starts[:-1][part]
+        values = flat[RESCORE_ROWS * first + (row - part * RESCORE_ROWS) * width + (where - first)]
         if self._bias is not None:
             values += self._bias[cols]
         return values
