@@ -34,9 +34,14 @@ def _case(n_items: int, d: int, rows: int, seed: int) -> tuple[np.ndarray, np.nd
     return table, bias, states
 
 
+def _made(table: np.ndarray, bias: np.ndarray | None) -> Bf16TopK:
+    packed = ItemScorer()._pack(torch.from_numpy(table), None if bias is None else torch.from_numpy(bias))
+    return Bf16TopK(packed, table, bias)
+
+
 def _top(table, bias, states, k, masked=None):
     scratch = torch.empty((len(states), len(table)), dtype=torch.bfloat16)
-    return Bf16TopK(table, bias).top_k(states, k, scratch, masked)
+    return _made(table, bias).top_k(states, k, scratch, masked)
 
 
 @pytest.mark.parametrize(("n_items", "with_bias", "k"), [(5_000, True, 20), (4_137, False, 7), (6_401, True, 1)])
@@ -93,8 +98,8 @@ def test_declines_on_nan_states_and_small_catalogues() -> None:
     table, bias, states = _case(5_000, 16, 8, seed=5)
     states[3, 2] = np.nan
     assert _top(table, bias, states, 10) is None
-    assert not Bf16TopK(table[: 4 * 10 * CHUNK - 1], None).eligible(10)
-    assert Bf16TopK(table[: 4 * 10 * CHUNK], None).eligible(10)
+    assert not _made(table[: 4 * 10 * CHUNK - 1], None).eligible(10)
+    assert _made(table[: 4 * 10 * CHUNK], None).eligible(10)
 
 
 def test_the_item_scorer_rebuilds_its_bf16_table_after_an_in_place_update(monkeypatch) -> None:

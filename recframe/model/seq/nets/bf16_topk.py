@@ -70,9 +70,13 @@ def _as_float(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.int32) << 16).view(np.float32)
 
 
-def _max_norm(rows: np.ndarray) -> float:
-    """The largest Euclidean norm of the rows (0 for none)."""
-    return float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max(initial=0.0)))
+def _max_norm(columns: np.ndarray) -> float:
+    """An upper bound of the largest Euclidean norm of the columns (0 for none): summed in float32,
+    then enlarged by that sum's worst rounding."""
+    if columns.size == 0:
+        return 0.0
+    squares = float(np.einsum("ij,ij->j", columns, columns).max())
+    return float(np.sqrt(squares * (1 + (len(columns) + 2) * 2.0**-23)))
 
 
 def _below(target: np.ndarray) -> np.ndarray:
@@ -88,25 +92,22 @@ class Bf16TopK:
     besides the caller's float32 table, which it reads for the candidates' float32 scores.
     """
 
-    def __init__(self, table: np.ndarray, bias: np.ndarray | None) -> None:
+    def __init__(self, packed: np.ndarray, table: np.ndarray, bias: np.ndarray | None) -> None:
+        """``packed``: the item scorer's float32 ``[d (+ 1), n_items]`` table (the bias as its last
+        row); ``table``: the ``[n_items, d]`` item vectors, ``bias`` the ``[n_items]`` biases or None."""
         n, d = table.shape
         self.n_items, self.d = n, d
-        self._rows = table  # float32 [n_items, d], the caller's
+        self._rows = table
         self._bias = bias
-        packed = torch.empty((d + 1, n), dtype=torch.bfloat16)
-        packed[:d] = torch.from_numpy(table).T
-        packed[d] = 0.0 if bias is None else torch.from_numpy(bias)
-        self._packed = packed
-        rows = table.astype(np.float64)
-        rounded = packed[:d].T.float().numpy().astype(np.float64)  # the items as the bf16 product sees them
-        self._w_max = _max_norm(rows)
-        self._w_bf16_max = _max_norm(rounded)
-        self._w_err_max = _max_norm(rows - rounded)
-        b = np.zeros(0) if bias is None else bias.astype(np.float64)
-        b_bf16 = packed[d].float().numpy().astype(np.float64)
-        self._b_max = float(np.abs(b).max(initial=0.0))
-        self._b_bf16_max = float(np.abs(b_bf16).max(initial=0.0))
-        self._b_err_max = float(np.abs(b - b_bf16[: len(b)]).max(initial=0.0))
+        self._packed = torch.from_numpy(packed).to(torch.bfloat16)
+        rounded = self._packed.float().numpy()  # the items as the bf16 product sees them (exact)
+        w, w_bf16 = packed[:d], rounded[:d]
+        self._w_max, self._w_bf16_max = _max_norm(w), _max_norm(w_bf16)
+        self._w_err_max = _max_norm(w - w_bf16)  # exact in float32: the two differ past bf16's bits
+        with_bias = bias is not None and n > 0
+        self._b_max = float(np.abs(packed[d]).max()) if with_bias else 0.0
+        self._b_bf16_max = float(np.abs(rounded[d]).max()) if with_bias else 0.0
+        self._b_err_max = float(np.abs(packed[d] - rounded[d]).max()) if with_bias else 0.0
         self._gamma = 1.01 * (d + 1) * 2.0**-24  # one float32 sum of d + 1 products
         self._flushed = (d + 1) * 2.0**-125  # products below float32's normal range, flushed to zero
 
@@ -132,9 +133,9 @@ class Bf16TopK:
         where the bound cannot decide (see the module): rank that block from float32 scores.
         """
         n, d = states.shape
-        x = torch.empty((n, d + 1), dtype=torch.bfloat16)
+        x = torch.empty((n, self._packed.shape[0]), dtype=torch.bfloat16)
         x[:, :d] = torch.from_numpy(states)
-        x[:, d] = 1.0
+        x[:, d:] = 1.0  # the bias input, where the table has a bias row
         torch.mm(x, self._packed, out=scratch)
         if masked is not None and len(masked[0]):
             scratch[torch.from_numpy(masked[0]), torch.from_numpy(masked[1])] = _BF16_NEG_INF

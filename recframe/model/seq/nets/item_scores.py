@@ -127,11 +127,12 @@ class ItemScorer:
         """
         if not (bf16_matmul_fast() and _blas_eligible(states, table, bias)):
             return None
-        self._pack(table, bias)  # tracks the weights' version; a change drops the bf16 table too
+        packed = self._pack(table, bias)  # follows the weights' version; a change drops the bf16 table
         top = self._bf16
         if top is None:
             rows = np.ascontiguousarray(table.detach().numpy())
-            top = self._bf16 = Bf16TopK(rows, None if bias is None else bias.detach().reshape(-1).numpy())
+            b = None if bias is None else bias.detach().reshape(-1).numpy()
+            top = self._bf16 = Bf16TopK(packed, rows, b)
         if not top.eligible(k):
             return None
         return top.top_k(np.ascontiguousarray(states.detach().numpy()), k, scratch, masked)
