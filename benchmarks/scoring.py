@@ -10,7 +10,10 @@ For ``gru`` the bound is what the scoring product allows on this machine: numpy'
 product ``[b, hidden] @ [hidden, items]`` measured in the same run at its best block size ``b``,
 in sessions per second (multiply-adds per second divided by items x hidden units), right before and
 right after the ``gru`` pass (``gru_matmul_bound_before_after``); ``gru_share_of_bound`` is the
-measured rate over the higher of the two.
+measured rate over the higher of the two. Where the CPU has a bf16 matrix unit
+(``bf16_matrix_unit``), ``gru`` ranks through a bf16 product and rescores its candidates in float32
+(the same rows); ``gru_bf16_product_bound`` is then torch's bf16 product measured the same way after
+the pass, and ``gru_share_of_bf16_bound`` the rate over it.
 
 Data: ``--data DIR`` with session-rec ``train.tsv.gz``/``test.tsv.gz`` (Diginetica); without it a
 synthetic split of the same shape. The last line of output is one JSON object in the benchmarks'
@@ -83,17 +86,30 @@ def build(model_name: str, train: pd.DataFrame, directory: Path, hidden: int) ->
     model.save(directory)
 
 
-def matmul_bound(n_items: int, hidden: int, seconds: float) -> dict:
-    """Best sessions/s of the float32 product ``[b, hidden] @ [hidden, n_items]`` over block sizes."""
+def matmul_bound(n_items: int, hidden: int, seconds: float, bf16: bool = False) -> dict:
+    """Best sessions/s of the float32 product ``[b, hidden] @ [hidden, n_items]`` over block sizes
+    (numpy's), or with ``bf16`` of torch's bfloat16 product, the one ``gru`` ranks through where the
+    CPU has a bf16 matrix unit (``recframe/model/seq/nets/bf16_topk.py``)."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((hidden, n_items), dtype=np.float32)
+    product = np.matmul
+    if bf16:
+        import torch
+
+        w = torch.from_numpy(w).bfloat16()
+
+        def product(a, b):
+            return torch.mm(a, b)
+
     best = {"sessions_per_s": 0.0, "block": 0}
     for b in (64, 256, 1024, 4096):
         x = rng.standard_normal((b, hidden), dtype=np.float32)
-        np.matmul(x, w)
+        if bf16:
+            x = torch.from_numpy(x).bfloat16()
+        product(x, w)
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            np.matmul(x, w)
+            product(x, w)
             n += 1
         rate = n * b / (time.perf_counter() - t0)
         if rate > best["sessions_per_s"]:
@@ -176,6 +192,13 @@ def main() -> None:
                 extra["gru_matmul_bound_before_after"] = [round(first["sessions_per_s"], 1),
                                                           round(second["sessions_per_s"], 1)]  # fmt: skip
                 extra["gru_share_of_bound"] = round(sides[name]["sessions_per_s"] / bound["sessions_per_s"], 3)
+                from recframe.model.seq.nets.bf16_topk import bf16_matmul_fast
+
+                extra["bf16_matrix_unit"] = bf16_matmul_fast()
+                if extra["bf16_matrix_unit"]:  # what ranking through the bf16 product could reach
+                    bf = matmul_bound(sides[name]["n_items"], args.hidden, seconds, bf16=True)
+                    extra["gru_bf16_product_bound"] = {k: round(v, 1) for k, v in bf.items()}
+                    extra["gru_share_of_bf16_bound"] = round(sides[name]["sessions_per_s"] / bf["sessions_per_s"], 3)
     emit(summary("scoring", sides, data=source, k=args.k, batch_size=args.batch_size, **extra))
 
 

@@ -24,6 +24,10 @@ OpenBLAS is the faster, on a 2-core Intel Xeon (Sapphire Rapids) torch's took a 
 at 64 to 128 rows (docs/benchmarks.md, Batch scoring). Both are float32 products of the same
 packed matrix (bit-identical there for every block of 7 rows or more; single rows can differ in the
 last bit).
+
+Batch scoring's blocks may skip the float32 scores altogether: :meth:`ItemScorer.top_k` finds
+their top ``k`` through a bf16 product where the CPU has a bf16 matrix unit, scoring in float32
+only the items a rounding bound cannot rule out (:mod:`~recframe.model.seq.nets.bf16_topk`).
 """
 
 from __future__ import annotations
