@@ -15,15 +15,20 @@ from recframe.vocab import ItemVocab
 N_ITEMS = 120
 
 
+def _untrained(n_items: int, units: int, seed: int, bias: float) -> GRU4RecModel:
+    """A GRU4Rec over items ``i0``.. with random weights and biases in ``[-bias, bias]``."""
+    torch.manual_seed(seed)
+    m = GRU4RecModel(layers=[units])
+    m.vocab = ItemVocab([f"i{j}" for j in range(n_items)], list(range(2 * n_items, n_items, -1)))
+    m.net = m.build_net(n_items).eval()
+    with torch.no_grad():
+        m.net.By.weight.uniform_(-bias, bias)
+    return m
+
+
 @pytest.fixture(scope="module")
 def model() -> GRU4RecModel:
-    torch.manual_seed(3)
-    m = GRU4RecModel(layers=[16])
-    m.vocab = ItemVocab([f"i{j}" for j in range(N_ITEMS)], list(range(2 * N_ITEMS, N_ITEMS, -1)))
-    m.net = m.build_net(N_ITEMS).eval()
-    with torch.no_grad():
-        m.net.By.weight.uniform_(-0.3, 0.3)
-    return m
+    return _untrained(N_ITEMS, 16, seed=3, bias=0.3)
 
 
 def _sessions(n: int) -> pd.DataFrame:
@@ -109,12 +114,7 @@ def test_rows_ranked_through_a_bf16_product_equal_the_float32_ranking(exclude, m
     from recframe.timing_trials import FasterOf
 
     n_items = 3_000
-    torch.manual_seed(4)
-    big = GRU4RecModel(layers=[24])
-    big.vocab = ItemVocab([f"i{j}" for j in range(n_items)], list(range(2 * n_items, n_items, -1)))
-    big.net = big.build_net(n_items).eval()
-    with torch.no_grad():
-        big.net.By.weight.uniform_(-0.05, 0.05)
+    big = _untrained(n_items, 24, seed=4, bias=0.05)
     rng = np.random.default_rng(8)
     items = [[f"i{j}" for j in rng.integers(0, n_items, int(rng.integers(1, 9)))] for _ in range(600)]
     sessions = pd.DataFrame({"session_key": [f"s{i}" for i in range(600)], "user_key": None, "items": items})
