@@ -9,6 +9,7 @@ import torch
 from recframe.deployer.topk import topk_rows
 from recframe.model.seq.nets.bf16_topk import CHUNK, Bf16TopK
 from recframe.model.seq.nets.item_scores import BLOCK_KERNELS, ItemScorer
+from recframe.vocab import ItemVocab
 
 
 def _float32_top(states: np.ndarray, table: np.ndarray, bias: np.ndarray | None, k: int, masked=None):
@@ -118,3 +119,29 @@ def test_the_item_scorer_rebuilds_its_bf16_table_after_an_in_place_update(monkey
     assert np.array_equal(second[1], want[1]) and not np.array_equal(first[1], second[1])
     with torch.enable_grad():  # autograd: the float32 product's business
         assert scorer.top_k(states, table.requires_grad_(), bias, 5, scratch) is None
+
+
+@pytest.mark.parametrize("name", ["GRU4RecModel", "SASRecModel", "LSTMModel"])
+def test_every_sequence_model_ranks_its_own_scores(name, monkeypatch) -> None:
+    """``top_states`` of each network (bias or none) is the top-k of ``score_states``' scores."""
+    import importlib
+
+    import recframe.model.seq.nets.item_scores as item_scores
+
+    monkeypatch.setattr(item_scores, "bf16_matmul_fast", lambda: True)
+    module = {"GRU4RecModel": "gru", "SASRecModel": "sasrec", "LSTMModel": "lstm"}[name]
+    model = getattr(importlib.import_module(f"recframe.model.seq.{module}"), name)()
+    torch.manual_seed(7)
+    model.vocab = ItemVocab([f"i{j}" for j in range(3_000)], [1] * 3_000)
+    model.net = model.build_net(3_000).eval()
+    rng = np.random.default_rng(7)
+    states = model.next_states([rng.integers(0, 3_000, int(rng.integers(1, 6))) for _ in range(40)]) * 3
+    scratch = torch.empty((40, 3_000), dtype=torch.bfloat16)
+    with torch.inference_mode():
+        found = model.top_states(states, 10, scratch)
+        scores = model.score_states(states)
+        want_values, want_idx = topk_rows(scores, 10)
+    assert found is not None
+    assert np.array_equal(found[1], want_idx.numpy())
+    np.testing.assert_array_equal(found[0], want_values.numpy())
+    assert model.top_states(states, 10, torch.empty((40, 2_999), dtype=torch.bfloat16)) is None

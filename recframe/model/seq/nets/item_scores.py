@@ -131,6 +131,8 @@ class ItemScorer:
         """
         if not (bf16_matmul_fast() and _blas_eligible(states, table, bias)):
             return None
+        if tuple(scratch.shape) != (states.shape[0], table.shape[0]) or scratch.dtype != torch.bfloat16:
+            return None
         packed = self._pack(table, bias)  # follows the weights' version; a change drops the bf16 table
         top = self._bf16
         if top is None:
