@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from recframe.model.candidates import append_by_row, best_per_row
+
 BLOCK = 64
 
 
@@ -48,20 +50,9 @@ def topk_rows(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.T
         tail = scores[:, cut:].detach().numpy()
         t_row, t_off = np.divmod(np.flatnonzero(tail >= threshold[:, None]), m - cut)
         if len(t_row):
-            order = np.argsort(np.concatenate([row, t_row]), kind="stable")
-            row = np.concatenate([row, t_row])[order]
-            vals = np.concatenate([vals, tail[t_row, t_off]])[order]
-            cols = np.concatenate([cols, cut + t_off])[order]
+            row, vals, cols = append_by_row(row, t_row, (vals, tail[t_row, t_off]), (cols, cut + t_off))
     counts = np.bincount(row, minlength=n)
     if counts.min() < k:  # a NaN maximum gives a NaN threshold, which no score passes
         return torch.topk(scores, k, dim=1)
-    # each row's candidates into one padded row (in catalogue order), then a stable sort per row
-    at = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = int(counts.max())
-    padded = np.full((n, width), np.inf, dtype=np.float32)  # negated: the sort is ascending
-    padded_cols = np.zeros((n, width), dtype=np.int64)
-    padded[row, at] = -vals
-    padded_cols[row, at] = cols
-    best = np.argsort(padded, axis=1, kind="stable")[:, :k]
-    values = -np.take_along_axis(padded, best, axis=1)
-    return torch.from_numpy(values), torch.from_numpy(np.take_along_axis(padded_cols, best, axis=1))
+    values, indices = best_per_row(row, cols, vals, counts, k)
+    return torch.from_numpy(values), torch.from_numpy(indices)

@@ -42,6 +42,8 @@ from functools import cache
 import numpy as np
 import torch
 
+from recframe.model.candidates import append_by_row, best_per_row
+
 #: items per chunk of a row whose maximum decides whether the chunk is read again
 CHUNK = 64
 #: rows, and fewest items, per float32 product of the candidates (each covers the candidates of its
@@ -165,21 +167,11 @@ class Bf16TopK:
         if cut < self.n_items:  # the ragged tail joins the candidates where it reaches theta
             t_row, t_off = np.nonzero(raw[:, cut:] >= low[:, None])
             if len(t_row):
-                order = np.argsort(np.concatenate([row, t_row]), kind="stable")
-                row = np.concatenate([row, t_row])[order]
-                cols = np.concatenate([cols, cut + t_off])[order]
+                row, cols = append_by_row(row, t_row, (cols, cut + t_off))
         counts = np.bincount(row, minlength=n)
         if counts.min() < k:
             return None
-        values = self._rescore(states, row, cols)
-        # each row's candidates (catalogue order) into one padded row, then a stable sort per row
-        slot = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
-        padded = np.full((n, int(counts.max())), np.inf, dtype=np.float32)  # negated: ascending sort
-        padded_cols = np.zeros(padded.shape, dtype=np.int64)
-        padded[row, slot] = -values
-        padded_cols[row, slot] = cols
-        best = np.argsort(padded, axis=1, kind="stable")[:, :k]
-        return -np.take_along_axis(padded, best, axis=1), np.take_along_axis(padded_cols, best, axis=1)
+        return best_per_row(row, cols, self._rescore(states, row, cols), counts, k)
 
     def _rescore(self, states: np.ndarray, row: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The float32 scores of cells ``(row, cols)`` (sorted by row): torch's GEMM on the float32
