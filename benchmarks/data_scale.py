@@ -14,7 +14,11 @@ the same input and producing the same train/valid/test sessions (the rules are i
 * **duckdb_sql**: one hand-written DuckDB query doing the same work (the lower bound);
 * **polars**: lazy, collected once on the streaming engine (skipped when polars is missing);
 * **pandas**: categorical ids, Arrow-backed reading, integer codes (skipped, and said so, where the
-  events would not fit in memory).
+  events would not fit in memory);
+* **recframe_incremental** (in place, unless ``--no-incremental``): recframe's data step over the lake
+  less its last day, then again after that day is appended, on the same warehouse: the second
+  ``dbt build`` is incremental. Its splits must equal the other sides'; ``ratio`` is its build
+  (the source's check and ``dbt build``) over the first one's (``benchmarks/data_incremental.py``).
 
 Every DuckDB side runs under the same ``--memory-limit``. Each side's output is hashed in full
 (every session's id, ordered items and timestamps, per split; ``data_digest.session_digest``); a side
@@ -55,7 +59,8 @@ ROOT = HERE.parent
 for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
-import data_digest  # noqa: E402  (both: stdlib only at import, so the parent stays small)
+import data_digest  # noqa: E402  (these three: stdlib only at import, so the parent stays small)
+import data_incremental  # noqa: E402
 import data_sides  # noqa: E402
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -172,10 +177,12 @@ def prepare_input(a: argparse.Namespace, root: Path) -> tuple[data_sides.Input, 
 # ------------------------------------------------------------------------------------------ one side
 
 
-def run_side(name: str, inp: data_sides.Input, work: Path, memory_limit: str) -> dict[str, Any]:
-    """Run side ``name`` in a fresh process; its figures, or ``{"skipped": reason}``."""
-    shutil.rmtree(work, ignore_errors=True)  # a cold start: a warehouse left behind would skip work
-    work.mkdir(parents=True)
+def run_side(name: str, inp: data_sides.Input, work: Path, memory_limit: str, fresh: bool = True) -> dict[str, Any]:
+    """Run side ``name`` in a fresh process; its figures, or ``{"skipped": reason}``. ``fresh=False``
+    keeps what an earlier run left in ``work`` (the incremental build's warehouse)."""
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)  # a cold start: a warehouse left behind would skip work
+    work.mkdir(parents=True, exist_ok=True)
     result = work.parent / f"{work.name}.json"
     result.unlink(missing_ok=True)
     spawned = time.time()
@@ -283,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit of every DuckDB side (default 2GB)")
     p.add_argument("--sides", default=",".join(data_sides.SIDES), help="comma-separated sides to run (default: all)")
     p.add_argument("--repeat", type=int, default=1, help="rounds of every side; wall and CPU are medians (default 1)")
+    p.add_argument(
+        "--no-incremental",
+        action="store_true",
+        help="in place: skip recframe's incremental side (the lake less its last day, then the day appended)",
+    )
     for hidden in ("--_side", "--_kind", "--_input", "--_work", "--_result"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
     p.add_argument("--_spawned", type=float, help=argparse.SUPPRESS)
@@ -315,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:
                 progress(
                     f"[round {r + 1}] {name}: wall {out['wall_s']:.1f} s (work {out['work_s']:.1f} s), "
                     f"cpu {out['cpu_s']:.1f} s, peak {out['peak_rss_mb']:.0f} MB, hash {out['output_hash']}"
+                )
+            if inp.kind == "lake" and "recframe" in runs and not a.no_incremental:
+                today = time.strftime("%Y-%m-%d", time.gmtime())
+                out = data_incremental.run_incremental(
+                    inp, work / "incremental", a.memory_limit, run_side, today, progress
+                )
+                runs.setdefault("recframe_incremental", []).append(out)
+                progress(
+                    f"[round {r + 1}] recframe_incremental: build {out['build_s']:.1f} s against the first "
+                    f"{out['first_build_s']:.1f} s (ratio {out['ratio']:.3f}, CPU {out['cpu_ratio']:.3f}), "
+                    f"hash {out['output_hash']}"
                 )
         return report(a, info, inp, runs, skipped)
     finally:
@@ -360,6 +383,9 @@ def report(
         "splits": next(iter(runs.values()))[-1]["splits"] if runs else None,
         "skipped": skipped,
     }
+    if "recframe_incremental" in runs:
+        last = runs["recframe_incremental"][-1]
+        context["incremental"] = {k: last[k] for k in ("ratio", "cpu_ratio", "target_ratio", "appended_partition")}
     if a.repeat > 1:
         context["rounds"] = {name: [r["wall_s"] for r in rounds] for name, rounds in runs.items()}
     emit(summary("data_scale", sides, **context))

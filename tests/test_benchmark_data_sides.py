@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -86,7 +87,31 @@ def test_in_place_sides_agree_on_a_parquet_lake(bench, capsys, tmp_path) -> None
     assert sorted((tmp_path / "input").glob("*/lake/dt=*/*.parquet")), "no hive-partitioned lake written"
     # recframe reads the lake in place where its checkout has datasource.raw.mode, and says so where not
     assert "recframe" in result["sides"] or "datasource.raw.mode" in result["skipped"]["recframe"]
+    # the incremental side: the lake less its last day, then the day appended and built again on the
+    # same warehouse; its splits are among those _check_agreement finds equal to every other side's
+    inc = result["sides"]["recframe_incremental"]
+    assert inc["first_output_hash"] != inc["output_hash"], "the first build saw the last day"
+    assert inc["build_s"] > 0 and inc["first_build_s"] > 0 and inc["ratio"] == result["incremental"]["ratio"]
+    days = sorted(p.name for p in (tmp_path / "input").glob("*/lake/dt=*"))
+    today = time.strftime("dt=%Y-%m-%d", time.gmtime())
+    assert inc["appended_partition"] == [d for d in days if d != "dt=unknown" and d <= today][-1]
     _check_agreement(result, err)
+
+
+def test_the_held_back_day_is_the_last_dated_one_not_in_the_future(tmp_path) -> None:
+    inc = _load("data_incremental")
+    for name in ("dt=2026-01-30", "dt=2026-01-31", "dt=2099-12-31", "dt=unknown", "notes"):
+        (tmp_path / "lake" / name).mkdir(parents=True)
+    assert inc.last_partition(tmp_path / "lake", "2026-12-05").name == "dt=2026-01-31"
+    (tmp_path / "lake" / "dt=2026-01-31" / "part-0.parquet").write_bytes(b"x")
+    inc.linked_copy(tmp_path / "lake", tmp_path / "copy")
+    copied = tmp_path / "copy" / "dt=2026-01-31" / "part-0.parquet"
+    assert (
+        copied.read_bytes() == b"x"
+        and copied.stat().st_ino == (tmp_path / "lake" / "dt=2026-01-31" / "part-0.parquet").stat().st_ino
+    )
+    with pytest.raises(SystemExit, match="no dated partition"):
+        inc.last_partition(tmp_path / "lake", "2000-01-01")
 
 
 # ------------------------------------------------------------------------------------------ the rules
