@@ -2,7 +2,7 @@
 then again after that day is appended, as a daily scheduled re-run would.
 
 The lake is linked (hard links, no copy of the data) into a folder of its own, from which the last
-dated partition is held back: the partition a loader would append next. The first run builds the
+day is held back (:func:`appended_partitions`): what a loader would append next. The first run builds the
 warehouse from scratch over the rest; the day is then moved in and the second run, in a fresh
 process on the same warehouse, builds incrementally (only the new day and the sessions that reach
 into it). Both runs are recframe's whole data step (``side_recframe``), so the second one's splits
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,13 @@ TARGET_RATIO = 0.1
 _DAY = re.compile(r"^[^=]+=(\d{4}-\d{2}-\d{2})$")
 
 
-def last_partition(lake: Path, today: str) -> Path:
-    """The latest dated partition folder of ``lake`` (``KEY=YYYY-MM-DD``) not after ``today``:
-    partitions of rows dated in the future (dirt the quarantine rejects) are not a day to append."""
+def appended_partitions(lake: Path, today: str) -> list[Path]:
+    """The partition folders a loader appends last: the latest full day of ``lake`` (``KEY=YYYY-MM-DD``,
+    at least half the median day's size) and the dated ones after it, none after ``today``.
+
+    The generator's final calendar day holds only a few sessions' tails, so it goes with the day
+    before it; partitions of rows dated in the future (dirt the quarantine rejects) are not a day
+    to append."""
     days = sorted(
         (m.group(1), p)
         for p in lake.iterdir()
@@ -38,7 +43,9 @@ def last_partition(lake: Path, today: str) -> Path:
     )
     if not days:
         raise SystemExit(f"{lake} has no dated partition (KEY=YYYY-MM-DD) to hold back")
-    return days[-1][1]
+    sizes = [sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for _, p in days]
+    full = [i for i, size in enumerate(sizes) if size >= statistics.median(sizes) / 2]
+    return [p for _, p in days[full[-1] if full else len(days) - 1 :]]
 
 
 def linked_copy(src: Path, dest: Path) -> None:
@@ -66,14 +73,17 @@ def run_incremental(
     shutil.rmtree(work, ignore_errors=True)
     lake, held = work / "lake", work / "held_back"
     linked_copy(inp.path, lake)
-    day = last_partition(lake, today)
+    days = appended_partitions(lake, today)
     held.mkdir()
-    shutil.move(str(day), str(held / day.name))
-    progress(f"incremental: the lake less {day.name}, first build ...")
+    for day in days:
+        shutil.move(str(day), str(held / day.name))
+    names = ", ".join(d.name for d in days)
+    progress(f"incremental: the lake less {names}, first build ...")
     source = data_sides.Input("lake", lake)
     first = run_side("recframe", source, work / "run", memory_limit, fresh=True)
-    shutil.move(str(held / day.name), str(day))
-    progress(f"incremental: {day.name} appended, incremental build ...")
+    for day in days:
+        shutil.move(str(held / day.name), str(day))
+    progress(f"incremental: {names} appended, incremental build ...")
     again = run_side("recframe", source, work / "run", memory_limit, fresh=False)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -82,7 +92,7 @@ def run_incremental(
         return round(steps.get(f"check_source{kind}_s", 0.0) + steps.get(f"dbt{kind}_s", 0.0), 3)
 
     figures = {
-        "appended_partition": day.name,
+        "appended_partitions": [d.name for d in days],
         "build_s": build_s(again),
         "build_cpu_s": build_s(again, "_cpu"),
         "first_build_s": build_s(first),

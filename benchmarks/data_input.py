@@ -164,9 +164,26 @@ def write_csv(table: pa.Table, path: Path) -> None:
             w.write_batch(batch)
 
 
+def in_time_order(table: pa.Table, rows: int = 1_000_000) -> pa.RecordBatchReader:
+    """The table's rows by time (rows without one last), in blocks of ``rows`` cast to :data:`SCHEMA`:
+    the order a loader appends events in. Each block is taken from the table as it is needed, so no
+    second copy of the whole table is ever held."""
+    order = pc.sort_indices(table[TS], null_placement="at_end")
+    table = table.select(SCHEMA.names)
+
+    def blocks() -> Iterator[pa.RecordBatch]:
+        for start in range(0, table.num_rows, rows):
+            yield from table.take(order.slice(start, rows)).cast(SCHEMA).to_batches()
+
+    return pa.RecordBatchReader.from_batches(SCHEMA, blocks())
+
+
 def write_lake(table: pa.Table, root: Path) -> None:
     """The table as a loader leaves it in a lake: Parquet files under ``dt=YYYY-MM-DD`` folders
-    (``dt=unknown`` for rows without a time)."""
+    (``dt=unknown`` for rows without a time), written in time order, so that each day's file holds
+    row groups of up to a million rows with tight timestamp ranges, as a loader's daily files do
+    (written in the generator's session order, every day's file held a small row group from each
+    block of the table: 1,566 of about 500 rows each per file at 50M events)."""
     import pyarrow.dataset as ds
 
     def dated(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
@@ -176,7 +193,7 @@ def write_lake(table: pa.Table, root: Path) -> None:
 
     schema = SCHEMA.append(pa.field("dt", pa.string()))
     ds.write_dataset(
-        pa.RecordBatchReader.from_batches(schema, dated(batches(table))),
+        pa.RecordBatchReader.from_batches(schema, dated(in_time_order(table))),
         root,
         format="parquet",
         partitioning=ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive"),

@@ -385,7 +385,7 @@ def report(
     }
     if "recframe_incremental" in runs:
         last = runs["recframe_incremental"][-1]
-        context["incremental"] = {k: last[k] for k in ("ratio", "cpu_ratio", "target_ratio", "appended_partition")}
+        context["incremental"] = {k: last[k] for k in ("ratio", "cpu_ratio", "target_ratio", "appended_partitions")}
     if a.repeat > 1:
         context["rounds"] = {name: [r["wall_s"] for r in rounds] for name, rounds in runs.items()}
     emit(summary("data_scale", sides, **context))

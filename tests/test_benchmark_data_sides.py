@@ -94,24 +94,31 @@ def test_in_place_sides_agree_on_a_parquet_lake(bench, capsys, tmp_path) -> None
     assert inc["build_s"] > 0 and inc["first_build_s"] > 0 and inc["ratio"] == result["incremental"]["ratio"]
     days = sorted(p.name for p in (tmp_path / "input").glob("*/lake/dt=*"))
     today = time.strftime("dt=%Y-%m-%d", time.gmtime())
-    assert inc["appended_partition"] == [d for d in days if d != "dt=unknown" and d <= today][-1]
+    dated = [d for d in days if d != "dt=unknown" and d <= today]
+    assert inc["appended_partitions"] == dated[-len(inc["appended_partitions"]) :]
+    assert 1 <= len(inc["appended_partitions"]) <= 2, inc["appended_partitions"]
     _check_agreement(result, err)
 
 
-def test_the_held_back_day_is_the_last_dated_one_not_in_the_future(tmp_path) -> None:
+def test_the_held_back_day_is_the_last_full_one_not_in_the_future(tmp_path) -> None:
     inc = _load("data_incremental")
-    for name in ("dt=2026-01-30", "dt=2026-01-31", "dt=2099-12-31", "dt=unknown", "notes"):
-        (tmp_path / "lake" / name).mkdir(parents=True)
-    assert inc.last_partition(tmp_path / "lake", "2026-12-05").name == "dt=2026-01-31"
-    (tmp_path / "lake" / "dt=2026-01-31" / "part-0.parquet").write_bytes(b"x")
-    inc.linked_copy(tmp_path / "lake", tmp_path / "copy")
+    lake = tmp_path / "lake"
+    sizes = {"dt=2026-01-29": 100, "dt=2026-01-30": 90, "dt=2026-01-31": 100, "dt=2026-02-01": 3, "dt=2099-12-31": 5}
+    for name, size in sizes.items():
+        (lake / name).mkdir(parents=True)
+        (lake / name / "part-0.parquet").write_bytes(b"x" * size)
+    (lake / "dt=unknown").mkdir()
+    (lake / "notes").mkdir()
+    # the last full day and the remainder after it; the future partition is not a day to append
+    assert [p.name for p in inc.appended_partitions(lake, "2026-12-05")] == ["dt=2026-01-31", "dt=2026-02-01"]
+    (lake / "dt=2026-02-01" / "part-1.parquet").write_bytes(b"x" * 60)
+    assert [p.name for p in inc.appended_partitions(lake, "2026-12-05")] == ["dt=2026-02-01"]
+    inc.linked_copy(lake, tmp_path / "copy")
     copied = tmp_path / "copy" / "dt=2026-01-31" / "part-0.parquet"
-    assert (
-        copied.read_bytes() == b"x"
-        and copied.stat().st_ino == (tmp_path / "lake" / "dt=2026-01-31" / "part-0.parquet").stat().st_ino
-    )
+    assert copied.read_bytes() == b"x" * 100
+    assert copied.stat().st_ino == (lake / "dt=2026-01-31" / "part-0.parquet").stat().st_ino
     with pytest.raises(SystemExit, match="no dated partition"):
-        inc.last_partition(tmp_path / "lake", "2000-01-01")
+        inc.appended_partitions(lake, "2000-01-01")
 
 
 # ------------------------------------------------------------------------------------------ the rules
