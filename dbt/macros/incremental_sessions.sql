@@ -55,9 +55,48 @@
       where tenant = '{{ t }}' and last_ms >= {{ end[1] | int - gap_ms }}
     {%- endset -%}
     {%- set cut = run_query(cut_sql).rows[0] -%}
-    {%- do rows.append({'tenant': end[0], 'cut_ms': cut[0] | int, 'built_etl_id': cut[1]}) -%}
+    {%- do rows.append({'tenant': end[0], 'cut_ms': cut[0] | int, 'built_etl_id': cut[1],
+                        'untimed_kept': untimed_rows_unchanged(end[0])}) -%}
   {%- endfor -%}
   {{ return(rows) }}
+{%- endmacro %}
+
+
+{#- True when the source's rows without a timestamp are the ones quarantine already holds for
+    `tenant` (as many rows without a time in both): no row without one was appended since the last
+    build, so this build keeps their quarantine rows instead of deleting and re-inserting them all
+    (they cannot be placed before or after a cutoff). Only where the source's timestamp column is
+    an epoch number (source_tail_filter()): its rows without one are then exactly quarantine's rows
+    without an event time, and the count comes from the files' statistics, not a scan. Appends only,
+    as every incremental build assumes; a full refresh rebuilds them. -#}
+{% macro untimed_rows_unchanged(tenant) -%}
+  {%- set cols = var('source_columns', {}) or {} -%}
+  {%- if tenant != var('tenant', none) or not source_ts_is_numeric() -%}{{ return(false) }}{%- endif -%}
+  {%- set rel = adapter.get_relation(database=target.database, schema=target.schema, identifier='quarantine') -%}
+  {%- if rel is none -%}{{ return(false) }}{%- endif -%}
+  {%- set t = tenant | replace("'", "''") -%}
+  {%- set sql -%}
+    select
+        (select count(*) from {{ source('recframe_events', 'events') }}
+         where {{ adapter.quote(cols['ts_raw']) }} is null
+         {%- if cols.get('tenant') %} and cast({{ adapter.quote(cols['tenant']) }} as varchar) = '{{ t }}'{% endif %}),
+        (select count(*) from {{ rel }} where tenant = '{{ t }}' and event_ms is null)
+  {%- endset -%}
+  {%- set row = run_query(sql).rows[0] -%}
+  {{ return(row[0] == row[1]) }}
+{%- endmacro %}
+
+
+{#- True when this build keeps the quarantine rows of its tenant's rows without a timestamp
+    (int_build_cutoffs.untimed_kept, computed before anything is written). -#}
+{% macro untimed_kept(cuts) -%}
+  {%- set tenant = var('tenant', none) -%}
+  {%- if not execute or not cuts or tenant not in cuts -%}{{ return(false) }}{%- endif -%}
+  {%- set sql -%}
+    select untimed_kept from {{ ref('int_build_cutoffs') }} where tenant = '{{ tenant | replace("'", "''") }}'
+  {%- endset -%}
+  {%- set rows = run_query(sql).rows -%}
+  {{ return(rows | length == 1 and rows[0][0] == true) }}
 {%- endmacro %}
 
 
@@ -151,32 +190,39 @@
     a numeric column in ms or s, when the build's one tenant is incremental; else true. Consumers
     still apply the exact per-tenant cutoff (staged_after_cutoff). -#}
 {% macro source_tail_filter(cuts) -%}
-  {%- set cols = var('source_columns', {}) or {} -%}
   {%- set tenant = var('tenant', none) -%}
   {%- set unit = var('source_ts_unit', 'ms') -%}
-  {%- if not cuts or tenant not in cuts or unit not in ('ms', 's') or not cols.get('ts_raw') -%}true
+  {%- if not cuts or tenant not in cuts or not source_ts_is_numeric() -%}true
   {%- else -%}
-    {%- set numeric = [] -%}
-    {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
-      {%- if c.name | lower == cols['ts_raw'] | lower and (c.is_integer() or c.is_float() or c.is_numeric()) -%}
-        {%- do numeric.append(1) -%}
-      {%- endif -%}
-    {%- endfor -%}
-    {%- if numeric -%}
     (ts_source is null or ts_source >= {{ cuts[tenant] if unit == 'ms' else (cuts[tenant] // 1000 - 1) }})
-    {%- else -%}true{%- endif -%}
   {%- endif -%}
 {%- endmacro %}
 
 
+{#- True when the in-place source's timestamp column is stored as an epoch number (ms or s), whose
+    statistics a scan can filter by. -#}
+{% macro source_ts_is_numeric() -%}
+  {%- set cols = var('source_columns', {}) or {} -%}
+  {%- if not execute or var('raw_mode', 'ingest') != 'in_place' or var('source_ts_unit', 'ms') not in ('ms', 's')
+        or not cols.get('ts_raw') -%}{{ return(false) }}{%- endif -%}
+  {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
+    {%- if c.name | lower == cols['ts_raw'] | lower -%}{{ return(c.is_integer() or c.is_float() or c.is_numeric()) }}{%- endif -%}
+  {%- endfor -%}
+  {{ return(false) }}
+{%- endmacro %}
+
+
 {#- quarantine's pre-hook: delete the rows this build re-inserts: all of a tenant's in scope, or
-    those from its cutoff on (row rejects at or after it or without a timestamp; the duplicates and
-    session rejects of the sessions starting at or after it, which int_sessions rebuilt). -#}
+    those from its cutoff on (row rejects at or after it, and those without a timestamp unless
+    untimed_kept(); the duplicates and session rejects of the sessions starting at or after it,
+    which int_sessions rebuilt). -#}
 {% macro delete_rebuilt_quarantine(cuts) -%}
   {%- if is_incremental() -%}
   delete from {{ this }}
   where tenant in (select tenant from {{ ref('stg_events__current_loads') }})
-  {%- if cuts %}
+  {%- if cuts and untimed_kept(cuts) %}
+    and {{ after_cutoff(cuts, 'tenant', 'event_ms') }}
+  {%- elif cuts %}
     and (event_ms is null or {{ after_cutoff(cuts, 'tenant', 'event_ms') }})
   {%- endif %}
   {%- endif -%}

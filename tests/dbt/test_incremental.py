@@ -231,3 +231,49 @@ def test_scoped_not_null_reads_the_rebuilt_sessions_only_and_fails_on_them(event
     null_n_kept(rebuilt=True)
     with pytest.raises(DataError, match="not_null_columns_int_sessions.* fail"):
         src._dbt(["test", "--select", "int_sessions"], tmp_path / "rebuilt")
+
+
+def test_rows_without_a_time_are_kept_until_more_arrive(events, tmp_path):
+    """Rows without a timestamp cannot be placed before or after a cutoff. While the source holds no
+    more of them than the last build quarantined, an incremental build keeps their quarantine rows
+    (nothing deleted, nothing re-read); once a loader appends another, it deletes and re-inserts
+    them all. Either way the quarantine equals a full refresh's."""
+    wh = tmp_path / "wh.duckdb"
+    t_max = pa.compute.max(events["server_timestamp_epoch_ms"]).as_py()
+    untimed = pa.compute.is_null(events["server_timestamp_epoch_ms"])
+    assert not pa.compute.any(untimed).as_py()  # the events have times; rows without one are added here
+    no_time = events.slice(0, 7).set_column(
+        events.schema.get_field_index("server_timestamp_epoch_ms"),
+        "server_timestamp_epoch_ms",
+        pa.nulls(7, pa.int64()),
+    )
+    _source_table(
+        wh,
+        pa.concat_tables([events, no_time.slice(0, 5)]),
+        f"coalesce(server_timestamp_epoch_ms, 0) < {t_max - DAY_MS}",
+    )
+    raw = {**LAYOUTS["session_keyed"], "mode": "in_place", "table": "shop.clicks"}
+    DuckDBSource(warehouse=wh, raw=raw, split=SPLIT).build(tmp_path / "first")
+
+    def build(name: str, **dbt) -> tuple[str, pd.DataFrame, bool]:
+        DuckDBSource(warehouse=wh, raw=raw, split=SPLIT, dbt=dbt).build(tmp_path / name)
+        con = duckdb.connect(str(wh), read_only=True)
+        try:
+            kept = con.execute("select untimed_kept from main.int_build_cutoffs").fetchall()
+        finally:
+            con.close()
+        return (tmp_path / name / "logs" / "dbt.log").read_text(), _marts(wh)["quarantine"], kept == [(True,)]
+
+    _source_table(wh, events, f"server_timestamp_epoch_ms >= {t_max - DAY_MS}")  # a day, every row timed
+    log, quarantine, kept = build("day")
+    assert kept and "event_ms is null or" not in log
+    assert (quarantine["reason"] == "null_timestamp").sum() == 5
+    _, full, _ = build("full_after_day", full_refresh=True)
+    pd.testing.assert_frame_equal(quarantine, full)
+
+    _source_table(wh, no_time.slice(5), "true")  # two more rows without a time
+    log, quarantine, kept = build("untimed")
+    assert not kept and "event_ms is null or" in log
+    assert (quarantine["reason"] == "null_timestamp").sum() == 7
+    _, full, _ = build("full_after_untimed", full_refresh=True)
+    pd.testing.assert_frame_equal(quarantine, full)

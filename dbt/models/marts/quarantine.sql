@@ -12,7 +12,8 @@
     rows in = accepted + sum(n_rows). `event_ms` is the row's event time (a session's first event for
     session-level rows). Incremental like int_sessions: row-level rejects do not depend on their
     neighbours, so a build deletes (pre-hook) and re-inserts only the rejects from each tenant's
-    cutoff on (and those without a timestamp), and the session-level rows of the sessions it rebuilt. -#}
+    cutoff on (and those without a timestamp, unless none was appended: untimed_kept()), and the
+    session-level rows of the sessions it rebuilt. -#}
 {%- set cuts = built_cutoffs() %}
 with row_rejects as (
     -- the stored SKU, normalised below: staging's normalised `sku` would be computed for every
@@ -29,7 +30,7 @@ with row_rejects as (
         ts_raw,
         ts_ms
     from {{ ref('int_events__checked') }}
-    where reject_reason is not null and {{ staged_after_cutoff(cuts, or_null=true) }}
+    where reject_reason is not null and {{ staged_after_cutoff(cuts, or_null=not untimed_kept(cuts)) }}
 )
 
 select
