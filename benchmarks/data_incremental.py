@@ -2,15 +2,15 @@
 then again after that day is appended, as a daily scheduled re-run would.
 
 The lake is linked (hard links, no copy of the data) into a folder of its own, from which the last
-day is held back (:func:`appended_partitions`): what a loader would append next. The first run builds the
-warehouse from scratch over the rest; the day is then moved in and the second run, in a fresh
+day is held back (:func:`appended_partitions`): what a loader would append next. The first run
+builds the warehouse from scratch over the rest; the day is then moved in and the second run, in a fresh
 process on the same warehouse, builds incrementally (only the new day and the sessions that reach
 into it). Both runs are recframe's whole data step (``side_recframe``), so the second one's splits
 must equal every other side's: the incremental build is checked against the full build of the
 same events in the same run.
 
-The issue's target is on the builds (the source's check and ``dbt build``; the query and split
-are the same work either way): ``incremental / first`` at most 0.1.
+The target is on the builds (the source's check and ``dbt build``; the query and split are the
+same work either way): ``incremental / first`` at most 0.1.
 """
 
 from __future__ import annotations
