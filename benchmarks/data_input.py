@@ -26,7 +26,7 @@ for path in (ROOT, HERE):  # recframe, and the benchmark's own modules
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from data_sides import ACTION, EVENT_TYPE, SESSION, SKU, TS  # noqa: E402 - the columns the sides read
+from data_sides import ACTION, DAY_MS, EVENT_TYPE, SESSION, SKU, TS  # noqa: E402 - the columns the sides read
 
 URL = "hashed_url"  # read by no side
 
@@ -173,7 +173,7 @@ def write_lake(table: pa.Table, root: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    day = pc.divide(table[TS], 86_400_000)  # integer division: whole days since the epoch
+    day = pc.divide(table[TS], DAY_MS)  # integer division: whole days since the epoch
     for d in pc.unique(day).to_pylist():
         if d is None:
             part, name = table.filter(pc.is_null(day)), "unknown"

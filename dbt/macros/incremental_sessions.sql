@@ -160,16 +160,23 @@
 {%- endmacro %}
 
 
+{#- The in-place source's timestamp column (`ts_raw` of var('source_columns')), as the warehouse
+    describes it, or none (not in place, or no such column). -#}
+{% macro source_ts_column() -%}
+  {%- set cols = var('source_columns', {}) or {} -%}
+  {%- if not execute or var('raw_mode', 'ingest') != 'in_place' or not cols.get('ts_raw') -%}{{ return(none) }}{%- endif -%}
+  {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
+    {%- if c.name | lower == cols['ts_raw'] | lower -%}{{ return(c) }}{%- endif -%}
+  {%- endfor -%}
+  {{ return(none) }}
+{%- endmacro %}
+
+
 {#- True when the source's timestamp column holds integers in epoch ms: staging's `ts_ms` is then
     that integer itself (parsed from its text, exact below 2^53), null exactly where it is null. -#}
 {% macro source_ts_is_integer_ms() -%}
-  {%- set cols = var('source_columns', {}) or {} -%}
-  {%- if not execute or var('raw_mode', 'ingest') != 'in_place' or var('source_ts_unit', 'ms') != 'ms'
-        or not cols.get('ts_raw') -%}{{ return(false) }}{%- endif -%}
-  {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
-    {%- if c.name | lower == cols['ts_raw'] | lower -%}{{ return(c.is_integer()) }}{%- endif -%}
-  {%- endfor -%}
-  {{ return(false) }}
+  {%- set c = source_ts_column() if var('source_ts_unit', 'ms') == 'ms' else none -%}
+  {{ return(c is not none and c.is_integer()) }}
 {%- endmacro %}
 
 
@@ -202,13 +209,8 @@
 {#- True when the in-place source's timestamp column is stored as an epoch number (ms or s), whose
     statistics a scan can filter by. -#}
 {% macro source_ts_is_numeric() -%}
-  {%- set cols = var('source_columns', {}) or {} -%}
-  {%- if not execute or var('raw_mode', 'ingest') != 'in_place' or var('source_ts_unit', 'ms') not in ('ms', 's')
-        or not cols.get('ts_raw') -%}{{ return(false) }}{%- endif -%}
-  {%- for c in adapter.get_columns_in_relation(source('recframe_events', 'events')) -%}
-    {%- if c.name | lower == cols['ts_raw'] | lower -%}{{ return(c.is_integer() or c.is_float() or c.is_numeric()) }}{%- endif -%}
-  {%- endfor -%}
-  {{ return(false) }}
+  {%- set c = source_ts_column() if var('source_ts_unit', 'ms') in ('ms', 's') else none -%}
+  {{ return(c is not none and (c.is_integer() or c.is_float() or c.is_numeric())) }}
 {%- endmacro %}
 
 
